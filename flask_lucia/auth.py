@@ -1,0 +1,449 @@
+"""The seed API (Lucia's, in Python names) over storage, tokens and passwords.
+
+One ``Auth`` per app lives in ``app.extensions["lucia"]``; the ``Lucia`` object
+delegates to the current app's. Every failure is a ``LuciaError``; wrong types
+and malformed values are ``TypeError``/``ValueError`` raised before any write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from flask import current_app
+
+from . import signals
+from .config import Settings
+from .cookies import clearing_cookies, token_cookies
+from .errors import LuciaError
+from .passwords import PasswordHasher
+from .storage import SESSION_FIELDS, Storage
+from .tokens import (
+    digest,
+    generate_random_string,
+    is_well_formed,
+    new_token,
+    seal,
+    unseal,
+)
+from .types import Session, Tokens, User, from_ms
+
+_N_SESSION = len(SESSION_FIELDS)
+#: How many successors a grace-period replay may follow (tabs that raced twice).
+_MAX_CHAIN = 8
+
+
+class Found(NamedTuple):
+    """A validated session with its user (and new tokens when it was just rotated)."""
+
+    user: User
+    session: Session
+    tokens: Tokens | None = None
+
+
+def now_ms() -> int:
+    """The current time as unix milliseconds."""
+    return int(time.time() * 1000)
+
+
+def require_str(value: object, name: str, max_length: int = 255) -> str:
+    """``value`` as a non-empty str of at most ``max_length``; errors name the argument."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{name} must be at most {max_length} characters")
+    return value
+
+
+class Auth:
+    """One app's authentication: settings, storage and hasher, and the seed API on them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        hasher: PasswordHasher,
+        generate_user_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.hasher = hasher
+        self._generate_user_id = generate_user_id or (lambda: generate_random_string(15))
+        self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
+
+    # -- rows to values ---------------------------------------------------------
+
+    def _user(self, row: Sequence[Any], start: int = 0) -> User:
+        values = tuple(row[start:])
+        data = dict(zip(self.storage.user_column_names, values[2:], strict=False))
+        return User(values[0], values[1], MappingProxyType(data))
+
+    def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip = row[
+            start : start + _N_SESSION
+        ]
+        return Session(
+            session_id=sid,
+            user_id=uid,
+            expires=from_ms(expires),
+            idle_expires=from_ms(idle),
+            created_at=from_ms(created),
+            fresh=fresh_until > now,
+            last_used_at=None if last_used is None else from_ms(last_used),
+            user_agent=agent,
+            ip_address=ip,
+        )
+
+    def _tokens(self, access: str, access_exp: int, refresh: str, refresh_exp: int) -> Tokens:
+        now = now_ms()
+        cookies = token_cookies(
+            self.settings,
+            access,
+            max(0, (access_exp - now) // 1000),
+            refresh,
+            max(0, (refresh_exp - now) // 1000),
+            self.cookie_secure(),
+        )
+        return Tokens(access, refresh, cookies)
+
+    def cookie_secure(self) -> bool:
+        """``Secure`` cookies unless configured off, or automatic in debug and testing."""
+        if self.settings.cookie_secure is not None:
+            return bool(self.settings.cookie_secure)
+        return not (current_app.debug or current_app.testing)
+
+    def clearing_cookies(self) -> tuple[str, str]:
+        """``Set-Cookie`` values that delete both auth cookies."""
+        return clearing_cookies(self.settings, self.cookie_secure())
+
+    # -- input checks -----------------------------------------------------------
+
+    def provider_id(self, provider: object, identifier: object) -> str:
+        """``"provider:identifier"``, after checking both parts."""
+        provider = require_str(provider, "provider", 64)
+        if ":" in provider:
+            raise ValueError("provider must not contain ':'")
+        identifier = require_str(identifier, "identifier", self.settings.identifier_max_length)
+        return f"{provider}:{identifier}"
+
+    def check_user_data(self, data: object, *, partial: bool) -> dict[str, Any]:
+        """Validate ``user_data`` against the app's user columns; raise before any write."""
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise TypeError(f"user_data must be a dict, not {type(data).__name__}")
+        unknown = sorted(str(key) for key in data if key not in self._columns)
+        if unknown:
+            known = ", ".join(self._columns) or "none"
+            raise ValueError(f"unknown user_data keys: {', '.join(unknown)} (columns: {known})")
+        for name, value in data.items():
+            _check_value(self._columns[name], value)
+        if not partial:
+            for name, column in self._columns.items():
+                required = not column.nullable and column.default is None
+                if required and column.server_default is None and name not in data:
+                    raise ValueError(f"user_data is missing the required column {name!r}")
+        return dict(data)
+
+    # -- users ------------------------------------------------------------------
+
+    def create_user(
+        self,
+        provider: str,
+        identifier: str,
+        *,
+        password: str | None = None,
+        user_data: Mapping[str, Any] | None = None,
+    ) -> User:
+        """Create a user keyed by ``provider:identifier``, with an optional password."""
+        provider_id = self.provider_id(provider, identifier)
+        data = self.check_user_data(user_data, partial=False)
+        hashed = None if password is None else self.hasher.hash(password)
+        user_id = self._generate_user_id()
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= 255:
+            raise TypeError("generate_user_id must return a non-empty str of at most 255 chars")
+        self.storage.insert_user(
+            {"id": user_id, "provider_id": provider_id, "hashed_password": hashed, **data}
+        )
+        user = self.get_user(user_id)
+        signals.send(signals.user_created, user=user)
+        return user
+
+    def authenticate_user(self, provider: str, identifier: str, password: str) -> User:
+        """The user whose password this is; unknown users cost a full hash as well."""
+        row = self.storage.user_with_hash(self.provider_id(provider, identifier))
+        self.hasher.normalize(password)
+        stored = None if row is None else row[-1]
+        verdict = self.hasher.verify(stored, password)
+        if row is None:
+            raise LuciaError("AUTH_INVALID_PROVIDER_ID")
+        if not verdict.ok:
+            raise LuciaError("AUTH_INVALID_PASSWORD")
+        user = self._user(tuple(row[:-1]))
+        if verdict.needs_rehash:
+            rehashed = self.hasher.hash(password, new=False)
+            self.storage.update_user(user.user_id, {"hashed_password": rehashed})
+            signals.send(signals.password_rehashed, user=user)
+        return user
+
+    def get_user(self, user_id: str) -> User:
+        """The user with this id."""
+        row = self.storage.user(require_str(user_id, "user_id"))
+        if row is None:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        return self._user(row)
+
+    def get_user_by_provider_id(self, provider: str, identifier: str) -> User:
+        """The user keyed by ``provider:identifier``."""
+        row = self.storage.user_with_hash(self.provider_id(provider, identifier))
+        if row is None:
+            raise LuciaError("AUTH_INVALID_PROVIDER_ID")
+        return self._user(tuple(row[:-1]))
+
+    def get_session_user(self, access_token: str) -> User:
+        """The user of a valid access token."""
+        return self.validate(access_token).user
+
+    def update_user_data(self, user_id: str, data: Mapping[str, Any]) -> User:
+        """Change some of the app's user columns."""
+        require_str(user_id, "user_id")
+        values = self.check_user_data(data, partial=True)
+        if not values:
+            return self.get_user(user_id)
+        return self._user(self.storage.update_user(user_id, values))
+
+    def update_user_password(
+        self, user_id: str, password: str | None, *, keep_session: str | None = None
+    ) -> User:
+        """Set (or with None, remove) a password; ends every session but ``keep_session``."""
+        require_str(user_id, "user_id")
+        hashed = None if password is None else self.hasher.hash(password)
+        user = self._user(self.storage.update_user(user_id, {"hashed_password": hashed}))
+        self.storage.delete_user_sessions(user_id, keep=keep_session)
+        return user
+
+    def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
+        """Re-key a user to another ``provider:identifier``."""
+        require_str(user_id, "user_id")
+        provider_id = self.provider_id(provider, identifier)
+        return self._user(self.storage.update_user(user_id, {"provider_id": provider_id}))
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user and every session it has (idempotent)."""
+        self.storage.delete_user(require_str(user_id, "user_id"))
+
+    # -- sessions ---------------------------------------------------------------
+
+    def create_session(
+        self,
+        user_id: str,
+        *,
+        fresh: bool = False,
+        user_agent: str | None = None,
+        ip_address: str | None = None,
+    ) -> tuple[Session, Tokens]:
+        """A new session for a user, with its first token pair."""
+        require_str(user_id, "user_id")
+        s, now = self.settings, now_ms()
+        expires_at = now + s.max_age
+        access_exp = min(now + s.access_ttl, expires_at)
+        refresh_exp = min(now + s.refresh_ttl, expires_at)
+        access, refresh = new_token(), new_token()
+        values: dict[str, Any] = {
+            "id": generate_random_string(24),
+            "user_id": user_id,
+            "created_at": now,
+            "expires_at": expires_at,
+            "idle_expires_at": refresh_exp,
+            "fresh_until": now + s.fresh_for if fresh else 0,
+            "last_used_at": now,
+            "user_agent": None if user_agent is None else user_agent[:512],
+            "ip_address": None if ip_address is None else ip_address[:64],
+        }
+        with self.storage.write() as conn:
+            self.storage.insert_session(conn, values)
+            self.storage.issue_tokens(
+                conn, values["id"], (digest(access), access_exp), (digest(refresh), refresh_exp)
+            )
+        session = Session(
+            session_id=values["id"],
+            user_id=user_id,
+            expires=from_ms(access_exp),
+            idle_expires=from_ms(refresh_exp),
+            created_at=from_ms(now),
+            fresh=fresh,
+            last_used_at=from_ms(now),
+            user_agent=values["user_agent"],
+            ip_address=values["ip_address"],
+        )
+        return session, self._tokens(access, access_exp, refresh, refresh_exp)
+
+    def find(self, access_token: str) -> Found | None:
+        """The request path: one indexed query; None for any invalid or expired token."""
+        if not is_well_formed(access_token):
+            return None
+        row = self.storage.validate(digest(access_token))
+        now = now_ms()
+        if row is None or row[0] <= now or row[4] <= now:  # access expiry, session max age
+            return None
+        return Found(self._user(row, 1 + _N_SESSION), self._session(row, 1, row[0], now))
+
+    def validate(self, access_token: str) -> Found:
+        """Like ``find``, but an invalid token raises ``AUTH_INVALID_ACCESS_TOKEN``."""
+        found = self.find(access_token)
+        if found is None:
+            raise LuciaError("AUTH_INVALID_ACCESS_TOKEN")
+        return found
+
+    def validate_access_token(self, access_token: str) -> Session:
+        """The session of a valid, unexpired access token."""
+        return self.validate(access_token).session
+
+    def validate_refresh_token(self, refresh_token: str) -> str:
+        """The user id of a refresh token that would refresh (no rotation)."""
+        if is_well_formed(refresh_token):
+            now = now_ms()
+            with self.storage.read() as conn:
+                row = self.storage.session_by_refresh(conn, digest(refresh_token))
+            if row is not None and _refreshable(row, now, self.settings.grace):
+                return str(row[3 + 1])
+        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+
+    def refresh(self, refresh_token: str) -> Found:
+        """Rotate a refresh token: the old one is spent, the old access token dies.
+
+        A spent token presented again within the grace opens the pair its first
+        use made (one live chain however many tabs race); after the grace it is
+        taken as stolen and the whole session is revoked.
+        """
+        if not is_well_formed(refresh_token):
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        storage, s, now = self.storage, self.settings, now_ms()
+        for _ in range(_MAX_CHAIN):
+            access, refresh = new_token(), new_token()
+            old = digest(refresh_token)
+            with storage.write() as conn:
+                session_id = storage.spend_refresh(
+                    conn, old, now, seal(refresh_token, access, refresh)
+                )
+                if session_id is not None:
+                    row = storage.session_with_user(conn, session_id)
+                    if row is None or row[3] <= now:
+                        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+                    access_exp = min(now + s.access_ttl, row[3])
+                    refresh_exp = min(now + s.refresh_ttl, row[3])
+                    storage.issue_tokens(
+                        conn,
+                        session_id,
+                        (digest(access), access_exp),
+                        (digest(refresh), refresh_exp),
+                    )
+                    found = self._rotated(row, 0, access, access_exp, refresh, refresh_exp, now)
+                    break
+                row = storage.session_by_refresh(conn, old)
+                if row is None or row[1] is None or row[6] <= now:  # unknown, expired, or session
+                    raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+                reused = now - row[1] > s.grace or row[2] is None
+                if reused:
+                    storage.delete_session(conn, row[3])
+                else:
+                    access, refresh = unseal(refresh_token, row[2])
+                    access_exp = storage.access_expiry(conn, digest(access))
+            if reused:
+                signals.send(signals.refresh_token_reused, session_id=row[3], user_id=row[4])
+                raise LuciaError(
+                    "AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked"
+                )
+            if access_exp is not None:  # the pair the first use made is still live
+                found = self._rotated(row, 3, access, access_exp, refresh, row[7], now)
+                break
+            refresh_token = refresh  # that pair was rotated too: follow the chain
+        else:
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        signals.send(signals.session_refreshed, session=found.session)
+        return found
+
+    def _rotated(
+        self,
+        row: Sequence[Any],
+        start: int,
+        access: str,
+        access_exp: int,
+        refresh: str,
+        refresh_exp: int,
+        now: int,
+    ) -> Found:
+        session = replace(
+            self._session(row, start, access_exp, now), idle_expires=from_ms(refresh_exp)
+        )
+        user = self._user(row, start + _N_SESSION)
+        return Found(user, session, self._tokens(access, access_exp, refresh, refresh_exp))
+
+    def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:
+        """Rotate a refresh token into a new pair in the same session."""
+        found = self.refresh(refresh_token)
+        assert found.tokens is not None
+        return found.session, found.tokens
+
+    def invalidate_session(self, access_token: str) -> None:
+        """End the session of an access token; unknown tokens are ignored (idempotent)."""
+        if is_well_formed(access_token):
+            self.storage.delete_session_by_access(digest(access_token))
+
+    def invalidate_all_user_sessions(self, user_id: str) -> None:
+        """End every session of a user."""
+        self.storage.delete_user_sessions(require_str(user_id, "user_id"))
+
+    def invalidate_user_session(self, user_id: str, session_id: str) -> None:
+        """End one session of a user (a device); other sessions are untouched."""
+        self.storage.delete_user_sessions(
+            require_str(user_id, "user_id"), session_id=require_str(session_id, "session_id", 64)
+        )
+
+    def delete_expired_user_sessions(self, user_id: str) -> None:
+        """Remove a user's expired sessions and token rows."""
+        self.storage.delete_expired(now_ms(), require_str(user_id, "user_id"))
+
+    def delete_expired_sessions(self) -> int:
+        """Remove expired sessions and token rows of every user; the rows removed."""
+        return self.storage.delete_expired(now_ms())
+
+    def get_user_sessions(self, user_id: str) -> list[Session]:
+        """A user's sessions (signed-in devices), newest first."""
+        rows = self.storage.user_sessions(require_str(user_id, "user_id"))
+        now = now_ms()
+        return [self._session(row, 1, row[0] if row[0] is not None else now, now) for row in rows]
+
+
+def _refreshable(row: Sequence[Any], now: int, grace: int) -> bool:
+    """A refresh row (expiry, spent, successor, session...) that ``refresh`` would accept."""
+    expires, spent, successor = row[0], row[1], row[2]
+    session_alive = row[3 + 3] > now
+    if spent is None:
+        return bool(expires > now and session_alive)
+    return bool(successor is not None and now - spent <= grace and session_alive)
+
+
+def _check_value(column: Any, value: object) -> None:
+    """Reject a value its column cannot hold, naming the column."""
+    name = column.name
+    if value is None:
+        if not column.nullable:
+            raise ValueError(f"user_data[{name!r}] must not be None")
+        return
+    try:
+        expected = column.type.python_type
+    except NotImplementedError:
+        return
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise TypeError(f"user_data[{name!r}] must be {expected.__name__}")
+    length = getattr(column.type, "length", None)
+    if isinstance(value, (str, bytes)) and length is not None and len(value) > length:
+        raise ValueError(f"user_data[{name!r}] must be at most {length} characters")

@@ -1,0 +1,53 @@
+"""The two auth cookies: names, attributes, building ``Set-Cookie`` values, and writing them."""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+from werkzeug.http import dump_cookie
+from werkzeug.wrappers import Response
+
+from .config import Settings
+
+
+def _cookie(settings: Settings, name: str, value: str, max_age: int, secure: bool) -> str:
+    samesite = cast(Literal["Strict", "Lax", "None"] | None, settings.cookie_samesite)
+    return dump_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=secure,
+        httponly=True,
+        samesite=samesite,
+    )
+
+
+def token_cookies(
+    settings: Settings,
+    access_token: str,
+    access_max_age: int,
+    refresh_token: str,
+    refresh_max_age: int,
+    secure: bool,
+) -> tuple[str, str]:
+    """``Set-Cookie`` values for a token pair; ``Max-Age`` is each token's lifetime (s)."""
+    return (
+        _cookie(settings, settings.access_cookie, access_token, access_max_age, secure),
+        _cookie(settings, settings.refresh_cookie, refresh_token, refresh_max_age, secure),
+    )
+
+
+def clearing_cookies(settings: Settings, secure: bool) -> tuple[str, str]:
+    """``Set-Cookie`` values that delete both auth cookies."""
+    return (
+        _cookie(settings, settings.access_cookie, "", 0, secure),
+        _cookie(settings, settings.refresh_cookie, "", 0, secure),
+    )
+
+
+def set_cookie(response: Response, *cookie_strings: str) -> None:
+    """Add each ``Set-Cookie`` value as its own header (Lucia's ``setCookie``)."""
+    for value in cookie_strings:
+        response.headers.add("Set-Cookie", value)

@@ -1,0 +1,75 @@
+"""LuciaError and its codes: the one exception every public function raises."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+ErrorCode = Literal[
+    "AUTH_INVALID_ACCESS_TOKEN",
+    "AUTH_INVALID_REFRESH_TOKEN",
+    "AUTH_INVALID_PASSWORD",
+    "AUTH_INVALID_PROVIDER_ID",
+    "AUTH_INVALID_USER_ID",
+    "AUTH_DUPLICATE_PROVIDER_ID",
+    "AUTH_DUPLICATE_USER_DATA",
+    "AUTH_OUTDATED_PASSWORD",
+    "AUTH_INVALID_REQUEST",
+    "AUTH_NOT_AUTHENTICATED",
+    "AUTH_TOO_MANY_ATTEMPTS",
+    "DATABASE_FETCH_FAILED",
+    "DATABASE_UPDATE_FAILED",
+    "UNKNOWN_ERROR",
+]
+
+#: HTTP status each code answers with when it reaches a response.
+STATUS: Final[dict[str, int]] = {
+    "AUTH_INVALID_ACCESS_TOKEN": 401,
+    "AUTH_INVALID_REFRESH_TOKEN": 401,
+    "AUTH_INVALID_PASSWORD": 400,
+    "AUTH_INVALID_PROVIDER_ID": 400,
+    "AUTH_INVALID_USER_ID": 404,
+    "AUTH_DUPLICATE_PROVIDER_ID": 409,
+    "AUTH_DUPLICATE_USER_DATA": 409,
+    "AUTH_OUTDATED_PASSWORD": 400,
+    "AUTH_INVALID_REQUEST": 403,
+    "AUTH_NOT_AUTHENTICATED": 401,
+    "AUTH_TOO_MANY_ATTEMPTS": 429,
+    "DATABASE_FETCH_FAILED": 503,
+    "DATABASE_UPDATE_FAILED": 503,
+    "UNKNOWN_ERROR": 500,
+}
+
+_MESSAGES: Final[dict[str, str]] = {
+    "AUTH_INVALID_ACCESS_TOKEN": "The access token is invalid or expired.",
+    "AUTH_INVALID_REFRESH_TOKEN": "The refresh token is invalid, spent or expired.",
+    "AUTH_INVALID_PASSWORD": "The identifier or password is incorrect.",
+    "AUTH_INVALID_PROVIDER_ID": "No user has this provider id.",
+    "AUTH_INVALID_USER_ID": "No user has this id.",
+    "AUTH_DUPLICATE_PROVIDER_ID": "A user with this provider id already exists.",
+    "AUTH_DUPLICATE_USER_DATA": "Another user already has this value in a unique column.",
+    "AUTH_OUTDATED_PASSWORD": "The stored password hash cannot be verified here.",
+    "AUTH_INVALID_REQUEST": "The request failed the cross-site request check.",
+    "AUTH_NOT_AUTHENTICATED": "Sign in to continue.",
+    "AUTH_TOO_MANY_ATTEMPTS": "Too many failed attempts; try again later.",
+    "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
+    "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",
+    "UNKNOWN_ERROR": "An unknown error occurred.",
+}
+
+
+class LuciaError(Exception):
+    """An authentication failure; ``code`` is one of the DESIGN §9 codes."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        self.code: ErrorCode = code
+        self.message: str = message or _MESSAGES[code]
+        super().__init__(f"{code}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        """The HTTP status this error answers with."""
+        return STATUS[self.code]
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON error body: ``{"error": code, "message": text}``."""
+        return {"error": self.code, "message": self.message}

@@ -1,0 +1,226 @@
+"""``Lucia``: ``init_app``, config defaults and wiring; the API of the current app's ``Auth``.
+
+Nothing app-specific is stored here: each app's settings, storage and hasher
+live in ``app.extensions["lucia"]``, so one ``Lucia`` serves several apps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Request, g, has_request_context
+from sqlalchemy.engine import Engine
+from werkzeug.wrappers import Response
+
+from . import hook
+from .auth import Auth
+from .config import DEFAULTS, Settings
+from .cookies import set_cookie
+from .errors import LuciaError
+from .passwords import PasswordHasher
+from .proxies import current_session, current_user
+from .storage import Storage, sqlite_pragmas
+from .types import Session, Tokens, User
+from .views import bp
+
+
+class Lucia:
+    """The Flask extension: ``Lucia(app)`` or ``Lucia()`` then ``init_app(app)``."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: Any = None,
+        user_columns: Iterable[sa.Column[Any]] = (),
+        generate_user_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.db = db
+        self.user_columns = tuple(user_columns)
+        self.generate_user_id = generate_user_id
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Apply ``LUCIA_*`` defaults, build this app's state, register blueprint and hooks."""
+        if "lucia" in app.extensions:
+            raise RuntimeError("flask-lucia is already initialized on this app")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        config = app.config
+        settings = Settings.from_config(config)
+        metadata = self.db.metadata if self.db is not None else sa.MetaData()
+        storage = Storage(
+            self._engine_factory(app),
+            metadata,
+            config["LUCIA_TABLE_PREFIX"],
+            self.user_columns,
+            bool(config["LUCIA_CREATE_TABLES"]),
+        )
+        hasher = PasswordHasher(
+            time_cost=config["LUCIA_PASSWORD_TIME_COST"],
+            memory_cost=config["LUCIA_PASSWORD_MEMORY_COST"],
+            parallelism=config["LUCIA_PASSWORD_PARALLELISM"],
+            min_length=config["LUCIA_PASSWORD_MIN_LENGTH"],
+            max_length=config["LUCIA_PASSWORD_MAX_LENGTH"],
+        )
+        generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
+        app.extensions["lucia"] = Auth(settings, storage, hasher, generate)
+
+        app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
+        # First, so the app's own before_request functions already see current_user.
+        app.before_request_funcs.setdefault(None, []).insert(0, hook.before_request)
+        app.after_request(hook.after_request)
+        app.register_error_handler(LuciaError, hook.error_response)
+        app.jinja_env.globals.update(current_user=current_user, current_session=current_session)
+
+    def _engine_factory(self, app: Flask) -> Callable[[], Engine]:
+        """How this app gets its engine: Flask-SQLAlchemy's, the URL's, or instance SQLite."""
+        db = self.db
+        if db is not None:
+            return lambda: db.engine
+        url = app.config["LUCIA_DATABASE_URL"]
+        options = dict(app.config["LUCIA_ENGINE_OPTIONS"])
+        instance = app.instance_path
+
+        def make() -> Engine:
+            target = url
+            if target is None:
+                os.makedirs(instance, exist_ok=True)
+                target = "sqlite:///" + os.path.join(instance, "lucia.sqlite3")
+            engine = sa.create_engine(target, **options)
+            if engine.dialect.name == "sqlite":
+                sqlite_pragmas(engine)
+            return engine
+
+        return make
+
+    # -- the seed API, on the current app ---------------------------------------
+
+    @property
+    def auth(self) -> Auth:
+        """The current app's ``Auth``: settings, storage, hasher."""
+        return hook.state()
+
+    def create_user(
+        self,
+        provider: str,
+        identifier: str,
+        *,
+        password: str | None = None,
+        user_data: Mapping[str, Any] | None = None,
+    ) -> User:
+        """Create a user keyed by ``provider:identifier`` (``createUser``)."""
+        return self.auth.create_user(provider, identifier, password=password, user_data=user_data)
+
+    def authenticate_user(self, provider: str, identifier: str, password: str) -> User:
+        """The user whose password this is (``authenticateUser``)."""
+        return self.auth.authenticate_user(provider, identifier, password)
+
+    def get_user(self, user_id: str) -> User:
+        """The user with this id (``getUser``)."""
+        return self.auth.get_user(user_id)
+
+    def get_user_by_provider_id(self, provider: str, identifier: str) -> User:
+        """The user keyed by ``provider:identifier`` (``getUserByProviderId``)."""
+        return self.auth.get_user_by_provider_id(provider, identifier)
+
+    def get_session_user(self, access_token: str) -> User:
+        """The user of a valid access token (``getSessionUser``)."""
+        return self.auth.get_session_user(access_token)
+
+    def update_user_data(self, user_id: str, data: Mapping[str, Any]) -> User:
+        """Change some of the app's user columns (``updateUserData``)."""
+        return self.auth.update_user_data(user_id, data)
+
+    def update_user_password(self, user_id: str, password: str | None) -> User:
+        """Set or remove a password; ends the user's other sessions (``updateUserPassword``).
+
+        Inside a request signed in as this user, the request's own session is kept.
+        """
+        keep = g.get("_lucia_session") if has_request_context() else None
+        keep_id = keep.session_id if keep is not None and keep.user_id == user_id else None
+        return self.auth.update_user_password(user_id, password, keep_session=keep_id)
+
+    def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
+        """Re-key a user (``updateUserProviderId``)."""
+        return self.auth.update_user_provider_id(user_id, provider, identifier)
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user and all its sessions (``deleteUser``)."""
+        self.auth.delete_user(user_id)
+
+    def create_session(self, user_id: str, *, fresh: bool = False) -> tuple[Session, Tokens]:
+        """A new session and token pair for a user (``createSession``)."""
+        return self.auth.create_session(user_id, fresh=fresh)
+
+    def validate_access_token(self, access_token: str) -> Session:
+        """The session of a valid access token (``validateAccessToken``)."""
+        return self.auth.validate_access_token(access_token)
+
+    def validate_refresh_token(self, refresh_token: str) -> str:
+        """The user id of a usable refresh token, without rotating (``validateRefreshToken``)."""
+        return self.auth.validate_refresh_token(refresh_token)
+
+    def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:
+        """Rotate a refresh token into a new pair (``refreshSession``)."""
+        return self.auth.refresh_session(refresh_token)
+
+    def invalidate_session(self, access_token: str) -> None:
+        """End an access token's session; idempotent (``invalidateSession``)."""
+        self.auth.invalidate_session(access_token)
+
+    def invalidate_all_user_sessions(self, user_id: str) -> None:
+        """End every session of a user (``invalidateAllUserSessions``)."""
+        self.auth.invalidate_all_user_sessions(user_id)
+
+    def invalidate_user_session(self, user_id: str, session_id: str) -> None:
+        """End one session (device) of a user."""
+        self.auth.invalidate_user_session(user_id, session_id)
+
+    def get_user_sessions(self, user_id: str) -> list[Session]:
+        """A user's sessions: the signed-in devices."""
+        return self.auth.get_user_sessions(user_id)
+
+    def delete_expired_user_sessions(self, user_id: str) -> None:
+        """Remove a user's expired sessions (``deleteExpiredUserSessions``)."""
+        self.auth.delete_expired_user_sessions(user_id)
+
+    def delete_expired_sessions(self) -> int:
+        """Remove every user's expired sessions and tokens; the number of rows removed."""
+        return self.auth.delete_expired_sessions()
+
+    # -- the request -------------------------------------------------------------
+
+    def parse_request(self, request: Request | None = None) -> tuple[str, str]:
+        """``(access_token, refresh_token)`` of the current request; CSRF-checked."""
+        _current_only(request)
+        return hook.parse_request()
+
+    def validate_request(self, request: Request | None = None) -> Session:
+        """The current request's session (validated, refreshed if needed by the hook)."""
+        _current_only(request)
+        return hook.validate_request()
+
+    def sign_in(self, user_or_id: User | str, *, fresh: bool = True) -> Session:
+        """Start a new session for this request; cookies go on the response."""
+        return hook.sign_in(user_or_id, fresh=fresh)
+
+    def sign_out(self) -> None:
+        """End this request's session; the response clears the cookies."""
+        hook.sign_out()
+
+    def delete_all_cookies(self, response: Response) -> None:
+        """Add headers that delete both auth cookies to ``response``."""
+        set_cookie(response, *self.auth.clearing_cookies())
+
+
+def _current_only(request: Request | None) -> None:
+    """Flask has one request per context: accept it (or None), refuse any other."""
+    from flask import request as current_request
+
+    if request is not None and request is not current_request._get_current_object():  # type: ignore[attr-defined]
+        raise TypeError("request must be the current request (or omitted)")

@@ -1,0 +1,165 @@
+"""The request hook: cookie or bearer token -> ``current_user``, refresh, and cookies out.
+
+Per request state lives on ``g``: ``_lucia_user``, ``_lucia_session``, and
+``_lucia_cookies`` (``Set-Cookie`` values the response must carry).
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from . import signals
+from .auth import Auth, Found
+from .csrf import SAFE_METHODS, origin_allowed
+from .errors import LuciaError
+from .types import Session, User
+
+
+def state() -> Auth:
+    """The current app's ``Auth`` (``app.extensions["lucia"]``)."""
+    auth: Auth = current_app.extensions["lucia"]
+    return auth
+
+
+def error_response(error: LuciaError, status: int | None = None, **extra: object) -> Response:
+    """A JSON error body ``{"error", "message", **extra}`` with the code's status."""
+    response = jsonify({**error.to_dict(), **extra})
+    response.status_code = status or error.status
+    return response
+
+
+def same_origin(*, required: bool = True) -> bool:
+    """The CSRF check of DESIGN §5 on the current request (True when protection is off)."""
+    settings = state().settings
+    if not settings.csrf:
+        return True
+    return origin_allowed(
+        request.host_url.rstrip("/"),
+        request.headers.get("Origin"),
+        request.headers.get("Referer"),
+        settings.trusted_origins,
+        required=required,
+    )
+
+
+def before_request() -> ResponseReturnValue | None:
+    """Validate the request's token; rotate from the refresh cookie; 503 if the DB is down."""
+    auth = state()
+    header = request.headers.get("Authorization")
+    if header is not None and header[:7].lower() == "bearer ":
+        try:
+            _adopt(auth.find(header[7:].strip()))
+        except LuciaError as error:
+            return error_response(error)
+        return None
+    s = auth.settings
+    access = request.cookies.get(s.access_cookie)
+    refresh = request.cookies.get(s.refresh_cookie)
+    if not access and not refresh:
+        return None  # no cookies, no database work
+    if request.method not in SAFE_METHODS and not same_origin():
+        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+    try:
+        found = auth.find(access) if access else None
+        if found is None and refresh:
+            found = _refresh_quietly(auth, refresh)
+    except LuciaError as error:  # the database failed: not a sign-out, keep the cookies
+        return error_response(error)
+    if found is None:
+        g._lucia_cookies = auth.clearing_cookies()
+    _adopt(found)
+    return None
+
+
+def _refresh_quietly(auth: Auth, refresh_token: str) -> Found | None:
+    """Rotate, or None when the refresh token is no good (database errors propagate)."""
+    try:
+        found = auth.refresh(refresh_token)
+    except LuciaError as error:
+        if error.code == "AUTH_INVALID_REFRESH_TOKEN":
+            return None
+        raise
+    assert found.tokens is not None
+    g._lucia_cookies = found.tokens.cookies
+    g._lucia_refreshed = found
+    return found
+
+
+def _adopt(found: Found | None) -> None:
+    if found is not None:
+        g._lucia_user = found.user
+        g._lucia_session = found.session
+
+
+def after_request(response: Response) -> Response:
+    """Write the cookies this request decided on; auth-dependent answers vary on Cookie."""
+    cookies = g.pop("_lucia_cookies", None)
+    if cookies:
+        for value in cookies:
+            response.headers.add("Set-Cookie", value)
+        response.vary.add("Cookie")
+    elif "_lucia_session" in g:
+        response.vary.add("Cookie")
+    return response
+
+
+def sign_in(user_or_id: User | str, *, fresh: bool = True) -> Session:
+    """Start a new session for this request's client (ending any it had: no fixation)."""
+    auth = state()
+    user = user_or_id if isinstance(user_or_id, User) else auth.get_user(user_or_id)
+    previous = g.get("_lucia_session")
+    if previous is not None:
+        auth.invalidate_user_session(previous.user_id, previous.session_id)
+    session, tokens = auth.create_session(
+        user.user_id,
+        fresh=fresh,
+        user_agent=request.user_agent.string or None,
+        ip_address=request.remote_addr,
+    )
+    g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
+    _rotate_csrf_token()
+    signals.send(signals.user_signed_in, user=user, session=session)
+    return session
+
+
+def sign_out() -> None:
+    """End this request's session server-side and clear its cookies (idempotent)."""
+    auth = state()
+    session, user = g.pop("_lucia_session", None), g.pop("_lucia_user", None)
+    if session is not None:
+        auth.invalidate_user_session(session.user_id, session.session_id)
+        signals.send(signals.user_signed_out, user=user, session=session)
+    g._lucia_cookies = auth.clearing_cookies()
+
+
+def _rotate_csrf_token() -> None:
+    """Drop Flask-WTF's CSRF token so the signed-in page gets a new one."""
+    from flask import session as flask_session
+
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    if field in flask_session:
+        flask_session.pop(field)
+    g.pop(field, None)
+
+
+def parse_request() -> tuple[str, str]:
+    """``(access_token, refresh_token)`` from the request, ``""`` when absent; CSRF-checked."""
+    s = state().settings
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip(), ""
+    access = request.cookies.get(s.access_cookie, "")
+    refresh = request.cookies.get(s.refresh_cookie, "")
+    if (access or refresh) and request.method not in SAFE_METHODS and not same_origin():
+        raise LuciaError("AUTH_INVALID_REQUEST")
+    return access, refresh
+
+
+def validate_request() -> Session:
+    """This request's session, as the hook validated (and maybe refreshed) it."""
+    session: Session | None = g.get("_lucia_session")
+    if session is None:
+        parse_request()  # raises AUTH_INVALID_REQUEST on a cross-site request
+        raise LuciaError("AUTH_INVALID_ACCESS_TOKEN")
+    return session

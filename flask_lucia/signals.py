@@ -1,0 +1,29 @@
+"""Blinker signals, sent with the app as sender, once per event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+from flask import current_app
+
+_signals = Namespace()
+
+#: A user was created. kwargs: ``user``.
+user_created = _signals.signal("user-created")
+#: A session was created for a request by ``sign_in``. kwargs: ``user``, ``session``.
+user_signed_in = _signals.signal("user-signed-in")
+#: A request's session was ended by ``sign_out``. kwargs: ``user``, ``session``.
+user_signed_out = _signals.signal("user-signed-out")
+#: A refresh token was rotated. kwargs: ``session``.
+session_refreshed = _signals.signal("session-refreshed")
+#: A spent refresh token came back after the grace; the session was revoked.
+#: kwargs: ``session_id``, ``user_id``.
+refresh_token_reused = _signals.signal("refresh-token-reused")
+#: A password hash was replaced by one with current parameters. kwargs: ``user``.
+password_rehashed = _signals.signal("password-rehashed")
+
+
+def send(signal: NamedSignal, **kwargs: Any) -> None:
+    """Send ``signal`` with the current app as sender (Flask's convention)."""
+    signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

@@ -1,0 +1,396 @@
+"""Tables and queries on SQLAlchemy Core; statements are built once per app.
+
+Times are integer unix milliseconds: cheap to compare, identical on every database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import ErrorCode, LuciaError
+
+#: Session columns read alongside every user, in this order.
+SESSION_FIELDS = (
+    "id",
+    "user_id",
+    "created_at",
+    "expires_at",
+    "idle_expires_at",
+    "fresh_until",
+    "last_used_at",
+    "user_agent",
+    "ip_address",
+)
+
+
+def sqlite_pragmas(engine: Engine) -> None:
+    """Turn on foreign keys (for cascades) and WAL (readers never block the writer)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+class Storage:
+    """The four tables of one app and every statement flask-lucia runs on them."""
+
+    def __init__(
+        self,
+        engine_factory: Callable[[], Engine],
+        metadata: sa.MetaData,
+        prefix: str,
+        user_columns: Sequence[sa.Column[Any]],
+        create_tables: bool,
+    ) -> None:
+        self._engine_factory = engine_factory
+        self._engine: Engine | None = None
+        self._read_engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._create_tables = create_tables
+        self.metadata = metadata
+        user_id_type = sa.String(255)
+
+        self.users = sa.Table(
+            f"{prefix}users",
+            metadata,
+            sa.Column("id", user_id_type, primary_key=True),
+            sa.Column("provider_id", sa.String(512), nullable=False, unique=True),
+            sa.Column("hashed_password", sa.String(512), nullable=True),
+            *(column._copy() for column in user_columns),
+            keep_existing=True,
+        )
+        self.sessions = sa.Table(
+            f"{prefix}sessions",
+            metadata,
+            sa.Column("id", sa.String(64), primary_key=True),
+            sa.Column(
+                "user_id",
+                user_id_type,
+                sa.ForeignKey(self.users.c.id, ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            ),
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            sa.Column("idle_expires_at", sa.BigInteger, nullable=False, index=True),
+            sa.Column("fresh_until", sa.BigInteger, nullable=False),
+            sa.Column("last_used_at", sa.BigInteger, nullable=True),
+            sa.Column("user_agent", sa.String(512), nullable=True),
+            sa.Column("ip_address", sa.String(64), nullable=True),
+            keep_existing=True,
+        )
+        self.access_tokens = sa.Table(
+            f"{prefix}access_tokens",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            sa.Column(
+                "session_id",
+                sa.String(64),
+                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            ),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            keep_existing=True,
+        )
+        self.refresh_tokens = sa.Table(
+            f"{prefix}refresh_tokens",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            sa.Column(
+                "session_id",
+                sa.String(64),
+                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            ),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            sa.Column("spent_at", sa.BigInteger, nullable=True),
+            # The successor pair, sealed with a pad derived from this (raw) token:
+            # lets a racing tab that presents it within the grace get the same pair.
+            sa.Column("successor", sa.LargeBinary(64), nullable=True),
+            keep_existing=True,
+        )
+        self.user_column_names = tuple(c.name for c in user_columns)
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        users, sessions = self.users, self.sessions
+        access, refresh = self.access_tokens, self.refresh_tokens
+        self.user_fields = [users.c.id, users.c.provider_id] + [
+            users.c[name] for name in self.user_column_names
+        ]
+        self.session_fields = [sessions.c[name] for name in SESSION_FIELDS]
+        session_user = sessions.join(users, users.c.id == sessions.c.user_id)
+        # The request path: token digest -> access token, session and user, one PK lookup.
+        self._validate = (
+            sa.select(access.c.expires_at, *self.session_fields, *self.user_fields)
+            .select_from(access.join(session_user, sessions.c.id == access.c.session_id))
+            .where(access.c.digest == sa.bindparam("digest"))
+        )
+        self._session_by_refresh = (
+            sa.select(
+                refresh.c.expires_at,
+                refresh.c.spent_at,
+                refresh.c.successor,
+                *self.session_fields,
+                *self.user_fields,
+            )
+            .select_from(refresh.join(session_user, sessions.c.id == refresh.c.session_id))
+            .where(refresh.c.digest == sa.bindparam("digest"))
+        )
+        self._session_with_user = (
+            sa.select(*self.session_fields, *self.user_fields)
+            .select_from(session_user)
+            .where(sessions.c.id == sa.bindparam("session_id"))
+        )
+        self._spend_refresh = (
+            refresh.update()
+            .where(
+                refresh.c.digest == sa.bindparam("b_digest"),
+                refresh.c.spent_at.is_(None),
+                refresh.c.expires_at > sa.bindparam("b_now"),
+            )
+            .values(spent_at=sa.bindparam("b_now"), successor=sa.bindparam("b_sealed"))
+            .returning(refresh.c.session_id)
+        )
+
+    # -- engine and connections -------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created (and the tables with it) on first use."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    engine = self._engine_factory()
+                    if self._create_tables:
+                        with _errors("DATABASE_UPDATE_FAILED"):
+                            self.metadata.create_all(
+                                engine,
+                                tables=[
+                                    self.users,
+                                    self.sessions,
+                                    self.access_tokens,
+                                    self.refresh_tokens,
+                                ],
+                            )
+                    self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    self._engine = engine
+        return self._engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """An autocommit connection: one round trip per statement, no BEGIN/ROLLBACK."""
+        self.engine  # noqa: B018 - creates the engine and tables on first use
+        assert self._read_engine is not None
+        with _errors("DATABASE_FETCH_FAILED"), self._read_engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction: every write of an operation lands, or none does."""
+        with _errors("DATABASE_UPDATE_FAILED"), self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, forks)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # -- users ------------------------------------------------------------------
+
+    def user(self, user_id: str) -> Sequence[Any] | None:
+        """The user with this id (public fields only)."""
+        stmt = sa.select(*self.user_fields).where(self.users.c.id == user_id)
+        with self.read() as conn:
+            return conn.execute(stmt).first()
+
+    def user_with_hash(self, provider_id: str) -> Sequence[Any] | None:
+        """The user with this provider id, with the password hash as the last field."""
+        stmt = sa.select(*self.user_fields, self.users.c.hashed_password).where(
+            self.users.c.provider_id == provider_id
+        )
+        with self.read() as conn:
+            return conn.execute(stmt).first()
+
+    def insert_user(self, values: dict[str, Any]) -> None:
+        """Insert a user; a unique clash says which (provider id or user data)."""
+        try:
+            with self.write() as conn:
+                conn.execute(self.users.insert().values(**values))
+        except sa.exc.IntegrityError:
+            self._raise_duplicate(values)
+
+    def update_user(self, user_id: str, values: dict[str, Any]) -> Sequence[Any]:
+        """Update a user's row and return its public fields."""
+        stmt = (
+            self.users.update()
+            .where(self.users.c.id == user_id)
+            .values(**values)
+            .returning(*self.user_fields)
+        )
+        try:
+            with self.write() as conn:
+                row = conn.execute(stmt).first()
+        except sa.exc.IntegrityError:
+            self._raise_duplicate(values)
+        if row is None:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        return row
+
+    def _raise_duplicate(self, values: dict[str, Any]) -> NoReturn:
+        provider_id = values.get("provider_id")
+        if provider_id is not None:
+            stmt = sa.select(self.users.c.id).where(self.users.c.provider_id == provider_id)
+            with self.read() as conn:
+                if conn.execute(stmt).first() is not None:
+                    raise LuciaError("AUTH_DUPLICATE_PROVIDER_ID") from None
+        raise LuciaError("AUTH_DUPLICATE_USER_DATA") from None
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete a user and (explicitly, whatever the FK setting) its sessions."""
+        with self.write() as conn:
+            conn.execute(self.sessions.delete().where(self.sessions.c.user_id == user_id))
+            result = conn.execute(self.users.delete().where(self.users.c.id == user_id))
+        return result.rowcount > 0
+
+    # -- sessions and tokens ----------------------------------------------------
+
+    def validate(self, digest: str) -> Sequence[Any] | None:
+        """Access token expiry, session fields and user fields for a token digest."""
+        with self.read() as conn:
+            return conn.execute(self._validate, {"digest": digest}).first()
+
+    def session_by_refresh(self, conn: Connection, digest: str) -> Sequence[Any] | None:
+        """Refresh token expiry, spent time, sealed successor, session and user fields."""
+        return conn.execute(self._session_by_refresh, {"digest": digest}).first()
+
+    def session_with_user(self, conn: Connection, session_id: str) -> Sequence[Any] | None:
+        """Session and user fields of a session id."""
+        return conn.execute(self._session_with_user, {"session_id": session_id}).first()
+
+    def access_expiry(self, conn: Connection, digest: str) -> int | None:
+        """The expiry of a live access token, by digest."""
+        stmt = sa.select(self.access_tokens.c.expires_at).where(
+            self.access_tokens.c.digest == digest
+        )
+        return conn.execute(stmt).scalar()
+
+    def spend_refresh(self, conn: Connection, digest: str, now: int, sealed: bytes) -> str | None:
+        """Mark an unspent, unexpired refresh token spent; the session id if this call won."""
+        row = conn.execute(
+            self._spend_refresh, {"b_digest": digest, "b_now": now, "b_sealed": sealed}
+        ).first()
+        return None if row is None else str(row[0])
+
+    def insert_session(self, conn: Connection, values: dict[str, Any]) -> None:
+        """Insert a session row (the user must exist)."""
+        try:
+            conn.execute(self.sessions.insert().values(**values))
+        except sa.exc.IntegrityError:
+            raise LuciaError("AUTH_INVALID_USER_ID") from None
+
+    def issue_tokens(
+        self,
+        conn: Connection,
+        session_id: str,
+        access: tuple[str, int],
+        refresh: tuple[str, int],
+    ) -> None:
+        """Replace the session's access tokens with one new (digest, expiry); add a refresh."""
+        access_tokens = self.access_tokens
+        conn.execute(access_tokens.delete().where(access_tokens.c.session_id == session_id))
+        conn.execute(
+            access_tokens.insert().values(
+                digest=access[0], session_id=session_id, expires_at=access[1]
+            )
+        )
+        conn.execute(
+            self.refresh_tokens.insert().values(
+                digest=refresh[0], session_id=session_id, expires_at=refresh[1]
+            )
+        )
+        conn.execute(
+            self.sessions.update()
+            .where(self.sessions.c.id == session_id)
+            .values(idle_expires_at=refresh[1])
+        )
+
+    def delete_session(self, conn: Connection, session_id: str) -> int:
+        """Delete one session (its tokens go with it)."""
+        return conn.execute(self.sessions.delete().where(self.sessions.c.id == session_id)).rowcount
+
+    def delete_session_by_access(self, digest: str) -> str | None:
+        """End the session an access token belongs to; its user id, if there was one."""
+        access, sessions = self.access_tokens, self.sessions
+        owner = sa.select(access.c.session_id).where(access.c.digest == digest).scalar_subquery()
+        stmt = sessions.delete().where(sessions.c.id == owner).returning(sessions.c.user_id)
+        with self.write() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else str(row[0])
+
+    def delete_user_sessions(
+        self, user_id: str, *, session_id: str | None = None, keep: str | None = None
+    ) -> int:
+        """Delete a user's sessions: all, one (``session_id``), or all but ``keep``."""
+        sessions = self.sessions
+        stmt = sessions.delete().where(sessions.c.user_id == user_id)
+        if session_id is not None:
+            stmt = stmt.where(sessions.c.id == session_id)
+        if keep is not None:
+            stmt = stmt.where(sessions.c.id != keep)
+        with self.write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def delete_expired(self, now: int, user_id: str | None = None) -> int:
+        """Delete expired sessions and token rows (of one user, or all); rows removed."""
+        sessions, access, refresh = self.sessions, self.access_tokens, self.refresh_tokens
+        expired = sa.or_(sessions.c.expires_at <= now, sessions.c.idle_expires_at <= now)
+        stale_access = access.c.expires_at <= now
+        stale_refresh = refresh.c.expires_at <= now
+        if user_id is not None:
+            owned = sa.select(sessions.c.id).where(sessions.c.user_id == user_id)
+            expired = sa.and_(sessions.c.user_id == user_id, expired)
+            stale_access = sa.and_(access.c.session_id.in_(owned), stale_access)
+            stale_refresh = sa.and_(refresh.c.session_id.in_(owned), stale_refresh)
+        with self.write() as conn:
+            removed = conn.execute(access.delete().where(stale_access)).rowcount
+            removed += conn.execute(refresh.delete().where(stale_refresh)).rowcount
+            removed += conn.execute(sessions.delete().where(expired)).rowcount
+        return removed
+
+    def user_sessions(self, user_id: str) -> list[Sequence[Any]]:
+        """A user's sessions with their current access expiry, newest first."""
+        sessions, access = self.sessions, self.access_tokens
+        stmt = (
+            sa.select(sa.func.max(access.c.expires_at), *self.session_fields)
+            .select_from(sessions.outerjoin(access, access.c.session_id == sessions.c.id))
+            .where(sessions.c.user_id == user_id)
+            .group_by(*self.session_fields)
+            .order_by(sessions.c.created_at.desc(), sessions.c.id)
+        )
+        with self.read() as conn:
+            return list(conn.execute(stmt).all())
+
+
+@contextmanager
+def _errors(code: ErrorCode) -> Iterator[None]:
+    """Turn driver and pool failures into a ``DATABASE_*`` LuciaError (503, not a 500)."""
+    try:
+        yield
+    except (sa.exc.IntegrityError, sa.exc.DataError):
+        raise
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+        raise LuciaError(code, f"database error: {type(exc.__cause__ or exc).__name__}") from exc

@@ -1,0 +1,63 @@
+"""Random strings and tokens: generate, digest, and check their shape before any lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+
+ALPHABET = string.ascii_letters + string.digits
+#: 32 characters of a 62-letter alphabet: 190 bits, above ASVS's 128.
+TOKEN_LENGTH = 32
+_ALPHABET_SET = frozenset(ALPHABET)
+
+
+def generate_random_string(length: int, alphabet: str = ALPHABET) -> str:
+    """Return ``length`` characters drawn from ``alphabet`` by the OS CSPRNG."""
+    if not isinstance(length, int) or isinstance(length, bool):
+        raise TypeError("length must be an int")
+    if length < 0:
+        raise ValueError("length must not be negative")
+    if not alphabet:
+        raise ValueError("alphabet must not be empty")
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def new_token() -> str:
+    """A fresh access or refresh token (raw; only its digest is ever stored)."""
+    return generate_random_string(TOKEN_LENGTH)
+
+
+def digest(token: str) -> str:
+    """The SHA-256 hex digest stored in place of a token."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def is_well_formed(token: object) -> bool:
+    """True when ``token`` could be one of ours; garbage never reaches the database."""
+    return isinstance(token, str) and len(token) == TOKEN_LENGTH and _ALPHABET_SET.issuperset(token)
+
+
+def checksum(session_id: str) -> str:
+    """A public checksum of a session id, safe to show to scripts and other tabs."""
+    return hashlib.sha256(b"lucia-session:" + session_id.encode()).hexdigest()[:32]
+
+
+def _pad(token: str) -> bytes:
+    return hashlib.sha512(b"lucia-successor:" + token.encode("ascii")).digest()
+
+
+def seal(token: str, access_token: str, refresh_token: str) -> bytes:
+    """Seal a token's successor pair so only a holder of ``token`` can open it.
+
+    The pad is a hash of the raw token, which is never stored: a copy of the
+    database cannot open it, a tab that still holds the token can.
+    """
+    payload = (access_token + refresh_token).encode("ascii")
+    return bytes(a ^ b for a, b in zip(payload, _pad(token), strict=True))
+
+
+def unseal(token: str, sealed: bytes) -> tuple[str, str]:
+    """The ``(access_token, refresh_token)`` successor that ``seal`` hid."""
+    plain = bytes(a ^ b for a, b in zip(sealed, _pad(token), strict=True)).decode("ascii")
+    return plain[:TOKEN_LENGTH], plain[TOKEN_LENGTH:]

@@ -1,0 +1,106 @@
+"""User, Session and Tokens: immutable values the API returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from .tokens import checksum
+
+
+def from_ms(ms: int) -> datetime:
+    """An aware UTC datetime from the integer milliseconds stored in the database."""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+@dataclass(frozen=True)
+class User:
+    """A user: id, ``provider:identifier``, and the app's columns (never the hash)."""
+
+    user_id: str
+    provider_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    is_authenticated: ClassVar[bool] = True
+    is_active: ClassVar[bool] = True
+    is_anonymous: ClassVar[bool] = False
+
+    def __getattr__(self, name: str) -> Any:
+        """Expose the app's user columns as attributes (``user.username``)."""
+        data = self.__dict__.get("data")
+        if data is not None and name in data:
+            return data[name]
+        raise AttributeError(name)
+
+    def get_id(self) -> str:
+        """Flask-Login compatible id accessor."""
+        return self.user_id
+
+    def public(self, columns: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The fields shown to the browser: the id and the app's (public) columns."""
+        shown = self.data if columns is None else {k: self.data[k] for k in columns}
+        return {"user_id": self.user_id, **shown}
+
+
+@dataclass(frozen=True)
+class Session:
+    """One signed-in device; ``session_id`` is public, never a token."""
+
+    session_id: str
+    user_id: str
+    expires: datetime
+    idle_expires: datetime
+    created_at: datetime
+    fresh: bool
+    last_used_at: datetime | None = None
+    user_agent: str | None = None
+    ip_address: str | None = None
+
+    @property
+    def checksum(self) -> str:
+        """A digest of the session id, shared with scripts and other tabs."""
+        return checksum(self.session_id)
+
+    @property
+    def expires_ms(self) -> int:
+        """The access token's expiry as unix milliseconds (the browser's unit)."""
+        return int(self.expires.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A new token pair and the ``Set-Cookie`` values that carry it (raw, never stored)."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    cookies: tuple[str, ...] = field(default=(), repr=False)
+
+
+class AnonymousUser:
+    """The user of a request with no valid session: falsy and not authenticated."""
+
+    user_id: None = None
+    provider_id: None = None
+    is_authenticated: ClassVar[bool] = False
+    is_active: ClassVar[bool] = False
+    is_anonymous: ClassVar[bool] = True
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """No data: an empty mapping."""
+        return {}
+
+    def __bool__(self) -> bool:
+        return False
+
+    def get_id(self) -> None:
+        """Flask-Login compatible id accessor."""
+        return None
+
+    def __repr__(self) -> str:
+        return "<AnonymousUser>"
+
+
+ANONYMOUS = AnonymousUser()
