@@ -1,0 +1,154 @@
+"""Fixtures: one app per test, on SQLite or (LUCIA_TEST_DATABASE_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_lucia import Lucia
+
+TEST_DATABASE_URL = os.environ.get("LUCIA_TEST_DATABASE_URL")
+ORIGIN = "http://localhost"
+PASSWORD = "correct horse battery"
+
+
+def user_columns() -> list[sa.Column[Any]]:
+    """The app's custom user columns used across the suite."""
+    return [
+        sa.Column("username", sa.String(32), unique=True, nullable=True),
+        sa.Column("age", sa.Integer, nullable=True),
+    ]
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Iterator[AppFactory]:
+    """Build apps with flask-lucia on the test database; drops their tables afterwards."""
+    made: list[Flask] = []
+
+    def factory(lucia: Lucia | None = None, **config: Any) -> Flask:
+        app = Flask(__name__, instance_path=str(tmp_path / f"instance{len(made)}"))
+        app.config.update(TESTING=True, SECRET_KEY="test-secret")
+        if TEST_DATABASE_URL:
+            app.config["LUCIA_DATABASE_URL"] = TEST_DATABASE_URL
+            app.config["LUCIA_TABLE_PREFIX"] = f"t{secrets.token_hex(4)}_"
+        app.config.update(config)
+        ext = lucia or Lucia(user_columns=user_columns())
+        ext.init_app(app)
+        app.lucia = ext  # type: ignore[attr-defined]  # the instance, for tests
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        storage = app.extensions["lucia"].storage
+        if storage._engine is not None:
+            if TEST_DATABASE_URL:
+                storage.metadata.drop_all(storage._engine)
+            storage.dispose()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    """An app with flask-lucia, a ``username`` and ``age`` column, and two views."""
+    app = make_app()
+    from flask_lucia import current_user, fresh_login_required, login_required
+
+    @app.get("/private")
+    @login_required
+    def private() -> dict[str, Any]:
+        return {"user_id": current_user.user_id, "username": current_user.username}
+
+    @app.get("/fresh")
+    @fresh_login_required
+    def fresh() -> dict[str, Any]:
+        return {"ok": True}
+
+    return app
+
+
+@pytest.fixture
+def lucia(app: Flask) -> Iterator[Lucia]:
+    """The app's ``Lucia`` object, used inside an app context."""
+    with app.app_context():
+        yield app.lucia  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client that sends ``Origin`` like a browser on the same site."""
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def sign_up(client: FlaskClient, identifier: str = "ann@example.com", **extra: Any) -> Any:
+    """Sign a client up through the JSON endpoint; returns the response JSON."""
+    response = client.post(
+        "/auth/sign-up", json={"identifier": identifier, "password": PASSWORD, **extra}
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def cookie(client: FlaskClient, name: str) -> str | None:
+    """The value of a cookie in the client's jar, or None."""
+    found = client.get_cookie(name)
+    return None if found is None else found.value
+
+
+class Clock:
+    """A controllable ``time.time`` for expiry tests."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze flask-lucia's clock; ``clock.advance(s)`` moves it."""
+    import flask_lucia.auth
+
+    fake = Clock()
+    monkeypatch.setattr(flask_lucia.auth, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def queries(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs from here on."""
+    with app.app_context():
+        engine = app.extensions["lucia"].storage.engine
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def all_rows(app: Flask) -> list[tuple[Any, ...]]:
+    """Every row of every flask-lucia table (a copy of the database)."""
+    storage = app.extensions["lucia"].storage
+    tables = (storage.users, storage.sessions, storage.access_tokens, storage.refresh_tokens)
+    with storage.engine.connect() as conn:
+        return [tuple(row) for table in tables for row in conn.execute(sa.select(table))]
