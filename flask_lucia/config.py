@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from .csrf import origin_of
 
 #: Every key with its default; ``init_app`` applies them with ``setdefault``.
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +52,8 @@ def to_ms(value: object, key: str) -> int:
         seconds = float(value)
     else:
         raise TypeError(f"{key} must be seconds or a timedelta, not {type(value).__name__}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{key} must be a finite duration")
     if seconds < 0:
         raise ValueError(f"{key} must not be negative")
     return int(seconds * 1000)
@@ -91,15 +96,34 @@ class Settings:
             cookie_samesite=config["LUCIA_COOKIE_SAMESITE"],
             cookie_domain=config["LUCIA_COOKIE_DOMAIN"],
             cookie_path=config["LUCIA_COOKIE_PATH"],
-            csrf=bool(config["LUCIA_CSRF_PROTECTION"]),
-            trusted_origins=frozenset(_origins(config["LUCIA_TRUSTED_ORIGINS"])),
+            csrf=_flag(config, "LUCIA_CSRF_PROTECTION"),
+            trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
             password_provider=config["LUCIA_PASSWORD_PROVIDER"],
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=None if public is None else tuple(public),
         )
 
 
-def _origins(value: str | Iterable[str]) -> Iterable[str]:
-    """Trusted origins, normalized to lower case without a trailing slash."""
-    items = [value] if isinstance(value, str) else value
-    return (item.rstrip("/").lower() for item in items)
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    """A boolean key; a string such as "false" is refused rather than read as True."""
+    value = config[key]
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _origins(value: object) -> frozenset[str]:
+    """``LUCIA_TRUSTED_ORIGINS`` as normalized origins; each entry must be one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Iterable):
+        raise TypeError("LUCIA_TRUSTED_ORIGINS must be a list of origins")
+    origins = set()
+    for item in value:
+        origin = origin_of(item) if isinstance(item, str) else None
+        if origin is None:
+            raise ValueError(
+                f"LUCIA_TRUSTED_ORIGINS: {item!r} is not an origin like https://a.example"
+            )
+        origins.add(origin)
+    return frozenset(origins)

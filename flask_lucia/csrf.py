@@ -6,17 +6,24 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of a URL in lower case, or None when it has none."""
+    """``scheme://host[:port]`` of a URL, lower case, default port dropped; None if none."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return None
-    if not parts.scheme or not parts.netloc:
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if not scheme or not host:
         return None
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 def origin_allowed(
@@ -36,4 +43,4 @@ def origin_allowed(
     if claimed is None:
         return not required
     seen = origin_of(claimed) if claimed != "null" else None
-    return seen is not None and (seen == own_origin.lower() or seen in trusted)
+    return seen is not None and (seen == origin_of(own_origin) or seen in trusted)

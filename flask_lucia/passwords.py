@@ -105,7 +105,8 @@ class PasswordHasher:
                     "this bcrypt hash needs the 'bcrypt' package to be installed",
                 )
             try:
-                return bool(_bcrypt.checkpw(password.encode(), stored.encode()))
+                # bcrypt only ever read 72 bytes; bcrypt>=5 refuses longer input instead.
+                return bool(_bcrypt.checkpw(password.encode()[:72], stored.encode()))
             except ValueError:
                 return False
         return _verify_lucia_scrypt(stored, password)

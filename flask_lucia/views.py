@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, g, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 
+from .csrf import origin_of
 from .errors import LuciaError
 from .hook import error_response, same_origin, sign_in, sign_out, state
 from .types import Session, User
@@ -25,7 +26,7 @@ def safe_redirect(target: object) -> str | None:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
-        if f"{parts.scheme}://{parts.netloc}".lower() != request.host_url.rstrip("/").lower():
+        if origin_of(target) != origin_of(request.host_url):
             return None
         target = parts.path or "/"
         if parts.query:
