@@ -523,9 +523,12 @@ def test_a_spent_refresh_token_after_the_grace_revokes_the_session(
     _, current = lucia.refresh_session(tokens.refresh_token)
     clock.advance(31)
     reused: list[str] = []
-    with signals.refresh_token_reused.connected_to(
-        lambda app, session_id, user_id: reused.append(session_id)
-    ), pytest.raises(LuciaError) as excinfo:
+    with (
+        signals.refresh_token_reused.connected_to(
+            lambda app, session_id, user_id: reused.append(session_id)
+        ),
+        pytest.raises(LuciaError) as excinfo,
+    ):
         lucia.refresh_session(tokens.refresh_token)
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
     assert reused == [session.session_id]

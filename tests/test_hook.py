@@ -392,9 +392,8 @@ def test_sign_out_ends_the_session_server_side(app: Flask, client: FlaskClient) 
     sign_up(client)
     access = cookie(client, ACCESS)
     assert cleared(client.post("/leave"))
-    with app.app_context():
-        with pytest.raises(LuciaError):
-            app.lucia.validate_access_token(access)
+    with app.app_context(), pytest.raises(LuciaError):
+        app.lucia.validate_access_token(access)
 
 
 def test_parse_request_returns_the_cookie_tokens(app: Flask, client: FlaskClient) -> None:

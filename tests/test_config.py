@@ -1,0 +1,141 @@
+"""Config parsing: durations to milliseconds, Settings.from_config, trusted origins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from flask_lucia.config import DEFAULTS, Settings, to_ms
+
+KEY = "LUCIA_ACCESS_TOKEN_TTL"
+
+
+def settings(**config: Any) -> Settings:
+    return Settings.from_config({**DEFAULTS, **config})
+
+
+# to_ms
+
+
+def test_int_seconds_become_milliseconds() -> None:
+    assert to_ms(900, KEY) == 900_000
+
+
+def test_float_seconds_become_whole_milliseconds() -> None:
+    assert to_ms(1.5, KEY) == 1_500
+
+
+def test_timedelta_becomes_milliseconds() -> None:
+    assert to_ms(timedelta(minutes=15, milliseconds=7), KEY) == 900_007
+
+
+def test_zero_is_accepted() -> None:
+    assert to_ms(0, KEY) == 0
+
+
+@pytest.mark.parametrize("value", [True, "900", None, [900]])
+def test_non_duration_is_a_type_error_naming_the_key(value: object) -> None:
+    with pytest.raises(TypeError, match=rf"^{KEY} must be seconds or a timedelta"):
+        to_ms(value, KEY)
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, timedelta(seconds=-1)])
+def test_negative_duration_is_a_value_error_naming_the_key(value: object) -> None:
+    with pytest.raises(ValueError, match=rf"^{KEY} must not be negative$"):
+        to_ms(value, KEY)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_seconds_are_a_value_error_naming_the_key(value: float) -> None:
+    with pytest.raises(ValueError, match=KEY):
+        to_ms(value, KEY)
+
+
+# Settings.from_config
+
+
+def test_default_lifetimes_in_milliseconds() -> None:
+    s = settings()
+    assert (s.access_ttl, s.refresh_ttl, s.max_age, s.fresh_for, s.grace) == (
+        15 * 60_000,
+        14 * 86_400_000,
+        30 * 86_400_000,
+        10 * 60_000,
+        30_000,
+    )
+
+
+def test_lifetime_in_seconds_is_accepted() -> None:
+    assert settings(LUCIA_REFRESH_TOKEN_TTL=3600).refresh_ttl == 3_600_000
+
+
+def test_invalid_lifetime_names_its_key() -> None:
+    with pytest.raises(TypeError, match=r"^LUCIA_SESSION_MAX_AGE "):
+        settings(LUCIA_SESSION_MAX_AGE="30d")
+
+
+def test_default_cookie_settings() -> None:
+    s = settings()
+    assert (s.access_cookie, s.refresh_cookie) == ("lucia_access_token", "lucia_refresh_token")
+    assert (s.cookie_secure, s.cookie_samesite, s.cookie_domain, s.cookie_path) == (
+        None,
+        "Lax",
+        None,
+        "/",
+    )
+
+
+def test_csrf_protection_is_on_by_default() -> None:
+    assert settings().csrf is True
+
+
+def test_csrf_protection_can_be_turned_off() -> None:
+    assert settings(LUCIA_CSRF_PROTECTION=False).csrf is False
+
+
+def test_no_trusted_origins_by_default() -> None:
+    assert settings().trusted_origins == frozenset()
+
+
+def test_trusted_origins_are_lowercased_without_trailing_slash() -> None:
+    origins = ["HTTPS://App.Example.com/", "http://localhost:5000"]
+    assert settings(LUCIA_TRUSTED_ORIGINS=origins).trusted_origins == frozenset(
+        {"https://app.example.com", "http://localhost:5000"}
+    )
+
+
+def test_single_trusted_origin_string_is_one_origin() -> None:
+    assert settings(LUCIA_TRUSTED_ORIGINS="https://app.example.com").trusted_origins == frozenset(
+        {"https://app.example.com"}
+    )
+
+
+def test_public_user_columns_become_a_tuple() -> None:
+    assert settings(LUCIA_PUBLIC_USER_COLUMNS=["username"]).public_columns == ("username",)
+
+
+def test_public_user_columns_default_to_all() -> None:
+    assert settings().public_columns is None
+
+
+def test_a_trusted_origin_with_the_default_port_matches_what_browsers_send() -> None:
+    s = settings(LUCIA_TRUSTED_ORIGINS=["https://app.example.com:443"])
+    assert s.trusted_origins == frozenset({"https://app.example.com"})
+
+
+@pytest.mark.parametrize("value", [None, 5])
+def test_trusted_origins_that_are_not_a_list_are_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="LUCIA_TRUSTED_ORIGINS"):
+        settings(LUCIA_TRUSTED_ORIGINS=value)
+
+
+def test_a_trusted_origin_that_is_not_an_origin_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not an origin"):
+        settings(LUCIA_TRUSTED_ORIGINS=["app.example.com"])
+
+
+def test_csrf_protection_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="LUCIA_CSRF_PROTECTION must be True or False"):
+        settings(LUCIA_CSRF_PROTECTION="false")
