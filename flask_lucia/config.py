@@ -30,7 +30,6 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_CSRF_PROTECTION": True,
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
-    "LUCIA_REGISTER_VIEWS": True,
     "LUCIA_LOGIN_VIEW": None,
     "LUCIA_PASSWORD_PROVIDER": "email",
     "LUCIA_PASSWORD_TIME_COST": 2,

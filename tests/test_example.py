@@ -1,0 +1,60 @@
+"""The example app in examples/: its pages work end to end on SQLite."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from .conftest import ORIGIN, PASSWORD
+
+EXAMPLE = pathlib.Path(__file__).parent.parent / "examples" / "app.py"
+
+
+@pytest.fixture
+def example(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("FLASK_LUCIA_DATABASE_URL", f"sqlite:///{tmp_path / 'example.db'}")
+    spec = importlib.util.spec_from_file_location("example_app", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "example_app", module)  # Flask finds its root path here
+    spec.loader.exec_module(module)
+    app: Flask = module.app
+    app.testing = True
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def test_the_home_page_offers_sign_in_and_sign_up(example: Any) -> None:
+    page = example.get("/").text
+    assert "Sign in" in page and "Create account" in page
+
+
+def test_the_dashboard_needs_a_session(example: Any) -> None:
+    assert example.get("/dashboard", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_sign_up_then_the_dashboard_greets_the_user_and_lists_the_device(example: Any) -> None:
+    response = example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+        headers={"User-Agent": "TestBrowser/1.0"},
+    )
+    assert response.status_code == 201
+    page = example.get("/dashboard").text
+    assert "Hello, ann" in page and "TestBrowser/1.0" in page and "(this one)" in page
+
+
+def test_the_sign_out_button_ends_the_session(example: Any) -> None:
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    response = example.post("/auth/sign-out", data={"redirect": "/"})
+    assert response.status_code == 303 and response.location == "/"
+    assert "Sign in" in example.get("/").text
