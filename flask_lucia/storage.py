@@ -90,40 +90,34 @@ class Storage:
             sa.Column("ip_address", sa.String(64), nullable=True),
             keep_existing=True,
         )
-        self.access_tokens = sa.Table(
-            f"{prefix}access_tokens",
-            metadata,
-            sa.Column("digest", sa.String(64), primary_key=True),
-            sa.Column(
-                "session_id",
-                sa.String(64),
-                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
-                nullable=False,
-                index=True,
-            ),
-            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
-            keep_existing=True,
-        )
-        self.refresh_tokens = sa.Table(
+        self.access_tokens = self._token_table(f"{prefix}access_tokens")
+        self.refresh_tokens = self._token_table(
             f"{prefix}refresh_tokens",
-            metadata,
-            sa.Column("digest", sa.String(64), primary_key=True),
-            sa.Column(
-                "session_id",
-                sa.String(64),
-                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
-                nullable=False,
-                index=True,
-            ),
-            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
             sa.Column("spent_at", sa.BigInteger, nullable=True),
             # The successor pair, sealed with a pad derived from this (raw) token:
             # lets a racing tab that presents it within the grace get the same pair.
             sa.Column("successor", sa.LargeBinary(64), nullable=True),
-            keep_existing=True,
         )
         self.user_column_names = tuple(c.name for c in user_columns)
         self._build_statements()
+
+    def _token_table(self, name: str, *extra: sa.Column[Any]) -> sa.Table:
+        """A token table: SHA-256 digest as key, owning session, expiry, and ``extra``."""
+        return sa.Table(
+            name,
+            self.metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            sa.Column(
+                "session_id",
+                sa.String(64),
+                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
+                nullable=False,
+                index=True,
+            ),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            *extra,
+            keep_existing=True,
+        )
 
     def _build_statements(self) -> None:
         users, sessions = self.users, self.sessions

@@ -52,7 +52,9 @@ def _bad_request(message: str) -> Response:
 
 
 def _credentials() -> tuple[dict[str, Any], str, str] | Response:
-    """The JSON object of a sign-in/up request with its identifier and password, or a 400."""
+    """A sign-in/up request's JSON object, identifier and password; or a 403 or 400."""
+    if not same_origin(required=False):  # login CSRF: a browser on another site
+        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _bad_request("expected a JSON object with 'identifier' and 'password'")
@@ -112,8 +114,6 @@ def sign_out_view() -> ResponseReturnValue:
 @bp.post("/sign-in")
 def sign_in_json() -> ResponseReturnValue:
     """Sign in with identifier and password; unknown user and wrong password look alike."""
-    if not same_origin(required=False):
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     parsed = _credentials()
     if isinstance(parsed, Response):
         return parsed
@@ -134,8 +134,6 @@ def sign_in_json() -> ResponseReturnValue:
 @bp.post("/sign-up")
 def sign_up_json() -> ResponseReturnValue:
     """Create a password user (fields named after user columns become data) and sign in."""
-    if not same_origin(required=False):
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     parsed = _credentials()
     if isinstance(parsed, Response):
         return parsed
