@@ -32,6 +32,10 @@ from .tokens import (
 from .types import Session, Tokens, User, from_ms
 
 _N_SESSION = len(SESSION_FIELDS)
+#: Offsets within the session fields: owner, absolute expiry, idle expiry.
+_USER, _EXPIRES, _IDLE = (
+    SESSION_FIELDS.index(name) for name in ("user_id", "expires_at", "idle_expires_at")
+)
 #: How many successors a grace-period replay may follow (tabs that raced twice).
 _MAX_CHAIN = 8
 
@@ -289,7 +293,7 @@ class Auth:
             return None
         row = self.storage.validate(digest(access_token))
         now = now_ms()
-        if row is None or row[0] <= now or row[4] <= now:  # access expiry, session max age
+        if row is None or row[0] <= now or row[1 + _EXPIRES] <= now:  # token, session max age
             return None
         return Found(self._user(row, 1 + _N_SESSION), self._session(row, 1, row[0], now))
 
@@ -311,7 +315,7 @@ class Auth:
             with self.storage.read() as conn:
                 row = self.storage.session_by_refresh(conn, digest(refresh_token))
             if row is not None and _refreshable(row, now, self.settings.grace):
-                return str(row[3 + 1])
+                return str(row[3 + _USER])
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
     def refresh(self, refresh_token: str) -> Found:
@@ -323,50 +327,47 @@ class Auth:
         """
         if not is_well_formed(refresh_token):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-        storage, s, now = self.storage, self.settings, now_ms()
+        now = now_ms()
         for _ in range(_MAX_CHAIN):
-            access, refresh = new_token(), new_token()
-            old = digest(refresh_token)
-            with storage.write() as conn:
-                session_id = storage.spend_refresh(
-                    conn, old, now, seal(refresh_token, access, refresh)
-                )
-                if session_id is not None:
-                    row = storage.session_with_user(conn, session_id)
-                    if row is None or row[3] <= now:
-                        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-                    access_exp = min(now + s.access_ttl, row[3])
-                    refresh_exp = min(now + s.refresh_ttl, row[3])
-                    storage.issue_tokens(
-                        conn,
-                        session_id,
-                        (digest(access), access_exp),
-                        (digest(refresh), refresh_exp),
-                    )
-                    found = self._rotated(row, 0, access, access_exp, refresh, refresh_exp, now)
-                    break
-                row = storage.session_by_refresh(conn, old)
-                if row is None or row[1] is None or row[6] <= now:  # unknown, expired, or session
+            outcome = self._spend(refresh_token, now)
+            if isinstance(outcome, Found):
+                signals.send(signals.session_refreshed, session=outcome.session)
+                return outcome
+            refresh_token = outcome  # its successor was rotated too: follow the chain
+        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+
+    def _spend(self, token: str, now: int) -> Found | str:
+        """One step of ``refresh``: a new pair, the live successor, or the next token."""
+        storage, s = self.storage, self.settings
+        access, refresh = new_token(), new_token()
+        old = digest(token)
+        with storage.write() as conn:
+            session_id = storage.spend_refresh(conn, old, now, seal(token, access, refresh))
+            if session_id is not None:  # this call spent it: issue the new pair
+                row = storage.session_with_user(conn, session_id)
+                if row is None or row[_EXPIRES] <= now:
                     raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-                reused = now - row[1] > s.grace or row[2] is None
-                if reused:
-                    storage.delete_session(conn, row[3])
-                else:
-                    access, refresh = unseal(refresh_token, row[2])
-                    access_exp = storage.access_expiry(conn, digest(access))
-            if reused:
-                signals.send(signals.refresh_token_reused, session_id=row[3], user_id=row[4])
-                raise LuciaError(
-                    "AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked"
+                access_exp = min(now + s.access_ttl, row[_EXPIRES])
+                refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
+                storage.issue_tokens(
+                    conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
                 )
-            if access_exp is not None:  # the pair the first use made is still live
-                found = self._rotated(row, 3, access, access_exp, refresh, row[7], now)
-                break
-            refresh_token = refresh  # that pair was rotated too: follow the chain
-        else:
-            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-        signals.send(signals.session_refreshed, session=found.session)
-        return found
+                return self._rotated(row, 0, access, access_exp, refresh, refresh_exp, now)
+            # refresh row: token expiry, spent_at, successor, then session and user fields
+            row = storage.session_by_refresh(conn, old)
+            if row is None or row[1] is None or row[3 + _EXPIRES] <= now:
+                raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown or expired
+            spent_at, successor, session_id = row[1], row[2], row[3]
+            if successor is not None and now - spent_at <= s.grace:
+                access, refresh = unseal(token, successor)
+                access_exp = storage.access_expiry(conn, digest(access))
+                if access_exp is None:
+                    return refresh
+                idle = row[3 + _IDLE]
+                return self._rotated(row, 3, access, access_exp, refresh, idle, now)
+            storage.delete_session(conn, session_id)  # replayed after the grace: stolen
+        signals.send(signals.refresh_token_reused, session_id=session_id, user_id=row[3 + _USER])
+        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked")
 
     def _rotated(
         self,
@@ -423,7 +424,7 @@ class Auth:
 def _refreshable(row: Sequence[Any], now: int, grace: int) -> bool:
     """A refresh row (expiry, spent, successor, session...) that ``refresh`` would accept."""
     expires, spent, successor = row[0], row[1], row[2]
-    session_alive = row[3 + 3] > now
+    session_alive = row[3 + _EXPIRES] > now
     if spent is None:
         return bool(expires > now and session_alive)
     return bool(successor is not None and now - spent <= grace and session_alive)
