@@ -30,7 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_CSRF_PROTECTION": True,
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
-    "LUCIA_LOGIN_VIEW": None,
+    "LUCIA_REGISTER_VIEWS": True,
+    # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
     "LUCIA_PASSWORD_TIME_COST": 2,
     "LUCIA_PASSWORD_MEMORY_COST": 19456,  # KiB: OWASP's 19 MiB

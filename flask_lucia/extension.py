@@ -22,6 +22,7 @@ from .cookies import set_cookie
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
+from .script import lucia_script
 from .storage import Storage, sqlite_pragmas
 from .types import Session, Tokens, User
 from .views import bp
@@ -50,6 +51,8 @@ class Lucia:
             raise RuntimeError("flask-lucia is already initialized on this app")
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
+        views = app.config["LUCIA_REGISTER_VIEWS"]
+        app.config.setdefault("LUCIA_LOGIN_VIEW", "lucia.sign_in" if views else None)
         config = app.config
         settings = Settings.from_config(config)
         metadata = self.db.metadata if self.db is not None else sa.MetaData()
@@ -75,7 +78,9 @@ class Lucia:
         app.before_request_funcs.setdefault(None, []).insert(0, hook.before_request)
         app.after_request(hook.after_request)
         app.register_error_handler(LuciaError, hook.error_response)
-        app.jinja_env.globals.update(current_user=current_user, current_session=current_session)
+        app.jinja_env.globals.update(
+            current_user=current_user, current_session=current_session, lucia_script=lucia_script
+        )
 
     def _engine_factory(self, app: Flask) -> Callable[[], Engine]:
         """How this app gets its engine: Flask-SQLAlchemy's, the URL's, or instance SQLite."""

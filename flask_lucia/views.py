@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, g, jsonify, redirect, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+)
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import NotFound
 
 from .csrf import origin_of
 from .errors import LuciaError
+from .forms import SignInForm, SignUpForm, form_options, sign_up_form
 from .hook import error_response, same_origin, sign_in, sign_out, state
-from .types import Session, User
+from .script import session_body
+from .types import User
 
-bp = Blueprint("lucia", __name__, template_folder="templates")
+bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
+_STATIC = os.path.join(os.path.dirname(__file__), "static")
 
 _CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
 
@@ -32,14 +48,6 @@ def safe_redirect(target: object) -> str | None:
         if parts.query:
             target += "?" + parts.query
     return target if target.startswith("/") and not target.startswith("//") else None
-
-
-def session_body(user: User, session: Session) -> dict[str, Any]:
-    """What the browser module knows of a session: public user, expiry, checksum."""
-    return {
-        "user": user.public(state().settings.public_columns),
-        "session": {"expires": session.expires_ms, "checksum": session.checksum},
-    }
 
 
 def _no_store(response: Response) -> Response:
@@ -98,8 +106,8 @@ def refresh() -> ResponseReturnValue:
     return _no_store(jsonify(body))
 
 
-@bp.post("/sign-out")
-def sign_out_view() -> ResponseReturnValue:
+@bp.post("/sign-out", endpoint="sign_out")
+def sign_out_endpoint() -> ResponseReturnValue:
     """End this session; answer where to go next (a same-origin path, or null)."""
     if not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
@@ -111,39 +119,118 @@ def sign_out_view() -> ResponseReturnValue:
     return _no_store(jsonify({"redirect": target}))
 
 
-@bp.post("/sign-in")
-def sign_in_json() -> ResponseReturnValue:
-    """Sign in with identifier and password; unknown user and wrong password look alike."""
+@bp.get("/lucia.js")
+def script() -> Response:
+    """The browser module: static, cacheable, revalidated by ETag."""
+    return send_from_directory(_STATIC, "lucia.js", mimetype="text/javascript", max_age=3600)
+
+
+@bp.get("/lucia.d.ts")
+def typings() -> Response:
+    """TypeScript declarations of the browser module."""
+    return send_from_directory(_STATIC, "lucia.d.ts", mimetype="text/plain", max_age=3600)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
+def sign_in_endpoint() -> ResponseReturnValue:
+    """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
+    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+        return _sign_in_json()
+    if not same_origin(required=False):
+        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+    form = SignInForm(**form_options())
+    if form.validate_on_submit():
+        try:
+            user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
+        except LuciaError as error:
+            return _form_page("lucia/sign_in.html", form, error.message)
+        sign_in(user, fresh=True)
+        return redirect(safe_redirect(form.next.data) or "/", 303)
+    return _form_page("lucia/sign_in.html", form)
+
+
+@bp.route("/sign-up", methods=["GET", "POST"], endpoint="sign_up")
+def sign_up_endpoint() -> ResponseReturnValue:
+    """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
+    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+        return _sign_up_json()
+    if not same_origin(required=False):
+        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+    auth = state()
+    form = sign_up_form([auth.storage.users.c[n] for n in auth.storage.user_column_names])
+    if form.validate_on_submit():
+        data = {name: form[name].data for name in form.data_fields}
+        try:
+            user = _create((form.identifier.data or "").strip(), form.password.data or "", data)
+        except (LuciaError, TypeError, ValueError) as error:
+            return _form_page("lucia/sign_up.html", form, getattr(error, "message", str(error)))
+        sign_in(user, fresh=True)
+        return redirect(safe_redirect(form.next.data) or "/", 303)
+    return _form_page("lucia/sign_up.html", form)
+
+
+def _forms_enabled() -> bool:
+    return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
+
+
+def _form_page(
+    template: str, form: SignInForm | SignUpForm, error: str | None = None
+) -> tuple[str, int]:
+    """Render a form page; a failed POST answers 400 with its error flashed."""
+    if not _forms_enabled():
+        raise NotFound()
+    if request.method == "GET":
+        form.next.data = safe_redirect(request.args.get("next")) or ""
+    status = 400 if request.method == "POST" else 200
+    if error and current_app.secret_key:
+        flash(error, "error")
+        error = None
+    return render_template(template, form=form, error=error), status
+
+
+def _authenticate(identifier: str, password: str) -> User:
+    """Password sign-in; an unknown user and a wrong password raise the same error."""
+    auth = state()
+    try:
+        return auth.authenticate_user(auth.settings.password_provider, identifier, password)
+    except ValueError:  # an identifier no user can have (too long)
+        raise LuciaError("AUTH_INVALID_PASSWORD") from None
+    except LuciaError as error:
+        if error.code in _CREDENTIAL_FAILURES:
+            raise LuciaError("AUTH_INVALID_PASSWORD") from None
+        raise
+
+
+def _create(identifier: str, password: str, data: dict[str, Any]) -> User:
+    auth = state()
+    return auth.create_user(
+        auth.settings.password_provider, identifier, password=password, user_data=data
+    )
+
+
+def _sign_in_json() -> ResponseReturnValue:
     parsed = _credentials()
     if isinstance(parsed, Response):
         return parsed
     _, identifier, password = parsed
-    auth = state()
     try:
-        user = auth.authenticate_user(auth.settings.password_provider, identifier, password)
-    except ValueError:  # an identifier no user can have (too long): same answer
-        return error_response(LuciaError("AUTH_INVALID_PASSWORD"))
+        user = _authenticate(identifier, password)
     except LuciaError as error:
-        if error.code in _CREDENTIAL_FAILURES:
-            return error_response(LuciaError("AUTH_INVALID_PASSWORD"))
-        raise
+        if error.code != "AUTH_INVALID_PASSWORD":
+            raise
+        return error_response(error)
     session = sign_in(user, fresh=True)
     return _no_store(jsonify(session_body(user, session)))
 
 
-@bp.post("/sign-up")
-def sign_up_json() -> ResponseReturnValue:
-    """Create a password user (fields named after user columns become data) and sign in."""
+def _sign_up_json() -> ResponseReturnValue:
     parsed = _credentials()
     if isinstance(parsed, Response):
         return parsed
     body, identifier, password = parsed
-    auth = state()
-    data = {k: v for k, v in body.items() if k in auth.storage.user_column_names}
+    columns = state().storage.user_column_names
     try:
-        user = auth.create_user(
-            auth.settings.password_provider, identifier, password=password, user_data=data
-        )
+        user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     session = sign_in(user, fresh=True)

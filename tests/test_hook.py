@@ -299,8 +299,22 @@ def test_login_required_answers_json_requests_with_401(client: FlaskClient) -> N
     assert response.json == {"error": "AUTH_NOT_AUTHENTICATED", "message": "Sign in to continue."}
 
 
-def test_login_required_without_a_login_view_answers_401_json(client: FlaskClient) -> None:
-    assert client.get("/private", headers={"Accept": "text/html"}).status_code == 401
+def test_login_required_without_a_login_view_answers_401_json(make_app: Any) -> None:
+    app = make_app(LUCIA_REGISTER_VIEWS=False)
+
+    @app.get("/reports")
+    @login_required
+    def reports() -> str:
+        return "reports"
+
+    assert app.config["LUCIA_LOGIN_VIEW"] is None
+    assert app.test_client().get("/reports", headers={"Accept": "text/html"}).status_code == 401
+
+
+def test_login_required_redirects_to_the_sign_in_form_by_default(client: FlaskClient) -> None:
+    response = client.get("/private", headers={"Accept": "text/html"})
+    assert response.status_code == 302
+    assert response.location == "/auth/sign-in?next=/private"
 
 
 def test_login_required_redirects_html_to_the_login_view_with_next(make_app: Any) -> None:

@@ -188,7 +188,6 @@ def test_sign_in_wrong_password_and_unknown_user_answer_alike(client: FlaskClien
 @pytest.mark.parametrize(
     "body",
     [
-        None,
         [],
         "text",
         {},

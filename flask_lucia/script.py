@@ -1,0 +1,44 @@
+"""``lucia_script()``: the page's initial session for the browser module, and its tag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, url_for
+from flask.json import dumps
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
+
+from .hook import state
+from .types import Session, User
+
+
+def session_body(user: User, session: Session) -> dict[str, Any]:
+    """What the browser knows of a session: the public user, expiry, checksum; no token."""
+    return {
+        "user": user.public(state().settings.public_columns),
+        "session": {"expires": session.expires_ms, "checksum": session.checksum},
+    }
+
+
+def page_data() -> dict[str, Any]:
+    """This request's session as page data, and Flask-WTF's CSRF token when the app uses it."""
+    user, session = g.get("_lucia_user"), g.get("_lucia_session")
+    data: dict[str, Any] = {"user": None, "session": None, "csrfToken": None}
+    if user is not None and session is not None:
+        data.update(session_body(user, session))
+    if "csrf" in current_app.extensions:  # CSRFProtect: every POST the module makes needs it
+        from flask_wtf.csrf import generate_csrf
+
+        data["csrfToken"] = generate_csrf()
+    return data
+
+
+def lucia_script() -> Markup:
+    """The page data and a ``<script type="module">`` that loads ``lucia.js`` with it."""
+    data = htmlsafe_json_dumps(page_data(), dumps=dumps)
+    src = url_for("lucia.script")
+    return Markup(
+        f'<script type="application/json" id="lucia-page-data">{data}</script>\n'
+        f'<script type="module" src="{src}"></script>'
+    )

@@ -1,0 +1,256 @@
+"""The HTML views: Flask-WTF sign-in and sign-up forms, templates, and lucia_script()."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jinja2
+import pytest
+from flask import Flask, render_template_string
+from flask.testing import FlaskClient
+from flask_wtf.csrf import CSRFProtect
+
+from .conftest import ORIGIN, PASSWORD, cookie, sign_up
+
+
+def csrf_token(page: str) -> str:
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def post_form(client: FlaskClient, path: str, **fields: Any) -> Any:
+    token = csrf_token(client.get(path).text)
+    return client.post(path, data={"csrf_token": token, **fields})
+
+
+def page_data(html: str) -> Any:
+    found = re.search(r'<script type="application/json" id="lucia-page-data">(.*?)</script>', html)
+    assert found, "no page data"
+    return json.loads(found.group(1))
+
+
+# -- sign-in form ------------------------------------------------------------------
+
+
+def test_the_sign_in_page_renders_a_form_with_a_csrf_token(client: FlaskClient) -> None:
+    response = client.get("/auth/sign-in")
+    assert response.status_code == 200
+    assert 'name="identifier"' in response.text and 'name="password"' in response.text
+    assert csrf_token(response.text)
+
+
+def test_signing_in_with_the_form_redirects_to_next_with_cookies(client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/auth/sign-out", json={})
+    token = csrf_token(client.get("/auth/sign-in?next=/private").text)
+    response = client.post(
+        "/auth/sign-in",
+        data={
+            "csrf_token": token,
+            "identifier": "ann@example.com",
+            "password": PASSWORD,
+            "next": "/private",
+        },
+    )
+    assert response.status_code == 303 and response.location == "/private"
+    assert cookie(client, "lucia_access_token")
+
+
+def test_the_sign_in_page_keeps_a_safe_next_and_drops_an_unsafe_one(client: FlaskClient) -> None:
+    assert 'value="/private"' in client.get("/auth/sign-in?next=/private").text
+    assert "evil" not in client.get("/auth/sign-in?next=https://evil.example/").text
+
+
+def test_a_wrong_password_and_an_unknown_user_show_the_same_flashed_error(
+    client: FlaskClient,
+) -> None:
+    sign_up(client)
+    client.post("/auth/sign-out", json={})
+    wrong = post_form(client, "/auth/sign-in", identifier="ann@example.com", password="nope nope")
+    unknown = post_form(client, "/auth/sign-in", identifier="x@example.com", password="nope nope")
+    assert wrong.status_code == unknown.status_code == 400
+    message = "The identifier or password is incorrect."
+    assert message in wrong.text and message in unknown.text
+    assert cookie(client, "lucia_access_token") is None
+
+
+def test_a_form_post_without_the_csrf_token_signs_nobody_in(client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/auth/sign-out", json={})
+    response = client.post(
+        "/auth/sign-in", data={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert cookie(client, "lucia_access_token") is None
+
+
+def test_a_form_post_with_an_unsafe_next_goes_home(client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/auth/sign-out", json={})
+    response = post_form(
+        client,
+        "/auth/sign-in",
+        identifier="ann@example.com",
+        password=PASSWORD,
+        next="//evil.example/",
+    )
+    assert response.status_code == 303 and response.location == "/"
+
+
+def test_a_form_post_from_another_site_is_403(client: FlaskClient) -> None:
+    token = csrf_token(client.get("/auth/sign-in").text)
+    response = client.post(
+        "/auth/sign-in",
+        data={"csrf_token": token, "identifier": "a@example.com", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+
+
+# -- sign-up form ------------------------------------------------------------------
+
+
+def test_the_sign_up_page_has_a_field_per_user_column(client: FlaskClient) -> None:
+    page = client.get("/auth/sign-up").text
+    assert 'name="username"' in page and 'name="age"' in page
+
+
+def test_signing_up_with_the_form_creates_the_user_and_signs_in(
+    app: Flask, client: FlaskClient
+) -> None:
+    response = post_form(
+        client,
+        "/auth/sign-up",
+        identifier="ann@example.com",
+        password=PASSWORD,
+        username="ann",
+        age="30",
+    )
+    assert response.status_code == 303
+    assert client.get("/auth/session").json["user"]["username"] == "ann"
+    assert client.get("/auth/session").json["user"]["age"] == 30
+
+
+def test_signing_up_with_a_taken_identifier_shows_the_error(client: FlaskClient) -> None:
+    sign_up(client)
+    client.post("/auth/sign-out", json={})
+    response = post_form(client, "/auth/sign-up", identifier="ann@example.com", password=PASSWORD)
+    assert response.status_code == 400
+    assert "already exists" in response.text
+
+
+def test_signing_up_with_a_short_password_shows_the_error(client: FlaskClient) -> None:
+    response = post_form(client, "/auth/sign-up", identifier="a@example.com", password="short")
+    assert response.status_code == 400 and "at least 8 characters" in response.text
+
+
+def test_a_field_too_long_for_its_column_is_a_form_error(client: FlaskClient) -> None:
+    response = post_form(
+        client, "/auth/sign-up", identifier="a@example.com", password=PASSWORD, username="x" * 40
+    )
+    assert response.status_code == 400
+    assert "Field cannot be longer than 32 characters." in response.text
+
+
+# -- configuration and overrides ---------------------------------------------------
+
+
+def test_register_views_off_leaves_only_the_json_endpoints(make_app: Any) -> None:
+    app = make_app(LUCIA_REGISTER_VIEWS=False)
+    client = app.test_client()
+    assert client.get("/auth/sign-in").status_code == 404
+    assert client.get("/auth/sign-up").status_code == 404
+    response = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
+    assert response.status_code == 201
+
+
+def test_the_app_can_override_a_template(app: Flask, client: FlaskClient) -> None:
+    app.jinja_loader = jinja2.DictLoader(
+        {"lucia/sign_in.html": "<p>Our own sign-in</p>{{ form.identifier() }}"}
+    )
+    page = client.get("/auth/sign-in").text
+    assert page.startswith("<p>Our own sign-in</p>") and 'name="identifier"' in page
+
+
+def test_the_sign_out_button_posts_to_sign_out(app: Flask) -> None:
+    with app.test_request_context("/"):
+        html = render_template_string('{% include "lucia/sign_out_form.html" %}')
+    assert 'action="/auth/sign-out"' in html and 'name="redirect" value="/"' in html
+
+
+# -- CSRFProtect -------------------------------------------------------------------
+
+
+@pytest.fixture
+def protected(make_app: Any) -> FlaskClient:
+    app = make_app()
+    CSRFProtect(app)
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string("{{ lucia_script() }}")
+
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def test_forms_work_with_csrfprotect_on(protected: FlaskClient) -> None:
+    response = post_form(protected, "/auth/sign-up", identifier="a@example.com", password=PASSWORD)
+    assert response.status_code == 303
+    assert protected.get("/auth/session").status_code == 200
+
+
+def test_json_posts_with_the_page_token_pass_csrfprotect(protected: FlaskClient) -> None:
+    token = page_data(protected.get("/page").text)["csrfToken"]
+    response = protected.post(
+        "/auth/sign-up",
+        json={"identifier": "a@example.com", "password": PASSWORD},
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 201
+
+
+def test_json_posts_without_a_token_are_refused_by_csrfprotect(protected: FlaskClient) -> None:
+    response = protected.post(
+        "/auth/sign-up", json={"identifier": "a@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+
+
+# -- lucia_script() ----------------------------------------------------------------
+
+
+@pytest.fixture
+def scripted(app: Flask) -> Flask:
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string("<body>{{ lucia_script() }}</body>")
+
+    return app
+
+
+def test_lucia_script_loads_the_module_with_no_session(scripted: Flask) -> None:
+    html = scripted.test_client().get("/page").text
+    assert '<script type="module" src="/auth/lucia.js"></script>' in html
+    assert page_data(html) == {"user": None, "session": None, "csrfToken": None}
+
+
+def test_lucia_script_carries_the_session_but_never_a_token(
+    scripted: Flask, client: FlaskClient
+) -> None:
+    body = sign_up(client, username="ann")
+    html = client.get("/page").text
+    assert page_data(html) == {**body, "csrfToken": None}
+    assert cookie(client, "lucia_access_token") not in html
+    assert cookie(client, "lucia_refresh_token") not in html
+
+
+def test_lucia_script_escapes_user_data(scripted: Flask, client: FlaskClient) -> None:
+    sign_up(client, username="</script><b>x")
+    html = client.get("/page").text
+    assert "</script><b>" not in html
+    assert page_data(html)["user"]["username"] == "</script><b>x"
