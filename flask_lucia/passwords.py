@@ -62,12 +62,12 @@ class PasswordHasher:
         if len(normalized) > self.max_length:
             raise LuciaError(
                 "AUTH_INVALID_PASSWORD",
-                f"password must be at most {self.max_length} characters",
+                f"Password must be at most {self.max_length} characters.",
             )
         if new and len(normalized) < self.min_length:
             raise LuciaError(
                 "AUTH_INVALID_PASSWORD",
-                f"password must be at least {self.min_length} characters",
+                f"Password must be at least {self.min_length} characters.",
             )
         return normalized
 
