@@ -8,7 +8,7 @@ and malformed values are ``TypeError``/``ValueError`` raised before any write.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from .cookies import clearing_cookies, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .storage import SESSION_FIELDS, Storage
+from .throttle import Throttle
 from .tokens import (
     digest,
     generate_random_string,
@@ -33,8 +34,9 @@ from .types import Session, Tokens, User, from_ms
 
 _N_SESSION = len(SESSION_FIELDS)
 #: Offsets within the session fields: owner, absolute expiry, idle expiry.
-_USER, _EXPIRES, _IDLE = (
-    SESSION_FIELDS.index(name) for name in ("user_id", "expires_at", "idle_expires_at")
+_USER, _EXPIRES, _IDLE, _LAST_USED = (
+    SESSION_FIELDS.index(name)
+    for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
 #: How many successors a grace-period replay may follow (tabs that raced twice).
 _MAX_CHAIN = 8
@@ -72,11 +74,13 @@ class Auth:
         settings: Settings,
         storage: Storage,
         hasher: PasswordHasher,
+        throttle: Throttle,
         generate_user_id: Callable[[], str] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.hasher = hasher
+        self.throttle = throttle
         self._generate_user_id = generate_user_id or (lambda: generate_random_string(15))
         self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
 
@@ -178,22 +182,41 @@ class Auth:
         signals.send(signals.user_created, user=user)
         return user
 
-    def authenticate_user(self, provider: str, identifier: str, password: str) -> User:
-        """The user whose password this is; unknown users cost a full hash as well."""
-        row = self.storage.user_with_hash(self.provider_id(provider, identifier))
+    def authenticate_user(
+        self, provider: str, identifier: str, password: str, *, client_address: str | None = None
+    ) -> User:
+        """The user whose password this is; throttled, and unknown users cost a full hash."""
+        provider_id = self.provider_id(provider, identifier)
         self.hasher.normalize(password)
-        stored = None if row is None else row[-1]
-        verdict = self.hasher.verify(stored, password)
-        if row is None:
-            raise LuciaError("AUTH_INVALID_PROVIDER_ID")
-        if not verdict.ok:
-            raise LuciaError("AUTH_INVALID_PASSWORD")
+        keys, now = self.throttle.keys(provider_id, client_address), now_ms()
+        self.throttle.check(keys, now)  # before any hashing
+        row = self.storage.user_with_hash(provider_id)
+        verdict = self.hasher.verify(None if row is None else row[-1], password)
+        if row is None or not verdict.ok:
+            self.throttle.failed(keys, now)
+            raise LuciaError("AUTH_INVALID_PROVIDER_ID" if row is None else "AUTH_INVALID_PASSWORD")
+        self.throttle.succeeded(provider_id)
         user = self._user(tuple(row[:-1]))
         if verdict.needs_rehash:
             rehashed = self.hasher.hash(password, new=False)
             self.storage.update_user(user.user_id, {"hashed_password": rehashed})
             signals.send(signals.password_rehashed, user=user)
         return user
+
+    def reauthenticate(
+        self, session: Session, password: str, *, client_address: str | None = None
+    ) -> Session:
+        """Confirm the password of a session's user and make that session fresh (no new one)."""
+        user = self.get_user(session.user_id)
+        provider, _, identifier = user.provider_id.partition(":")
+        try:
+            self.authenticate_user(provider, identifier, password, client_address=client_address)
+        except LuciaError as error:
+            if error.code == "AUTH_INVALID_PROVIDER_ID":  # re-keyed meanwhile
+                raise LuciaError("AUTH_INVALID_PASSWORD") from None
+            raise
+        self.storage.set_fresh_until(session.session_id, now_ms() + self.settings.fresh_for)
+        return replace(session, fresh=True)
 
     def get_user(self, user_id: str) -> User:
         """The user with this id."""
@@ -295,7 +318,18 @@ class Auth:
         now = now_ms()
         if row is None or row[0] <= now or row[1 + _EXPIRES] <= now:  # token, session max age
             return None
-        return Found(self._user(row, 1 + _N_SESSION), self._session(row, 1, row[0], now))
+        session = self._session(row, 1, row[0], now)
+        if now - row[1 + _LAST_USED] >= self.settings.touch_interval:
+            session = self._touch(session, now)
+        return Found(self._user(row, 1 + _N_SESSION), session)
+
+    def _touch(self, session: Session, now: int) -> Session:
+        """Record that a session was used; at most once per interval, and never fatal."""
+        try:
+            self.storage.touch(session.session_id, now)
+        except LuciaError:  # a read worked; a failed bookkeeping write must not fail it
+            return session
+        return replace(session, last_used_at=from_ms(now))
 
     def validate(self, access_token: str) -> Found:
         """Like ``find``, but an invalid token raises ``AUTH_INVALID_ACCESS_TOKEN``."""
@@ -410,9 +444,21 @@ class Auth:
         """Remove a user's expired sessions and token rows."""
         self.storage.delete_expired(now_ms(), require_str(user_id, "user_id"))
 
+    def expired_batches(self, batch_size: int = 1000) -> Iterator[int]:
+        """Remove every user's expired rows in short transactions; yield each batch's count.
+
+        Throttle counters whose window has passed go too.
+        """
+        now = now_ms()
+        while removed := self.storage.delete_expired_batch(now, batch_size):
+            yield removed
+        stale = self.storage.delete_stale_failures(now - self.throttle.identifier.window)
+        if stale:
+            yield stale
+
     def delete_expired_sessions(self) -> int:
         """Remove expired sessions and token rows of every user; the rows removed."""
-        return self.storage.delete_expired(now_ms())
+        return sum(self.expired_batches())
 
     def get_user_sessions(self, user_id: str) -> list[Session]:
         """A user's sessions (signed-in devices), newest first."""

@@ -39,7 +39,16 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_PASSWORD_MIN_LENGTH": 8,
     "LUCIA_PASSWORD_MAX_LENGTH": 256,
     "LUCIA_IDENTIFIER_MAX_LENGTH": 255,
+    "LUCIA_THROTTLE": True,
+    "LUCIA_THROTTLE_WINDOW": timedelta(hours=1),
+    "LUCIA_THROTTLE_MAX_FAILURES": 100,  # per identifier and window (ASVS 2.2.1)
+    "LUCIA_THROTTLE_FREE_ATTEMPTS": 5,  # failures before delays start (1 s, 2 s, 4 s ...)
+    "LUCIA_THROTTLE_MAX_DELAY": timedelta(minutes=15),
+    "LUCIA_THROTTLE_IP_MAX_FAILURES": 1000,  # per client address and window
+    "LUCIA_THROTTLE_IP_FREE_ATTEMPTS": 50,
+    "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
     "LUCIA_PUBLIC_USER_COLUMNS": None,  # None: every user column is shown to the browser
+    "LUCIA_SIGN_UP_COLUMNS": None,  # None: sign-up may set every user column
     "LUCIA_GENERATE_USER_ID": None,
 }
 
@@ -79,11 +88,14 @@ class Settings:
     password_provider: str
     identifier_max_length: int
     public_columns: tuple[str, ...] | None
+    sign_up_columns: tuple[str, ...]
+    touch_interval: int
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Settings:
-        """Parse and check the ``LUCIA_*`` keys of ``config``."""
-        public = config["LUCIA_PUBLIC_USER_COLUMNS"]
+    def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
+        """Parse and check the ``LUCIA_*`` keys of ``config`` (``columns``: the user columns)."""
+        public = _columns(config, "LUCIA_PUBLIC_USER_COLUMNS", columns)
+        sign_up = _columns(config, "LUCIA_SIGN_UP_COLUMNS", columns)
         return cls(
             access_ttl=to_ms(config["LUCIA_ACCESS_TOKEN_TTL"], "LUCIA_ACCESS_TOKEN_TTL"),
             refresh_ttl=to_ms(config["LUCIA_REFRESH_TOKEN_TTL"], "LUCIA_REFRESH_TOKEN_TTL"),
@@ -100,8 +112,24 @@ class Settings:
             trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
             password_provider=config["LUCIA_PASSWORD_PROVIDER"],
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
-            public_columns=None if public is None else tuple(public),
+            public_columns=public,
+            sign_up_columns=columns if sign_up is None else sign_up,
+            touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
         )
+
+
+def _columns(
+    config: Mapping[str, Any], key: str, columns: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """A list of user column names (or None); names that are not user columns are refused."""
+    value = config[key]
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value)
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise ValueError(f"{key}: {', '.join(map(str, unknown))} not among the user columns")
+    return names
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

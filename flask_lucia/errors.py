@@ -60,9 +60,13 @@ _MESSAGES: Final[dict[str, str]] = {
 class LuciaError(Exception):
     """An authentication failure; ``code`` is one of the DESIGN §9 codes."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str | None = None, *, retry_after: int | None = None
+    ) -> None:
         self.code: ErrorCode = code
         self.message: str = message or _MESSAGES[code]
+        #: Seconds to wait before trying again (``AUTH_TOO_MANY_ATTEMPTS``).
+        self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")
 
     @property

@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Request, g, has_request_context
+from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
 from . import hook
 from .auth import Auth
+from .cli import lucia_cli
 from .config import DEFAULTS, Settings
 from .cookies import set_cookie
 from .errors import LuciaError
@@ -24,6 +25,7 @@ from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .script import lucia_script
 from .storage import Storage, sqlite_pragmas
+from .throttle import Throttle
 from .types import Session, Tokens, User
 from .views import bp
 
@@ -53,8 +55,11 @@ class Lucia:
             app.config.setdefault(key, value)
         views = app.config["LUCIA_REGISTER_VIEWS"]
         app.config.setdefault("LUCIA_LOGIN_VIEW", "lucia.sign_in" if views else None)
+        app.config.setdefault(
+            "LUCIA_REAUTHENTICATE_VIEW", "lucia.reauthenticate" if views else None
+        )
         config = app.config
-        settings = Settings.from_config(config)
+        settings = Settings.from_config(config, tuple(c.name for c in self.user_columns))
         metadata = self.db.metadata if self.db is not None else sa.MetaData()
         storage = Storage(
             self._engine_factory(app),
@@ -71,13 +76,15 @@ class Lucia:
             max_length=config["LUCIA_PASSWORD_MAX_LENGTH"],
         )
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
-        app.extensions["lucia"] = Auth(settings, storage, hasher, generate)
+        throttle = Throttle(storage, config)
+        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
         app.before_request_funcs.setdefault(None, []).insert(0, hook.before_request)
         app.after_request(hook.after_request)
         app.register_error_handler(LuciaError, hook.error_response)
+        app.cli.add_command(lucia_cli)
         app.jinja_env.globals.update(
             current_user=current_user, current_session=current_session, lucia_script=lucia_script
         )
@@ -122,8 +129,10 @@ class Lucia:
         return self.auth.create_user(provider, identifier, password=password, user_data=user_data)
 
     def authenticate_user(self, provider: str, identifier: str, password: str) -> User:
-        """The user whose password this is (``authenticateUser``)."""
-        return self.auth.authenticate_user(provider, identifier, password)
+        """The user whose password this is (``authenticateUser``); throttled per identifier,
+        and per client address inside a request."""
+        address = request.remote_addr if has_request_context() else None
+        return self.auth.authenticate_user(provider, identifier, password, client_address=address)
 
     def get_user(self, user_id: str) -> User:
         """The user with this id (``getUser``)."""

@@ -22,6 +22,13 @@ class SignInForm(FlaskForm):  # type: ignore[misc]
     next = HiddenField()
 
 
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
+    """The password again, to make a stale session fresh."""
+
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    next = HiddenField()
+
+
 class SignUpForm(SignInForm):
     """Sign-in's fields plus one per user column (see ``sign_up_form``)."""
 

@@ -26,6 +26,8 @@ def error_response(error: LuciaError, status: int | None = None, **extra: object
     """A JSON error body ``{"error", "message", **extra}`` with the code's status."""
     response = jsonify({**error.to_dict(), **extra})
     response.status_code = status or error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -98,6 +98,16 @@ class Storage:
             # lets a racing tab that presents it within the grace get the same pair.
             sa.Column("successor", sa.LargeBinary(64), nullable=True),
         )
+        # Failed sign-ins per key ("id:<provider id>" or "ip:<address>"), shared by servers.
+        self.throttle = sa.Table(
+            f"{prefix}throttle",
+            metadata,
+            sa.Column("key", sa.String(600), primary_key=True),
+            sa.Column("failures", sa.Integer, nullable=False),
+            sa.Column("window_start", sa.BigInteger, nullable=False),
+            sa.Column("last_failure", sa.BigInteger, nullable=False, index=True),
+            keep_existing=True,
+        )
         self.user_column_names = tuple(c.name for c in user_columns)
         self._build_statements()
 
@@ -160,6 +170,11 @@ class Storage:
             .returning(refresh.c.session_id)
         )
 
+    @property
+    def tables(self) -> list[sa.Table]:
+        """Every table flask-lucia owns, parents first."""
+        return [self.users, self.sessions, self.access_tokens, self.refresh_tokens, self.throttle]
+
     # -- engine and connections -------------------------------------------------
 
     @property
@@ -173,12 +188,7 @@ class Storage:
                         with _errors("DATABASE_UPDATE_FAILED"):
                             self.metadata.create_all(
                                 engine,
-                                tables=[
-                                    self.users,
-                                    self.sessions,
-                                    self.access_tokens,
-                                    self.refresh_tokens,
-                                ],
+                                tables=self.tables,
                             )
                     self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
                     self._engine = engine
@@ -260,6 +270,49 @@ class Storage:
             result = conn.execute(self.users.delete().where(self.users.c.id == user_id))
         return result.rowcount > 0
 
+    # -- throttling -------------------------------------------------------------
+
+    def failures(self, keys: Sequence[str]) -> list[Sequence[Any]]:
+        """``(key, failures, window_start, last_failure)`` of the keys that have failed."""
+        throttle = self.throttle
+        stmt = sa.select(
+            throttle.c.key, throttle.c.failures, throttle.c.window_start, throttle.c.last_failure
+        ).where(throttle.c.key.in_(list(keys)))
+        with self.read() as conn:
+            return list(conn.execute(stmt).all())
+
+    def record_failure(self, key: str, now: int, window: int) -> None:
+        """Count one failure for ``key`` atomically; a window older than ``window`` restarts."""
+        throttle = self.throttle
+        stale = throttle.c.window_start <= now - window
+        update = (
+            throttle.update()
+            .where(throttle.c.key == key)
+            .values(
+                failures=sa.case((stale, 1), else_=throttle.c.failures + 1),
+                window_start=sa.case((stale, now), else_=throttle.c.window_start),
+                last_failure=now,
+            )
+        )
+        with self.write() as conn:
+            if conn.execute(update).rowcount:
+                return
+        try:
+            with self.write() as conn:
+                conn.execute(
+                    throttle.insert().values(
+                        key=key, failures=1, window_start=now, last_failure=now
+                    )
+                )
+        except sa.exc.IntegrityError:  # another server inserted it first: count on that row
+            with self.write() as conn:
+                conn.execute(update)
+
+    def clear_failures(self, key: str) -> None:
+        """Forget a key's failures (after a successful sign-in)."""
+        with self.write() as conn:
+            conn.execute(self.throttle.delete().where(self.throttle.c.key == key))
+
     # -- sessions and tokens ----------------------------------------------------
 
     def validate(self, digest: str) -> Sequence[Any] | None:
@@ -322,6 +375,22 @@ class Storage:
             .values(idle_expires_at=refresh[1])
         )
 
+    def touch(self, session_id: str, now: int) -> None:
+        """Set a session's last-used time."""
+        sessions = self.sessions
+        with self.write() as conn:
+            conn.execute(
+                sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
+            )
+
+    def set_fresh_until(self, session_id: str, until: int) -> None:
+        """Mark a session fresh (re-authenticated) until ``until``."""
+        sessions = self.sessions
+        with self.write() as conn:
+            conn.execute(
+                sessions.update().where(sessions.c.id == session_id).values(fresh_until=until)
+            )
+
     def delete_session(self, conn: Connection, session_id: str) -> int:
         """Delete one session (its tokens go with it)."""
         return conn.execute(self.sessions.delete().where(self.sessions.c.id == session_id)).rowcount
@@ -348,22 +417,30 @@ class Storage:
         with self.write() as conn:
             return conn.execute(stmt).rowcount
 
-    def delete_expired(self, now: int, user_id: str | None = None) -> int:
-        """Delete expired sessions and token rows (of one user, or all); rows removed."""
+    def delete_expired(self, now: int, user_id: str) -> int:
+        """Delete one user's expired sessions and token rows; the rows removed."""
         sessions, access, refresh = self.sessions, self.access_tokens, self.refresh_tokens
+        owned = sa.select(sessions.c.id).where(sessions.c.user_id == user_id)
         expired = sa.or_(sessions.c.expires_at <= now, sessions.c.idle_expires_at <= now)
-        stale_access = access.c.expires_at <= now
-        stale_refresh = refresh.c.expires_at <= now
-        if user_id is not None:
-            owned = sa.select(sessions.c.id).where(sessions.c.user_id == user_id)
-            expired = sa.and_(sessions.c.user_id == user_id, expired)
-            stale_access = sa.and_(access.c.session_id.in_(owned), stale_access)
-            stale_refresh = sa.and_(refresh.c.session_id.in_(owned), stale_refresh)
+        dead = sa.select(sessions.c.id).where(sessions.c.user_id == user_id, expired)
         with self.write() as conn:
-            removed = conn.execute(access.delete().where(stale_access)).rowcount
-            removed += conn.execute(refresh.delete().where(stale_refresh)).rowcount
-            removed += conn.execute(sessions.delete().where(expired)).rowcount
+            removed = 0
+            for table in (access, refresh):
+                stale = sa.or_(table.c.expires_at <= now, table.c.session_id.in_(dead))
+                removed += conn.execute(
+                    table.delete().where(table.c.session_id.in_(owned), stale)
+                ).rowcount
+            removed += conn.execute(
+                sessions.delete().where(sessions.c.user_id == user_id, expired)
+            ).rowcount
         return removed
+
+    def delete_stale_failures(self, before: int) -> int:
+        """Forget throttle counters whose last failure is older than ``before``."""
+        with self.write() as conn:
+            return conn.execute(
+                self.throttle.delete().where(self.throttle.c.last_failure < before)
+            ).rowcount
 
     def user_sessions(self, user_id: str) -> list[Sequence[Any]]:
         """A user's sessions with their current access expiry, newest first."""
@@ -377,6 +454,38 @@ class Storage:
         )
         with self.read() as conn:
             return list(conn.execute(stmt).all())
+
+    def delete_expired_batch(self, now: int, limit: int) -> int:
+        """Delete at most ``limit`` expired rows per table in one short transaction.
+
+        Token rows go when expired or when their session is; a session goes once
+        expired and without tokens left, so no row leaves by cascade uncounted and
+        the total over a loop does not depend on ``limit``. Returns the rows removed:
+        call it until it returns 0.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be a positive int")
+        sessions, access, refresh = self.sessions, self.access_tokens, self.refresh_tokens
+        dead = sessions.alias("dead")
+        dead_ids = sa.select(dead.c.id).where(
+            sa.or_(dead.c.expires_at <= now, dead.c.idle_expires_at <= now)
+        )
+        removed = 0
+        with self.write() as conn:
+            for table in (access, refresh):
+                rows = table.alias("expired")
+                batch = (
+                    sa.select(rows.c.digest)
+                    .where(sa.or_(rows.c.expires_at <= now, rows.c.session_id.in_(dead_ids)))
+                    .limit(limit)
+                )
+                removed += conn.execute(table.delete().where(table.c.digest.in_(batch))).rowcount
+            batch = dead_ids.where(
+                ~sa.exists().where(access.c.session_id == dead.c.id),
+                ~sa.exists().where(refresh.c.session_id == dead.c.id),
+            ).limit(limit)
+            removed += conn.execute(sessions.delete().where(sessions.c.id.in_(batch))).rowcount
+        return removed
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,16 +18,18 @@ from flask import (
     render_template,
     request,
     send_from_directory,
+    url_for,
 )
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from .csrf import origin_of
+from .decorators import login_required
 from .errors import LuciaError
-from .forms import SignInForm, SignUpForm, form_options, sign_up_form
+from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
 from .hook import error_response, same_origin, sign_in, sign_out, state
 from .script import session_body
-from .types import User
+from .types import Session, User
 
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -136,14 +139,14 @@ def sign_in_endpoint() -> ResponseReturnValue:
     """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_in_json()
-    if not same_origin(required=False):
+    if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     form = SignInForm(**form_options())
     if form.validate_on_submit():
         try:
             user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
         except LuciaError as error:
-            return _form_page("lucia/sign_in.html", form, error.message)
+            return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
@@ -154,16 +157,20 @@ def sign_up_endpoint() -> ResponseReturnValue:
     """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_up_json()
-    if not same_origin(required=False):
+    if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     auth = state()
-    form = sign_up_form([auth.storage.users.c[n] for n in auth.storage.user_column_names])
+    form = sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
         try:
             user = _create((form.identifier.data or "").strip(), form.password.data or "", data)
-        except (LuciaError, TypeError, ValueError) as error:
-            return _form_page("lucia/sign_up.html", form, getattr(error, "message", str(error)))
+        except LuciaError as error:
+            return _form_page("lucia/sign_up.html", form, error)
+        except (TypeError, ValueError) as error:
+            return _form_page(
+                "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
+            )
         sign_in(user, fresh=True)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
@@ -174,25 +181,36 @@ def _forms_enabled() -> bool:
 
 
 def _form_page(
-    template: str, form: SignInForm | SignUpForm, error: str | None = None
-) -> tuple[str, int]:
-    """Render a form page; a failed POST answers 400 with its error flashed."""
+    template: str, form: SignInForm | SignUpForm | ConfirmForm, error: LuciaError | None = None
+) -> Response:
+    """Render a form page; a failed POST answers 400 (429 when throttled), error flashed."""
     if not _forms_enabled():
         raise NotFound()
     if request.method == "GET":
         form.next.data = safe_redirect(request.args.get("next")) or ""
-    status = 400 if request.method == "POST" else 200
-    if error and current_app.secret_key:
-        flash(error, "error")
-        error = None
-    return render_template(template, form=form, error=error), status
+    message = None if error is None else error.message
+    if message and current_app.secret_key:
+        flash(message, "error")
+        message = None
+    response = current_app.make_response(render_template(template, form=form, error=message))
+    if request.method == "POST":
+        throttled = error is not None and error.code == "AUTH_TOO_MANY_ATTEMPTS"
+        response.status_code = 429 if throttled else 400
+        if throttled and error is not None and error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _authenticate(identifier: str, password: str) -> User:
     """Password sign-in; an unknown user and a wrong password raise the same error."""
     auth = state()
     try:
-        return auth.authenticate_user(auth.settings.password_provider, identifier, password)
+        return auth.authenticate_user(
+            auth.settings.password_provider,
+            identifier,
+            password,
+            client_address=request.remote_addr,
+        )
     except ValueError:  # an identifier no user can have (too long)
         raise LuciaError("AUTH_INVALID_PASSWORD") from None
     except LuciaError as error:
@@ -228,7 +246,7 @@ def _sign_up_json() -> ResponseReturnValue:
     if isinstance(parsed, Response):
         return parsed
     body, identifier, password = parsed
-    columns = state().storage.user_column_names
+    columns = state().settings.sign_up_columns
     try:
         user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
@@ -237,3 +255,90 @@ def _sign_up_json() -> ResponseReturnValue:
     response = jsonify(session_body(user, session))
     response.status_code = 201
     return _no_store(response)
+
+
+def _device(session: Session, current: Session | None) -> dict[str, Any]:
+    """A session as the device list shows it: times in unix ms, the current one marked."""
+
+    def ms(moment: datetime | None) -> int | None:
+        return None if moment is None else int(moment.timestamp() * 1000)
+
+    return {
+        "id": session.session_id,
+        "created_at": ms(session.created_at),
+        "last_used_at": ms(session.last_used_at),
+        "expires": session.expires_ms,
+        "idle_expires": ms(session.idle_expires),
+        "user_agent": session.user_agent,
+        "ip_address": session.ip_address,
+        "current": current is not None and session.session_id == current.session_id,
+    }
+
+
+@bp.get("/sessions")
+def sessions() -> ResponseReturnValue:
+    """The signed-in user's sessions (devices), newest first; the current one marked."""
+    user, current = g.get("_lucia_user"), g.get("_lucia_session")
+    if user is None:
+        return _no_store(error_response(LuciaError("AUTH_NOT_AUTHENTICATED")))
+    listed = state().get_user_sessions(user.user_id)
+    return _no_store(jsonify({"sessions": [_device(s, current) for s in listed]}))
+
+
+@bp.post("/sessions/<session_id>/revoke", endpoint="revoke")
+def revoke(session_id: str) -> ResponseReturnValue:
+    """End one of the user's sessions; other devices are untouched. Revoking this one signs out."""
+    user, current = g.get("_lucia_user"), g.get("_lucia_session")
+    if user is None:
+        return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
+    removed = len(session_id) <= 64 and state().storage.delete_user_sessions(
+        user.user_id, session_id=session_id
+    )
+    if not removed:
+        return error_response(LuciaError("AUTH_INVALID_REQUEST", "No such session."), 404)
+    was_current = current is not None and current.session_id == session_id
+    if was_current:
+        sign_out()
+    if not request.is_json and _forms_enabled():
+        return redirect(url_for("lucia.sign_in") if was_current else url_for("lucia.devices"), 303)
+    return _no_store(jsonify({"revoked": session_id, "current": was_current}))
+
+
+@bp.get("/devices", endpoint="devices")
+@login_required
+def devices_page() -> ResponseReturnValue:
+    """The HTML device list with a revoke button per session."""
+    if not _forms_enabled():
+        raise NotFound()
+    user, current = g.get("_lucia_user"), g.get("_lucia_session")
+    listed = state().get_user_sessions(user.user_id)
+    return render_template("lucia/devices.html", sessions=listed, current=current)
+
+
+@bp.route("/confirm", methods=["GET", "POST"], endpoint="reauthenticate")
+@login_required
+def reauthenticate() -> ResponseReturnValue:
+    """Confirm the password to make this session fresh (for ``fresh_login_required`` views)."""
+    session: Session = g.get("_lucia_session")
+    auth = state()
+    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+        body = request.get_json(silent=True)
+        password = body.get("password") if isinstance(body, dict) else None
+        if not isinstance(password, str) or not password:
+            return _bad_request("'password' must be a non-empty string")
+        try:
+            session = auth.reauthenticate(session, password, client_address=request.remote_addr)
+        except LuciaError as error:
+            return error_response(error)
+        g._lucia_session = session
+        return _no_store(jsonify({"fresh": True, "expires": session.expires_ms}))
+    form = ConfirmForm(**form_options())
+    if form.validate_on_submit():
+        try:
+            auth.reauthenticate(
+                session, form.password.data or "", client_address=request.remote_addr
+            )
+        except LuciaError as error:
+            return _form_page("lucia/confirm.html", form, error)
+        return redirect(safe_redirect(form.next.data) or "/", 303)
+    return _form_page("lucia/confirm.html", form)

@@ -113,7 +113,21 @@ def test_single_trusted_origin_string_is_one_origin() -> None:
 
 
 def test_public_user_columns_become_a_tuple() -> None:
-    assert settings(LUCIA_PUBLIC_USER_COLUMNS=["username"]).public_columns == ("username",)
+    config = {**DEFAULTS, "LUCIA_PUBLIC_USER_COLUMNS": ["username"]}
+    assert Settings.from_config(config, ("username", "age")).public_columns == ("username",)
+
+
+@pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])
+def test_column_lists_must_name_user_columns(key: str) -> None:
+    with pytest.raises(ValueError, match=f"{key}: is_admin not among the user columns"):
+        Settings.from_config({**DEFAULTS, key: ["is_admin"]}, ("username",))
+
+
+def test_sign_up_columns_default_to_every_user_column() -> None:
+    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == (
+        "username",
+        "age",
+    )
 
 
 def test_public_user_columns_default_to_all() -> None:

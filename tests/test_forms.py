@@ -254,3 +254,16 @@ def test_lucia_script_escapes_user_data(scripted: Flask, client: FlaskClient) ->
     html = client.get("/page").text
     assert "</script><b>" not in html
     assert page_data(html)["user"]["username"] == "</script><b>x"
+
+
+def test_the_sign_in_page_opens_from_a_link_on_another_site(app: Flask) -> None:
+    response = app.test_client().get(
+        "/auth/sign-in?next=/private", headers={"Referer": "https://search.example/?q=app"}
+    )
+    assert response.status_code == 200
+
+
+def test_the_sign_up_form_offers_only_the_sign_up_columns(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP_COLUMNS=["username"])
+    page = app.test_client().get("/auth/sign-up").text
+    assert 'name="username"' in page and 'name="age"' not in page

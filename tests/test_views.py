@@ -292,3 +292,11 @@ def test_every_json_error_has_an_error_code_and_a_message(client: FlaskClient) -
     ]
     for response in responses:
         assert set(response.json) == {"error", "message"}, response.json
+
+
+def test_sign_up_sets_only_the_sign_up_columns(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP_COLUMNS=["username"])
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    body = sign_up(client, username="ann", age=99)
+    assert body["user"]["username"] == "ann" and body["user"]["age"] is None

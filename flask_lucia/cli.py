@@ -1,0 +1,250 @@
+"""``flask lucia ...``: create tables, manage users and sessions, remove expired rows.
+
+Every command acts on the app's ``Auth`` (``app.extensions["lucia"]``). Failures
+are ``click`` errors with a message (exit 1; bad arguments exit 2), never a
+traceback. Passwords are only ever read from a hidden, confirmed prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask.cli import AppGroup
+
+from .auth import Auth
+from .errors import LuciaError
+from .hook import state
+from .types import Session, User
+
+lucia_cli = AppGroup("lucia", help="Manage flask-lucia users, sessions and tables.")
+
+_TRUE = frozenset({"1", "true", "yes", "y", "on", "t"})
+_FALSE = frozenset({"0", "false", "no", "n", "off", "f"})
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    """Turn library and database errors into a ``ClickException`` with their message."""
+    try:
+        yield
+    except LuciaError as error:
+        raise click.ClickException(error.message) from error
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    except sa.exc.DBAPIError as error:  # never str(error): it carries the SQL parameters
+        raise click.ClickException(f"database error: {error.orig}") from error
+    except sa.exc.SQLAlchemyError as error:
+        raise click.ClickException(f"database error: {type(error).__name__}") from error
+
+
+def _find_user(auth: Auth, value: str) -> User:
+    """The user with this id, else the one keyed by ``provider:identifier``."""
+    try:
+        return auth.get_user(value)
+    except LuciaError as error:
+        if error.code != "AUTH_INVALID_USER_ID":
+            raise
+    except ValueError:  # empty or too long to be an id; maybe a provider id
+        pass
+    provider, colon, identifier = value.partition(":")
+    if colon:
+        try:
+            return auth.get_user_by_provider_id(provider, identifier)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_PROVIDER_ID":
+                raise
+        except ValueError:  # not a well-formed provider id
+            pass
+    raise click.ClickException(f"no user with id or provider id {value!r}")
+
+
+def _prompt_password() -> str:
+    """A new password from a hidden prompt, typed twice."""
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _convert(column: sa.Column[Any], key: str, raw: str) -> Any:
+    """``raw`` as the column's Python type where that is int, bool or float."""
+    try:
+        expected = column.type.python_type
+    except NotImplementedError:
+        return raw
+    try:
+        if expected is bool:
+            word = raw.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+            raise ValueError(raw)
+        if expected is int:
+            return int(raw)
+        if expected is float:
+            return float(raw)
+    except ValueError:
+        raise click.BadParameter(
+            f"{key}={raw!r}: {key!r} must be {expected.__name__}", param_hint="'--data'"
+        ) from None
+    return raw
+
+
+def _user_data(auth: Auth, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--data key=value`` pairs, checked against the app's user columns."""
+    columns = {name: auth.storage.users.c[name] for name in auth.storage.user_column_names}
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, raw = pair.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="'--data'")
+        if key not in columns:
+            known = ", ".join(columns) or "none"
+            raise click.BadParameter(
+                f"unknown key {key!r} (columns: {known})", param_hint="'--data'"
+            )
+        if key in data:
+            raise click.BadParameter(f"{key!r} is given twice", param_hint="'--data'")
+        data[key] = _convert(columns[key], key, raw)
+    return data
+
+
+def _when(moment: datetime | None) -> str:
+    """A UTC time to the second, ``-`` for none."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _session_line(session: Session) -> str:
+    """One session on one line; agent and address quoted (control characters escaped)."""
+    return "  ".join(
+        (
+            session.session_id,
+            f"created={_when(session.created_at)}",
+            f"last_used={_when(session.last_used_at)}",
+            f"expires={_when(session.expires)}",
+            f"idle_expires={_when(session.idle_expires)}",
+            f"fresh={'yes' if session.fresh else 'no'}",
+            f"user_agent={json.dumps(session.user_agent)}",
+            f"ip={json.dumps(session.ip_address)}",
+        )
+    )
+
+
+@lucia_cli.command("init-db")
+def init_db() -> None:
+    """Create flask-lucia's tables (existing ones are kept)."""
+    storage = state().storage
+    with _failures():
+        engine = storage.engine
+        tables = storage.tables
+        inspector = sa.inspect(engine)
+        existing = {t.name for t in tables if inspector.has_table(t.name)}
+        storage.metadata.create_all(engine, tables=tables)
+    created = [t.name for t in tables if t.name not in existing]
+    if created:
+        click.echo(f"created tables: {', '.join(created)}")
+    if existing:
+        kept = [t.name for t in tables if t.name in existing]
+        click.echo(f"already present: {', '.join(kept)}")
+
+
+@lucia_cli.command("create-user")
+@click.argument("provider")
+@click.argument("identifier")
+@click.option(
+    "--data",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A value for one of the app's user columns (repeatable).",
+)
+@click.option("--no-password", is_flag=True, help="Create the user without a password.")
+def create_user(provider: str, identifier: str, pairs: tuple[str, ...], no_password: bool) -> None:
+    """Create a user; prompts for its password."""
+    auth = state()
+    data = _user_data(auth, pairs)
+    with _failures():
+        auth.check_user_data(data, partial=False)
+        try:  # before the prompt: nobody types a password for a user that exists
+            auth.get_user_by_provider_id(provider, identifier)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_PROVIDER_ID":
+                raise
+        else:
+            raise LuciaError("AUTH_DUPLICATE_PROVIDER_ID")
+    password = None if no_password else _prompt_password()
+    with _failures():
+        user = auth.create_user(provider, identifier, password=password, user_data=data)
+    click.echo(f"created user {user.user_id} ({user.provider_id})")
+
+
+@lucia_cli.command("set-password")
+@click.argument("user")
+@click.option("--remove", is_flag=True, help="Remove the password instead of setting one.")
+def set_password(user: str, remove: bool) -> None:
+    """Set USER's password; ends all its sessions."""
+    auth = state()
+    with _failures():
+        found = _find_user(auth, user)
+    password = None if remove else _prompt_password()
+    with _failures():
+        auth.update_user_password(found.user_id, password)
+    done = "removed the password of" if remove else "set a new password for"
+    click.echo(f"{done} user {found.user_id}; ended all of its sessions")
+
+
+@lucia_cli.command("sessions")
+@click.argument("user")
+def sessions(user: str) -> None:
+    """List USER's sessions, newest first."""
+    auth = state()
+    with _failures():
+        found = _find_user(auth, user)
+        rows = auth.get_user_sessions(found.user_id)
+    if not rows:
+        click.echo("no sessions")
+    for session in rows:
+        click.echo(_session_line(session))
+
+
+@lucia_cli.command("revoke")
+@click.argument("user")
+@click.option("--session", "session_id", metavar="SESSION_ID", help="End only this session.")
+def revoke(user: str, session_id: str | None) -> None:
+    """End all of USER's sessions, or one."""
+    auth = state()
+    with _failures():
+        found = _find_user(auth, user)
+        if session_id is None:
+            ended = auth.storage.delete_user_sessions(found.user_id)
+        else:
+            ended = auth.storage.delete_user_sessions(found.user_id, session_id=session_id)
+    if session_id is None:
+        click.echo(f"ended {ended} session(s) of user {found.user_id}")
+    elif ended:
+        click.echo(f"ended session {session_id} of user {found.user_id}")
+    else:
+        raise click.ClickException(f"user {found.user_id} has no session {session_id!r}")
+
+
+@lucia_cli.command("cleanup")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows deleted per table in each short transaction.",
+)
+def cleanup(batch_size: int) -> None:
+    """Delete expired sessions and tokens."""
+    total = batches = 0
+    with _failures():
+        for removed in state().expired_batches(batch_size):
+            total += removed
+            batches += 1
+    click.echo(f"removed {total} expired rows in {batches} batches")
