@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -48,3 +50,17 @@ def test_a_refresh_storm_within_the_grace_signs_nobody_out(app: Flask, lucia: Lu
     assert len(pairs) == 1  # every thread got the one pair the winner made
     assert lucia.validate_access_token(pairs.pop()[0]).session_id == session.session_id
     assert live_refresh_tokens(app) == 1
+
+
+def test_after_a_storm_a_replay_past_the_grace_revokes_the_session(
+    app: Flask, lucia: Lucia, clock: Any
+) -> None:
+    user = lucia.create_user("email", "a@example.com")
+    _, tokens = lucia.create_session(user.user_id)
+    (live,) = {(r.access_token, r.refresh_token) for r in storm(app, tokens.refresh_token)}
+    clock.advance(31)
+    with pytest.raises(LuciaError) as excinfo:
+        lucia.refresh_session(tokens.refresh_token)
+    assert excinfo.value.code == "AUTH_INVALID_REFRESH_TOKEN"
+    with pytest.raises(LuciaError):  # the session the storm kept alive is gone
+        lucia.validate_access_token(live[0])
