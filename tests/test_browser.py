@@ -48,10 +48,11 @@ PAGE = """<!doctype html><title>page</title>
 class Server:
     """A live flask-lucia app on loopback, recording the refreshes it answers."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, *, page: bool = True) -> None:
         self.app = app
         self.refreshes: list[tuple[float, int]] = []
-        app.add_url_rule("/", "page", lambda: render_template_string(PAGE))
+        if page:
+            app.add_url_rule("/", "page", lambda: render_template_string(PAGE))
         app.after_request(self._record)
         self.http = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.http.server_port}"
@@ -283,3 +284,31 @@ def test_the_module_is_served_cacheable_and_small(
     assert response.headers["content-type"].startswith("text/javascript")
     assert "max-age=3600" in response.headers["cache-control"]
     assert len(response.body()) < 12 * 1024
+
+
+def test_the_example_app_signs_up_out_and_in_in_chromium(
+    context: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_example import load_example
+
+    server = Server(load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch), page=False)
+    try:
+        tab = context.new_page()
+        tab.goto(server.url + "/")
+        tab.click("text=create an account")
+        tab.fill("input[name=username]", "ann")
+        tab.fill("input[name=identifier]", "ann@example.com")
+        tab.fill("input[name=password]", PASSWORD)
+        tab.click("button[type=submit]")
+        tab.wait_for_url(server.url + "/dashboard")
+        assert "Hello, ann" in tab.text_content("h1")
+        tab.click("form.lucia-sign-out button")
+        tab.wait_for_url(server.url + "/")
+        tab.click("text=Sign in")
+        tab.fill("input[name=identifier]", "ann@example.com")
+        tab.fill("input[name=password]", PASSWORD)
+        tab.click("button[type=submit]")
+        tab.wait_for_url(server.url + "/dashboard")
+        assert "(this one)" in tab.text_content("ul")
+    finally:
+        server.stop()

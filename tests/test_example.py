@@ -15,15 +15,21 @@ from .conftest import ORIGIN, PASSWORD
 EXAMPLE = pathlib.Path(__file__).parent.parent / "examples" / "app.py"
 
 
-@pytest.fixture
-def example(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("FLASK_LUCIA_DATABASE_URL", f"sqlite:///{tmp_path / 'example.db'}")
+def load_example(database: str, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """Import examples/app.py afresh, on its own database; its ``app``."""
+    monkeypatch.setenv("FLASK_LUCIA_DATABASE_URL", database)
     spec = importlib.util.spec_from_file_location("example_app", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "example_app", module)  # Flask finds its root path here
     spec.loader.exec_module(module)
     app: Flask = module.app
+    return app
+
+
+@pytest.fixture
+def example(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    app = load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch)
     app.testing = True
     client = app.test_client()
     client.environ_base["HTTP_ORIGIN"] = ORIGIN
