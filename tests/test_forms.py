@@ -267,3 +267,9 @@ def test_the_sign_up_form_offers_only_the_sign_up_columns(make_app: Any) -> None
     app = make_app(LUCIA_SIGN_UP_COLUMNS=["username"])
     page = app.test_client().get("/auth/sign-up").text
     assert 'name="username"' in page and 'name="age"' not in page
+
+
+def test_form_fields_render_no_empty_attributes(client: FlaskClient) -> None:
+    page = client.get("/auth/sign-up").text
+    assert 'autocomplete="None"' not in page and 'type="None"' not in page
+    assert 'autocomplete="new-password"' in page
