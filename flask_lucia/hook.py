@@ -26,9 +26,22 @@ def error_response(error: LuciaError, status: int | None = None, **extra: object
     """A JSON error body ``{"error", "message", **extra}`` with the code's status."""
     response = jsonify({**error.to_dict(), **extra})
     response.status_code = status or error.status
+    set_retry_after(response, error)
+    return response
+
+
+def set_retry_after(response: Response, error: LuciaError) -> None:
+    """``Retry-After`` from a throttling error, on any response that reports it."""
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
-    return response
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None without one."""
+    header = request.headers.get("Authorization")
+    if header is not None and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
 
 
 def same_origin(*, required: bool = True) -> bool:
@@ -48,10 +61,10 @@ def same_origin(*, required: bool = True) -> bool:
 def before_request() -> ResponseReturnValue | None:
     """Validate the request's token; rotate from the refresh cookie; 503 if the DB is down."""
     auth = state()
-    header = request.headers.get("Authorization")
-    if header is not None and header[:7].lower() == "bearer ":
+    bearer = bearer_token()
+    if bearer is not None:
         try:
-            _adopt(auth.find(header[7:].strip()))
+            _adopt(auth.find(bearer))
         except LuciaError as error:
             return error_response(error)
         return None
@@ -82,10 +95,16 @@ def _refresh_quietly(auth: Auth, refresh_token: str) -> Found | None:
         if error.code == "AUTH_INVALID_REFRESH_TOKEN":
             return None
         raise
+    adopt_rotation(found)
+    return found
+
+
+def adopt_rotation(found: Found) -> None:
+    """Make a just-rotated session this request's: its user, and its new cookies."""
     assert found.tokens is not None
     g._lucia_cookies = found.tokens.cookies
     g._lucia_refreshed = found
-    return found
+    _adopt(found)
 
 
 def _adopt(found: Found | None) -> None:
@@ -148,9 +167,9 @@ def _rotate_csrf_token() -> None:
 def parse_request() -> tuple[str, str]:
     """``(access_token, refresh_token)`` from the request, ``""`` when absent; CSRF-checked."""
     s = state().settings
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip(), ""
+    bearer = bearer_token()
+    if bearer is not None:
+        return bearer, ""
     access = request.cookies.get(s.access_cookie, "")
     refresh = request.cookies.get(s.refresh_cookie, "")
     if (access or refresh) and request.method not in SAFE_METHODS and not same_origin():

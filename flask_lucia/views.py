@@ -27,7 +27,15 @@ from .csrf import origin_of
 from .decorators import login_required
 from .errors import LuciaError
 from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
-from .hook import error_response, same_origin, sign_in, sign_out, state
+from .hook import (
+    adopt_rotation,
+    error_response,
+    same_origin,
+    set_retry_after,
+    sign_in,
+    sign_out,
+    state,
+)
 from .script import session_body
 from .types import Session, User
 
@@ -102,9 +110,7 @@ def refresh() -> ResponseReturnValue:
             g.pop("_lucia_session", None)
             g._lucia_cookies = auth.clearing_cookies()
             return _no_store(error_response(error))
-        assert found.tokens is not None
-        g._lucia_user, g._lucia_session = found.user, found.session
-        g._lucia_cookies = found.tokens.cookies
+        adopt_rotation(found)
     body = {"expires": found.session.expires_ms, "checksum": found.session.checksum}
     return _no_store(jsonify(body))
 
@@ -196,8 +202,8 @@ def _form_page(
     if request.method == "POST":
         throttled = error is not None and error.code == "AUTH_TOO_MANY_ATTEMPTS"
         response.status_code = 429 if throttled else 400
-        if throttled and error is not None and error.retry_after is not None:
-            response.headers["Retry-After"] = str(error.retry_after)
+        if error is not None:
+            set_retry_after(response, error)
     return response
 
 
