@@ -22,6 +22,10 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import percentile  # noqa: E402
+
 PASSWORD = "load test password"
 
 
@@ -183,7 +187,10 @@ def main() -> int:
         if args.database:
             drop_tables(args.database, env["FLASK_LUCIA_TABLE_PREFIX"])
     lat = sorted(stats.latencies)
-    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+
+    def p(q: float) -> float:
+        return percentile(lat, q) * 1000
+
     print(
         f"database: {args.database or 'SQLite (instance folder)'}; {args.clients} clients, "
         f"{args.workers} gunicorn workers x 4 threads, {elapsed:.1f} s"

@@ -119,9 +119,11 @@ def after_request(response: Response) -> Response:
     if cookies:
         for value in cookies:
             response.headers.add("Set-Cookie", value)
-        response.vary.add("Cookie")
-    elif "_lucia_session" in g:
-        response.vary.add("Cookie")
+    if cookies or "_lucia_session" in g:
+        if "Vary" in response.headers:
+            response.vary.add("Cookie")
+        else:  # the common case, without parsing a header set
+            response.headers["Vary"] = "Cookie"
     return response
 
 

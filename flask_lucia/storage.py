@@ -42,6 +42,68 @@ def sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+class Precompiled:
+    """A select compiled once per engine and run straight on a pooled DBAPI cursor.
+
+    For the request path: SQLAlchemy's per-execute work (cache key, execution context,
+    result object) costs several times an indexed lookup, so it is paid once, here.
+    """
+
+    def __init__(self, statement: sa.Select[Any], engine: Engine) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positiontup  # parameter order, for qmark/format styles
+        self.binds = {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        self.results = [
+            (index, process)
+            for index, column in enumerate(statement.selected_columns)
+            if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        ]
+        # pysqlite opens no transaction for a SELECT; elsewhere autocommit saves BEGIN/ROLLBACK.
+        self.autocommit = dialect.name != "sqlite"
+
+    def first(self, engine: Engine, params: dict[str, Any]) -> Sequence[Any] | None:
+        """The first row for ``params``, or None; failures raise ``DATABASE_FETCH_FAILED``."""
+        for name, process in self.binds.items():
+            params[name] = process(params[name])
+        args = tuple(params[name] for name in self.positional) if self.positional else params
+        dialect = engine.dialect
+        try:
+            connection = engine.raw_connection()  # the pool: checkout, pre-ping, overflow
+        except (dialect.loaded_dbapi.Error, sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            raise _fetch_failed(exc) from exc
+        dbapi_connection = connection.dbapi_connection
+        assert dbapi_connection is not None
+        try:
+            if self.autocommit:
+                dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, args)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            if self.autocommit:
+                dialect.reset_isolation_level(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            # Never pool a connection in an unknown state: a dead or autocommit one.
+            connection.invalidate(exc)
+            raise _fetch_failed(exc) from exc
+        finally:
+            connection.close()
+        if row is None or not self.results:
+            return row
+        values = list(row)
+        for index, process in self.results:
+            values[index] = process(values[index])
+        return values
+
+
 class Storage:
     """The four tables of one app and every statement flask-lucia runs on them."""
 
@@ -56,6 +118,7 @@ class Storage:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
         self._read_engine: Engine | None = None
+        self._precompiled_validate: Precompiled | None = None
         self._lock = threading.Lock()
         self._create_tables = create_tables
         self.metadata = metadata
@@ -317,8 +380,11 @@ class Storage:
 
     def validate(self, digest: str) -> Sequence[Any] | None:
         """Access token expiry, session fields and user fields for a token digest."""
-        with self.read() as conn:
-            return conn.execute(self._validate, {"digest": digest}).first()
+        engine = self.engine
+        if self._precompiled_validate is None:
+            self._precompiled_validate = Precompiled(self._validate, engine)
+        assert self._read_engine is not None
+        return self._precompiled_validate.first(self._read_engine, {"digest": digest})
 
     def session_by_refresh(self, conn: Connection, digest: str) -> Sequence[Any] | None:
         """Refresh token expiry, spent time, sealed successor, session and user fields."""
@@ -486,6 +552,12 @@ class Storage:
             ).limit(limit)
             removed += conn.execute(sessions.delete().where(sessions.c.id.in_(batch))).rowcount
         return removed
+
+
+def _fetch_failed(exc: BaseException) -> LuciaError:
+    """The error a failed read answers with: 503, naming only the driver's exception type."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return LuciaError("DATABASE_FETCH_FAILED", f"database error: {type(cause).__name__}")
 
 
 @contextmanager

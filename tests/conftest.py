@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia
+from flask_lucia.storage import Precompiled
 
 TEST_DATABASE_URL = os.environ.get("LUCIA_TEST_DATABASE_URL")
 ORIGIN = "http://localhost"
@@ -132,8 +133,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def queries(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs from here on."""
+def queries(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SQL statement the app sends from here on: through SQLAlchemy's events, and
+    the request path's precompiled select, which goes straight to the DBAPI cursor."""
     with app.app_context():
         engine = app.extensions["lucia"].storage.engine
     seen: list[str] = []
@@ -141,6 +143,13 @@ def queries(app: Flask) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
+    first = Precompiled.first
+
+    def recording_first(self: Precompiled, *args: Any) -> Any:
+        seen.append(self.sql)
+        return first(self, *args)
+
+    monkeypatch.setattr(Precompiled, "first", recording_first)
     sa.event.listen(engine, "before_cursor_execute", record)
     yield seen
     sa.event.remove(engine, "before_cursor_execute", record)

@@ -12,6 +12,7 @@ from flask_wtf.csrf import generate_csrf
 
 from flask_lucia import (
     AnonymousUser,
+    Lucia,
     LuciaError,
     current_session,
     current_user,
@@ -60,6 +61,79 @@ def test_validating_a_request_is_one_query(client: FlaskClient, queries: list[st
     queries.clear()
     client.get("/private")
     assert len(queries) == 1
+
+
+def test_validating_a_request_sends_sqlite_one_statement_and_no_transaction(
+    make_app: Any, tmp_path: Any
+) -> None:
+    app = make_app(LUCIA_DATABASE_URL=f"sqlite:///{tmp_path / 'trace.sqlite3'}")
+    app.add_url_rule("/private", "private", login_required(lambda: "private"))
+    client = app.test_client()
+    sign_up(client)
+    engine = app.extensions["lucia"].storage.engine
+    engine.dispose()  # new connections, each traced from its first statement
+    sent: list[str] = []
+    sa.event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(sent.append))
+    client.get("/private")  # opens the connection: its pragmas are not the request's
+    sent.clear()
+    assert client.get("/private").status_code == 200
+    assert len(sent) == 1 and sent[0].lstrip().startswith("SELECT")
+
+
+def test_the_request_path_returns_connections_to_the_pool_as_it_found_them(
+    app: Flask, client: FlaskClient
+) -> None:
+    sign_up(client)
+    engine = app.extensions["lucia"].storage.engine
+    with engine.connect() as conn:
+        before = conn.get_isolation_level()
+    assert client.get("/private").status_code == 200
+    with engine.connect() as conn:
+        assert conn.get_isolation_level() == before
+        assert not conn.in_transaction()
+
+
+def test_a_failing_request_query_answers_503_and_the_next_one_works(
+    app: Flask, client: FlaskClient
+) -> None:
+    sign_up(client)
+    with app.app_context():
+        client.get("/private")
+        query = app.extensions["lucia"].storage._precompiled_validate
+    good = query.sql
+    query.sql = "SELECT no_such_column FROM no_such_table"
+    try:
+        response = client.get("/private")
+        assert response.status_code == 503
+        assert response.json["error"] == "DATABASE_FETCH_FAILED"
+    finally:
+        query.sql = good
+    assert client.get("/private").status_code == 200
+
+
+def test_user_columns_come_back_as_their_python_types(make_app: Any) -> None:
+    app = make_app(
+        lucia=Lucia(user_columns=[sa.Column("admin", sa.Boolean, nullable=False, default=False)])
+    )
+    app.add_url_rule("/me", "me", login_required(lambda: {"admin": current_user.admin}))
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    sign_up(client, admin=True)
+    assert client.get("/me").json == {"admin": True}
+    with app.app_context():
+        assert app.extensions["lucia"].storage.validate("0" * 64) is None
+
+
+def test_a_response_that_already_varies_keeps_its_vary_and_adds_cookie(
+    app: Flask, client: FlaskClient
+) -> None:
+    @app.get("/negotiated")
+    @login_required
+    def negotiated() -> Any:
+        return "ok", {"Vary": "Accept-Encoding"}
+
+    sign_up(client)
+    assert client.get("/negotiated").headers["Vary"] == "Accept-Encoding, Cookie"
 
 
 def test_current_user_and_current_session_are_in_templates(app: Flask, client: FlaskClient) -> None:

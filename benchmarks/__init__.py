@@ -1,0 +1,1 @@
+"""Benchmarks: flask-lucia against Flask-Login and bare Flask, measured in one run."""
