@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import string
@@ -20,7 +21,28 @@ def generate_random_string(length: int, alphabet: str = ALPHABET) -> str:
         raise ValueError("length must not be negative")
     if not alphabet:
         raise ValueError("alphabet must not be empty")
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    table = _byte_table(alphabet)
+    if table is None:  # not single bytes: one draw per character
+        return "".join(secrets.choice(alphabet) for _ in range(length))
+    drawn = ""
+    while len(drawn) < length:  # rejection sampling: bytes past the last full cycle are dropped
+        drawn += secrets.token_bytes(length + 16).translate(*table).decode("ascii")
+    return drawn[:length]
+
+
+@functools.lru_cache(maxsize=8)
+def _byte_table(alphabet: str) -> tuple[bytes, bytes] | None:
+    """``bytes.translate`` arguments mapping a random byte to a letter without bias.
+
+    Byte ``b`` becomes ``alphabet[b % n]`` when ``b`` is below the largest multiple of
+    ``n`` that fits in a byte; larger bytes are deleted, so every letter is equally likely.
+    """
+    n = len(alphabet)
+    if n > 256 or not alphabet.isascii():
+        return None
+    cutoff = 256 - 256 % n
+    table = bytes(ord(alphabet[b % n]) if b < cutoff else 0 for b in range(256))
+    return table, bytes(range(cutoff, 256))
 
 
 def new_token() -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import string
+from collections import Counter
 
 import pytest
 from hypothesis import given
@@ -41,6 +43,24 @@ def test_random_string_uses_only_letters_and_digits() -> None:
 
 def test_random_string_draws_from_the_whole_alphabet() -> None:
     assert set(generate_random_string(10_000)) == ALPHANUMERIC
+
+
+def test_random_string_letters_are_equally_likely() -> None:
+    counts = Counter(generate_random_string(124_000))
+    assert all(1700 < counts[letter] < 2300 for letter in ALPHANUMERIC)  # 2000 +- 6.8 sigma
+
+
+def test_random_string_drops_bytes_past_the_last_full_cycle_of_the_alphabet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 62 letters: bytes 248..255 would favour the first eight letters, so they are skipped.
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: bytes([248, 255, 0, 61, 62, 33]))
+    assert generate_random_string(4) == "a9aH"
+
+
+def test_random_string_from_a_non_ascii_alphabet() -> None:
+    value = generate_random_string(300, "αβγ")
+    assert len(value) == 300 and set(value) == set("αβγ")
 
 
 def test_random_strings_are_distinct() -> None:
