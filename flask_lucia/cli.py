@@ -20,6 +20,7 @@ from flask.cli import AppGroup
 from .auth import Auth
 from .errors import LuciaError
 from .hook import state
+from .storage import MAX_BATCH
 from .types import Session, User
 
 lucia_cli = AppGroup("lucia", help="Manage flask-lucia users, sessions and tables.")
@@ -235,7 +236,7 @@ def revoke(user: str, session_id: str | None) -> None:
 @lucia_cli.command("cleanup")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_BATCH),
     default=1000,
     show_default=True,
     help="Rows deleted per table in each short transaction.",

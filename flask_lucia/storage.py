@@ -16,6 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from .errors import ErrorCode, LuciaError
 
+#: The most rows ``delete_expired_batch`` takes per table (bound parameters per statement).
+MAX_BATCH = 10_000
+
 #: Session columns read alongside every user, in this order.
 SESSION_FIELDS = (
     "id",
@@ -442,12 +445,21 @@ class Storage:
         )
 
     def touch(self, session_id: str, now: int) -> None:
-        """Set a session's last-used time."""
+        """Set a session's last-used time, unless that means waiting for another writer.
+
+        Bookkeeping must not hold up a request: SQLite has one write lock, which a long
+        transaction (a cleanup batch) may hold, so there the update gives up at once
+        rather than wait out the busy timeout; the next request tries again.
+        """
         sessions = self.sessions
-        with self.write() as conn:
-            conn.execute(
-                sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
-            )
+        update = sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
+        with (
+            _errors("DATABASE_UPDATE_FAILED"),
+            self.engine.connect() as conn,
+            _no_wait(conn),
+            conn.begin(),
+        ):
+            conn.execute(update)
 
     def set_fresh_until(self, session_id: str, until: int) -> None:
         """Mark a session fresh (re-authenticated) until ``until``."""
@@ -522,36 +534,54 @@ class Storage:
             return list(conn.execute(stmt).all())
 
     def delete_expired_batch(self, now: int, limit: int) -> int:
-        """Delete at most ``limit`` expired rows per table in one short transaction.
+        """Delete at most ``limit`` expired sessions and ``limit`` expired token rows per
+        table in one short transaction; the rows removed (call it until it returns 0).
 
-        Token rows go when expired or when their session is; a session goes once
-        expired and without tokens left, so no row leaves by cascade uncounted and
-        the total over a loop does not depend on ``limit``. Returns the rows removed:
-        call it until it returns 0.
+        Every lookup is an index range scan cut off by ``limit``, so a batch costs the
+        same with a thousand rows or ten million. A dead session's tokens are deleted
+        before it, so no row leaves by cascade uncounted.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError("limit must be a positive int")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+            raise ValueError(f"limit must be an int from 1 to {MAX_BATCH}")
         sessions, access, refresh = self.sessions, self.access_tokens, self.refresh_tokens
-        dead = sessions.alias("dead")
-        dead_ids = sa.select(dead.c.id).where(
-            sa.or_(dead.c.expires_at <= now, dead.c.idle_expires_at <= now)
-        )
         removed = 0
         with self.write() as conn:
+            dead: dict[str, None] = {}
+            for column in (sessions.c.expires_at, sessions.c.idle_expires_at):
+                found = conn.execute(sa.select(sessions.c.id).where(column <= now).limit(limit))
+                dead.update(dict.fromkeys(found.scalars()))
+            ids = list(dead)[:limit]
             for table in (access, refresh):
-                rows = table.alias("expired")
-                batch = (
-                    sa.select(rows.c.digest)
-                    .where(sa.or_(rows.c.expires_at <= now, rows.c.session_id.in_(dead_ids)))
-                    .limit(limit)
-                )
-                removed += conn.execute(table.delete().where(table.c.digest.in_(batch))).rowcount
-            batch = dead_ids.where(
-                ~sa.exists().where(access.c.session_id == dead.c.id),
-                ~sa.exists().where(refresh.c.session_id == dead.c.id),
-            ).limit(limit)
-            removed += conn.execute(sessions.delete().where(sessions.c.id.in_(batch))).rowcount
+                if ids:
+                    removed += conn.execute(
+                        table.delete().where(table.c.session_id.in_(ids))
+                    ).rowcount
+                stale = conn.execute(
+                    sa.select(table.c.digest).where(table.c.expires_at <= now).limit(limit)
+                ).scalars()
+                digests = list(stale)
+                if digests:
+                    removed += conn.execute(
+                        table.delete().where(table.c.digest.in_(digests))
+                    ).rowcount
+            if ids:
+                removed += conn.execute(sessions.delete().where(sessions.c.id.in_(ids))).rowcount
         return removed
+
+
+@contextmanager
+def _no_wait(conn: Connection) -> Iterator[None]:
+    """On SQLite, fail at once rather than wait for the write lock (restored on exit)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    waited = int(dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0])
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {waited}")
 
 
 def _fetch_failed(exc: BaseException) -> LuciaError:

@@ -645,6 +645,28 @@ def test_delete_expired_sessions_returns_the_rows_removed(lucia: Lucia, clock: C
     assert lucia.delete_expired_sessions() == 0
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 10_000])
+def test_expired_batches_remove_the_same_rows_whatever_the_batch_size(
+    lucia: Lucia, clock: Clock, batch_size: int
+) -> None:
+    ann = make_user(lucia, "a@example.com")
+    for _ in range(3):
+        lucia.create_session(ann.user_id)
+    clock.advance(16 * 60)
+    lucia.create_session(ann.user_id)  # live, with live tokens
+    clock.advance(14 * 24 * 3600 - 8 * 60)  # the first three idle out; the last one lives
+    batches = list(lucia.auth.expired_batches(batch_size))
+    assert sum(batches) == 3 * 3 + 1  # three sessions with two tokens; the live access token
+    assert len(batches) == (3 if batch_size == 1 else 2 if batch_size == 2 else 1)
+    assert len(lucia.get_user_sessions(ann.user_id)) == 1
+
+
+@pytest.mark.parametrize("batch_size", [0, 10_001, True, 2.0])
+def test_a_batch_size_out_of_range_is_a_value_error(lucia: Lucia, batch_size: Any) -> None:
+    with pytest.raises(ValueError, match="limit must be an int from 1 to 10000"):
+        next(lucia.auth.expired_batches(batch_size))
+
+
 # -- storage properties ------------------------------------------------------------
 
 

@@ -347,6 +347,19 @@ def test_cleanup_loops_in_batches(run: Any, lucia: Lucia, app: Flask, clock: Clo
     assert len(all_rows(app)) == 1
 
 
+def test_cleanup_keeps_a_live_session_and_drops_its_expired_access_token(
+    run: Any, lucia: Lucia, app: Flask, clock: Clock
+) -> None:
+    session, _ = lucia.create_session(create(run))
+    clock.advance(16 * 60)  # past the 15-minute access token, well within the session
+
+    result = run("cleanup", "--batch-size", "1")
+
+    assert result.output == "removed 1 expired rows in 1 batches\n"
+    assert [s.session_id for s in lucia.get_user_sessions(session.user_id)] == [session.session_id]
+    assert len(all_rows(app)) == 1 + 2  # the user, the session and its refresh token
+
+
 def test_cleanup_with_nothing_expired(run: Any, lucia: Lucia) -> None:
     lucia.create_session(create(run))
 
@@ -362,6 +375,7 @@ def test_cleanup_with_nothing_expired(run: Any, lucia: Lucia) -> None:
         ("cleanup", "--bogus"),
         ("cleanup", "--batch-size", "0"),
         ("cleanup", "--batch-size", "many"),
+        ("cleanup", "--batch-size", "10001"),
         ("sessions",),
         ("create-user", "email"),
         ("no-such-command",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 import statistics
 import time
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_lucia import Lucia, LuciaError, current_user
+from flask_lucia import Lucia, LuciaError, current_user, login_required
 from flask_lucia.tokens import TOKEN_LENGTH
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
@@ -172,6 +173,43 @@ def test_last_used_is_written_at_most_once_per_touch_interval(
     assert len(updates) == 1
     (mine,) = client.get("/auth/sessions").json["sessions"]
     assert mine["last_used_at"] == int(clock.now * 1000)
+
+
+def test_last_used_is_skipped_not_waited_for_while_sqlite_is_locked_for_writing(
+    make_app: Any, tmp_path: Any, clock: Clock
+) -> None:
+    path = tmp_path / "locked.sqlite3"
+    app = make_app(
+        LUCIA_DATABASE_URL=f"sqlite:///{path}",
+        LUCIA_ENGINE_OPTIONS={"connect_args": {"timeout": 60}},  # a writer would wait 60 s
+    )
+    app.add_url_rule("/private", "private", login_required(lambda: "private"))
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    user_id = sign_up(client)["user"]["user_id"]
+    clock.advance(6 * 60)
+
+    def last_used() -> int:
+        with app.app_context():
+            (session,) = app.lucia.get_user_sessions(user_id)  # type: ignore[attr-defined]
+        return int(session.last_used_at.timestamp() * 1000)
+
+    other = sqlite3.connect(path)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock (a cleanup batch)
+    try:
+        started = time.monotonic()
+        assert client.get("/private").status_code == 200
+        assert time.monotonic() - started < 10
+    finally:
+        other.rollback()
+        other.close()
+    assert last_used() < int(clock.now * 1000)  # skipped, not waited for
+    client.get("/private")
+    assert last_used() == int(clock.now * 1000)  # the next request wrote it
+    with app.app_context(), app.extensions["lucia"].storage.engine.connect() as conn:
+        dbapi_connection: Any = conn.connection.dbapi_connection
+        busy = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()
+    assert busy[0] == 60_000  # the connection's own timeout is back
 
 
 # -- V3.4 cookies -----------------------------------------------------------------------
