@@ -93,6 +93,7 @@ def test_the_default_database_is_sqlite_in_the_instance_folder_in_wal_mode(
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 1 << 30
 
 
 def test_tables_are_created_on_first_use(make_app: Any) -> None:
