@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,16 @@ def test_the_ratio_table_divides_by_flask_login_and_by_the_floor() -> None:
 def test_percentile_is_nearest_rank() -> None:
     assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
     assert percentile([1.0, 2.0], 0.99) == 2.0
+
+
+def test_the_scale_benchmark_runs_end_to_end_at_a_small_size(tmp_path: Path) -> None:
+    from benchmarks import scale
+
+    args = argparse.Namespace(
+        sessions=300, small=50, expired=300, sample=200, refreshes=20, batch_size=100, sign_ins=1
+    )
+    lines = list(scale.run(f"sqlite:///{tmp_path / 'scale.sqlite3'}", args))
+    report = "\n".join(lines)
+    assert "300 sessions median" in report
+    assert "cleanup: 900 rows" in report  # 300 expired sessions, each with two tokens
+    assert "sign-in: POST /auth/sign-in median" in report
