@@ -250,7 +250,7 @@ def run(url: str, args: argparse.Namespace) -> Iterator[str]:
         yield (
             f"cleanup: {result['rows']:,.0f} rows ({args.expired:,} expired sessions and their "
             f"tokens, beside {big.count - args.expired:,} live) in {result['seconds']:.1f} s; "
-            f"{result['batches']:.0f} batches of <= {args.batch_size}; batch (write lock held) "
+            f"{result['batches']:.0f} batches of <= {args.batch_size}; one batch (one transaction) "
             f"median {result['median_ms']:.0f} ms, longest {result['longest_ms']:.0f} ms"
         )
         yield (
