@@ -85,7 +85,7 @@ class Precompiled:
         try:
             connection = engine.raw_connection()  # the pool: checkout, pre-ping, overflow
         except (dialect.loaded_dbapi.Error, sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
-            raise _fetch_failed(exc) from exc
+            raise _database_error("DATABASE_FETCH_FAILED", exc) from exc
         dbapi_connection = connection.dbapi_connection
         assert dbapi_connection is not None
         try:
@@ -102,7 +102,7 @@ class Precompiled:
         except dialect.loaded_dbapi.Error as exc:
             # Never pool a connection in an unknown state: a dead or autocommit one.
             connection.invalidate(exc)
-            raise _fetch_failed(exc) from exc
+            raise _database_error("DATABASE_FETCH_FAILED", exc) from exc
         finally:
             connection.close()
         if row is None or not self.results:
@@ -127,7 +127,7 @@ class Storage:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
         self._read_engine: Engine | None = None
-        self._precompiled_validate: Precompiled | None = None
+        self._validate_query: Precompiled | None = None
         self._lock = threading.Lock()
         self._create_tables = create_tables
         self.metadata = metadata
@@ -263,6 +263,7 @@ class Storage:
                                 tables=self.tables,
                             )
                     self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    self._validate_query = Precompiled(self._validate, engine)
                     self._engine = engine
         return self._engine
 
@@ -389,11 +390,9 @@ class Storage:
 
     def validate(self, digest: str) -> Sequence[Any] | None:
         """Access token expiry, session fields and user fields for a token digest."""
-        engine = self.engine
-        if self._precompiled_validate is None:
-            self._precompiled_validate = Precompiled(self._validate, engine)
-        assert self._read_engine is not None
-        return self._precompiled_validate.first(self._read_engine, {"digest": digest})
+        self.engine  # noqa: B018 - creates the engine, and the query with it, on first use
+        assert self._read_engine is not None and self._validate_query is not None
+        return self._validate_query.first(self._read_engine, {"digest": digest})
 
     def session_by_refresh(self, conn: Connection, digest: str) -> Sequence[Any] | None:
         """Refresh token expiry, spent time, sealed successor, session and user fields."""
@@ -590,10 +589,10 @@ def _no_wait(conn: Connection) -> Iterator[None]:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {waited}")
 
 
-def _fetch_failed(exc: BaseException) -> LuciaError:
-    """The error a failed read answers with: 503, naming only the driver's exception type."""
+def _database_error(code: ErrorCode, exc: BaseException) -> LuciaError:
+    """A ``DATABASE_*`` error (503) naming only the driver's exception type, never its text."""
     cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-    return LuciaError("DATABASE_FETCH_FAILED", f"database error: {type(cause).__name__}")
+    return LuciaError(code, f"database error: {type(cause).__name__}")
 
 
 @contextmanager
@@ -604,4 +603,4 @@ def _errors(code: ErrorCode) -> Iterator[None]:
     except (sa.exc.IntegrityError, sa.exc.DataError):
         raise
     except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
-        raise LuciaError(code, f"database error: {type(exc.__cause__ or exc).__name__}") from exc
+        raise _database_error(code, exc) from exc

@@ -99,7 +99,7 @@ def test_a_failing_request_query_answers_503_and_the_next_one_works(
     sign_up(client)
     with app.app_context():
         client.get("/private")
-        query = app.extensions["lucia"].storage._precompiled_validate
+        query = app.extensions["lucia"].storage._validate_query
     good = query.sql
     query.sql = "SELECT no_such_column FROM no_such_table"
     try:
