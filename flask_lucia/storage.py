@@ -68,11 +68,10 @@ class Precompiled:
             for name, bind in compiled.binds.items()
             if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))
         }
-        self.results = [
-            (index, process)
-            for index, column in enumerate(statement.selected_columns)
-            if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))
-        ]
+        self.columns = list(statement.selected_columns)
+        # Result processors need the driver's type codes (PostgreSQL numerics do): from the
+        # first cursor description, then kept.
+        self.results: list[tuple[int, Callable[[Any], Any]]] | None = None
         # pysqlite opens no transaction for a SELECT; elsewhere autocommit saves BEGIN/ROLLBACK.
         self.autocommit = dialect.name != "sqlite"
 
@@ -95,6 +94,8 @@ class Precompiled:
             try:
                 cursor.execute(self.sql, args)
                 row = cursor.fetchone()
+                if self.results is None:
+                    self.results = self._processors(dialect, cursor.description)
             finally:
                 cursor.close()
             if self.autocommit:
@@ -108,9 +109,21 @@ class Precompiled:
         if row is None or not self.results:
             return row
         values = list(row)
-        for index, process in self.results:
-            values[index] = process(values[index])
+        for index, convert in self.results:
+            values[index] = convert(values[index])
         return values
+
+    def _processors(
+        self, dialect: sa.Dialect, description: Sequence[Sequence[Any]]
+    ) -> list[tuple[int, Callable[[Any], Any]]]:
+        """``(index, process)`` for each result column whose type converts driver values."""
+        return [
+            (index, process)
+            for index, (column, described) in enumerate(zip(self.columns, description, strict=True))
+            if (
+                process := column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+            )
+        ]
 
 
 class Storage:

@@ -112,14 +112,20 @@ def test_a_failing_request_query_answers_503_and_the_next_one_works(
 
 
 def test_user_columns_come_back_as_their_python_types(make_app: Any) -> None:
-    app = make_app(
-        lucia=Lucia(user_columns=[sa.Column("admin", sa.Boolean, nullable=False, default=False)])
+    columns = [
+        sa.Column("admin", sa.Boolean, nullable=False, default=False),
+        sa.Column("score", sa.Float, nullable=True),
+    ]
+    app = make_app(lucia=Lucia(user_columns=columns))
+    app.add_url_rule(
+        "/me",
+        "me",
+        login_required(lambda: {"admin": current_user.admin, "score": current_user.score}),
     )
-    app.add_url_rule("/me", "me", login_required(lambda: {"admin": current_user.admin}))
     client = app.test_client()
     client.environ_base["HTTP_ORIGIN"] = ORIGIN
-    sign_up(client, admin=True)
-    assert client.get("/me").json == {"admin": True}
+    sign_up(client, admin=True, score=2.5)
+    assert client.get("/me").json == {"admin": True, "score": 2.5}
     with app.app_context():
         assert app.extensions["lucia"].storage.validate("0" * 64) is None
 
