@@ -15,6 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_DATABASE_URL": None,  # None: SQLite file in the instance folder
     "LUCIA_ENGINE_OPTIONS": {},
     "LUCIA_CREATE_TABLES": True,
+    "LUCIA_DATABASE_TIMEOUT": timedelta(seconds=10),  # connect and statement timeout
     "LUCIA_TABLE_PREFIX": "lucia_",
     "LUCIA_ACCESS_TOKEN_TTL": timedelta(minutes=15),
     "LUCIA_REFRESH_TOKEN_TTL": timedelta(days=14),

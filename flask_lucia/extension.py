@@ -18,13 +18,13 @@ from werkzeug.wrappers import Response
 from . import hook
 from .auth import Auth
 from .cli import lucia_cli
-from .config import DEFAULTS, Settings
+from .config import DEFAULTS, Settings, to_ms
 from .cookies import set_cookie
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .script import lucia_script
-from .storage import Storage, sqlite_pragmas
+from .storage import Storage, create_engine
 from .throttle import Throttle
 from .types import Session, Tokens, User
 from .views import bp
@@ -96,6 +96,7 @@ class Lucia:
             return lambda: db.engine
         url = app.config["LUCIA_DATABASE_URL"]
         options = dict(app.config["LUCIA_ENGINE_OPTIONS"])
+        timeout = to_ms(app.config["LUCIA_DATABASE_TIMEOUT"], "LUCIA_DATABASE_TIMEOUT") / 1000
         instance = app.instance_path
 
         def make() -> Engine:
@@ -103,10 +104,7 @@ class Lucia:
             if target is None:
                 os.makedirs(instance, exist_ok=True)
                 target = "sqlite:///" + os.path.join(instance, "lucia.sqlite3")
-            engine = sa.create_engine(target, **options)
-            if engine.dialect.name == "sqlite":
-                sqlite_pragmas(engine)
-            return engine
+            return create_engine(target, options, timeout)
 
         return make
 

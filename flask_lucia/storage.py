@@ -5,7 +5,11 @@ Times are integer unix milliseconds: cheap to compare, identical on every databa
 
 from __future__ import annotations
 
+import hashlib
+import math
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -51,6 +55,31 @@ def sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def create_engine(url: str, options: dict[str, Any], timeout: float) -> Engine:
+    """An engine for ``url`` with safe defaults the app's ``options`` may override.
+
+    On servers: ``pool_pre_ping`` (a connection the server dropped is replaced at
+    checkout, not failed on), a connect timeout and a statement timeout of ``timeout``
+    seconds, so a hung database frees each worker thread instead of holding it for the
+    whole hang. On SQLite, ``timeout`` is how long a writer waits for the lock.
+    """
+    options = dict(options)
+    backend = sa.engine.make_url(url).get_backend_name()
+    connect_args = dict(options.pop("connect_args", {}))
+    if backend == "sqlite":
+        connect_args.setdefault("timeout", timeout)
+    else:
+        options.setdefault("pool_pre_ping", True)
+    if backend == "postgresql":
+        connect_args.setdefault("connect_timeout", max(1, math.ceil(timeout)))
+        milliseconds = max(1, int(timeout * 1000))
+        connect_args.setdefault("options", f"-c statement_timeout={milliseconds}")
+    engine = sa.create_engine(url, connect_args=connect_args, **options)
+    if engine.dialect.name == "sqlite":
+        sqlite_pragmas(engine)
+    return engine
+
+
 class Precompiled:
     """A select compiled once per engine and run straight on a pooled DBAPI cursor.
 
@@ -80,6 +109,20 @@ class Precompiled:
         for name, process in self.binds.items():
             params[name] = process(params[name])
         args = tuple(params[name] for name in self.positional) if self.positional else params
+        try:
+            row = self._run(engine, args)
+        except _Disconnected:  # the pool was invalidated: one retry on a new connection
+            row = self._run(engine, args, retry=False)
+        if row is None or not self.results:
+            return row
+        values = list(row)
+        for index, convert in self.results:
+            values[index] = convert(values[index])
+        return values
+
+    def _run(self, engine: Engine, args: Any, *, retry: bool = True) -> Sequence[Any] | None:
+        """Execute on a pooled connection. A disconnect invalidates the whole pool (every
+        connection of its generation is dead too) and, if ``retry``, raises ``_Disconnected``."""
         dialect = engine.dialect
         try:
             connection = engine.raw_connection()  # the pool: checkout, pre-ping, overflow
@@ -87,13 +130,14 @@ class Precompiled:
             raise _database_error("DATABASE_FETCH_FAILED", exc) from exc
         dbapi_connection = connection.dbapi_connection
         assert dbapi_connection is not None
+        cursor = None
         try:
             if self.autocommit:
                 dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")
             cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, args)
-                row = cursor.fetchone()
+                row: Sequence[Any] | None = cursor.fetchone()
                 if self.results is None:
                     self.results = self._processors(dialect, cursor.description)
             finally:
@@ -101,17 +145,19 @@ class Precompiled:
             if self.autocommit:
                 dialect.reset_isolation_level(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
-            # Never pool a connection in an unknown state: a dead or autocommit one.
-            connection.invalidate(exc)
+            disconnected = dialect.is_disconnect(exc, dbapi_connection, cursor)
+            if disconnected:
+                # What SQLAlchemy's own execute path does on a disconnect: mark the pool's
+                # current generation stale, so the next checkouts reconnect.
+                engine.pool._invalidate(connection, exc)
+            elif connection.is_valid:
+                connection.invalidate(exc)  # never pool a connection in an unknown state
+            if disconnected and retry:
+                raise _Disconnected() from exc
             raise _database_error("DATABASE_FETCH_FAILED", exc) from exc
         finally:
             connection.close()
-        if row is None or not self.results:
-            return row
-        values = list(row)
-        for index, convert in self.results:
-            values[index] = convert(values[index])
-        return values
+        return row
 
     def _processors(
         self, dialect: sa.Dialect, description: Sequence[Sequence[Any]]
@@ -139,6 +185,8 @@ class Storage:
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
+        self._bare_engine: Engine | None = None
+        self._bare_lock = threading.Lock()
         self._read_engine: Engine | None = None
         self._validate_query: Precompiled | None = None
         self._lock = threading.Lock()
@@ -264,21 +312,32 @@ class Storage:
 
     @property
     def engine(self) -> Engine:
-        """The engine, created (and the tables with it) on first use."""
+        """The engine, created (and the tables with it, when configured) on first use."""
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    engine = self._engine_factory()
+                    engine = self.bare_engine
                     if self._create_tables:
-                        with _errors("DATABASE_UPDATE_FAILED"):
-                            self.metadata.create_all(
-                                engine,
-                                tables=self.tables,
-                            )
+                        self.create_missing_tables(engine)
                     self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
                     self._validate_query = Precompiled(self._validate, engine)
                     self._engine = engine
         return self._engine
+
+    @property
+    def bare_engine(self) -> Engine:
+        """The engine as the factory made it, without creating any table."""
+        if self._bare_engine is None:
+            with self._bare_lock:
+                if self._bare_engine is None:
+                    self._bare_engine = self._engine_factory()
+        return self._bare_engine
+
+    def create_missing_tables(self, engine: Engine) -> list[str]:
+        """Create the tables that are missing; the names created. Safe when several
+        processes meet an empty database at once (see ``_create_all``)."""
+        with _errors("DATABASE_UPDATE_FAILED"):
+            return _create_all(engine, self.metadata, self.tables)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -296,8 +355,8 @@ class Storage:
 
     def dispose(self) -> None:
         """Close pooled connections (tests, forks)."""
-        if self._engine is not None:
-            self._engine.dispose()
+        if self._bare_engine is not None:
+            self._bare_engine.dispose()
 
     # -- users ------------------------------------------------------------------
 
@@ -587,6 +646,39 @@ class Storage:
         return removed
 
 
+#: How often table creation is tried again after losing a race to another process.
+CREATE_ATTEMPTS = 10
+
+
+def _create_all(engine: Engine, metadata: sa.MetaData, tables: Sequence[sa.Table]) -> list[str]:
+    """Create the missing ``tables``; the names created.
+
+    Several workers may meet an empty database at once. On PostgreSQL a transaction-level
+    advisory lock makes them take turns (DDL is transactional there, so the later ones
+    find the tables made). Elsewhere (SQLite's DDL is not serialized by a transaction)
+    a loser sees "already exists" or "locked" and checks again, after a short pause.
+    """
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    key = int.from_bytes(
+                        hashlib.sha256(b"flask-lucia:" + tables[0].name.encode()).digest()[:8],
+                        "big",
+                        signed=True,
+                    )
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                inspector = sa.inspect(conn)
+                missing = [t for t in tables if not inspector.has_table(t.name, schema=t.schema)]
+                metadata.create_all(conn, tables=missing, checkfirst=False)
+            return [t.name for t in missing]
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
+            time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def _no_wait(conn: Connection) -> Iterator[None]:
     """On SQLite, fail at once rather than wait for the write lock (restored on exit)."""
@@ -600,6 +692,10 @@ def _no_wait(conn: Connection) -> Iterator[None]:
         yield
     finally:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {waited}")
+
+
+class _Disconnected(Exception):
+    """The database dropped the connection of a read that may be tried once more."""
 
 
 def _database_error(code: ErrorCode, exc: BaseException) -> LuciaError:

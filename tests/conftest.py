@@ -52,9 +52,9 @@ def make_app(tmp_path: Any) -> Iterator[AppFactory]:
     yield factory
     for app in made:
         storage = app.extensions["lucia"].storage
-        if storage._engine is not None:
+        if storage._bare_engine is not None:
             if TEST_DATABASE_URL:
-                storage.metadata.drop_all(storage._engine)
+                storage.metadata.drop_all(storage._bare_engine)
             storage.dispose()
 
 
