@@ -141,16 +141,11 @@ def init_db() -> None:
     """Create flask-lucia's tables (existing ones are kept)."""
     storage = state().storage
     with _failures():
-        engine = storage.engine
-        tables = storage.tables
-        inspector = sa.inspect(engine)
-        existing = {t.name for t in tables if inspector.has_table(t.name)}
-        storage.metadata.create_all(engine, tables=tables)
-    created = [t.name for t in tables if t.name not in existing]
+        created = storage.create_missing_tables(storage.bare_engine)
     if created:
         click.echo(f"created tables: {', '.join(created)}")
-    if existing:
-        kept = [t.name for t in tables if t.name in existing]
+    kept = [t.name for t in storage.tables if t.name not in created]
+    if kept:
         click.echo(f"already present: {', '.join(kept)}")
 
 

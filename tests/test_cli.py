@@ -395,3 +395,15 @@ def test_every_command_has_help(run: Any) -> None:
     assert result.exit_code == 0
     for name in ("init-db", "create-user", "set-password", "sessions", "revoke", "cleanup"):
         assert re.search(rf"^  {name}\s+\S", result.output, re.MULTILINE), name
+
+
+def test_init_db_with_create_tables_on_reports_the_tables_it_created(
+    make_app: AppFactory,
+) -> None:
+    app = register(make_app(LUCIA_CREATE_TABLES=True, LUCIA_TABLE_PREFIX="cli_on_"))
+    names = [table.name for table in app.extensions["lucia"].storage.tables]
+
+    result = app.test_cli_runner().invoke(args=["lucia", "init-db"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"created tables: {', '.join(names)}\n"
