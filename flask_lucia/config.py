@@ -47,8 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_THROTTLE_IP_MAX_FAILURES": 1000,  # per client address and window
     "LUCIA_THROTTLE_IP_FREE_ATTEMPTS": 50,
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
-    "LUCIA_PUBLIC_USER_COLUMNS": None,  # None: every user column is shown to the browser
-    "LUCIA_SIGN_UP_COLUMNS": None,  # None: sign-up may set every user column
+    "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
+    "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
 }
 
@@ -87,7 +87,7 @@ class Settings:
     trusted_origins: frozenset[str]
     password_provider: str
     identifier_max_length: int
-    public_columns: tuple[str, ...] | None
+    public_columns: tuple[str, ...]
     sign_up_columns: tuple[str, ...]
     touch_interval: int
 
@@ -113,18 +113,17 @@ class Settings:
             password_provider=config["LUCIA_PASSWORD_PROVIDER"],
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
-            sign_up_columns=columns if sign_up is None else sign_up,
+            sign_up_columns=sign_up,
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
         )
 
 
-def _columns(
-    config: Mapping[str, Any], key: str, columns: tuple[str, ...]
-) -> tuple[str, ...] | None:
-    """A list of user column names (or None); names that are not user columns are refused."""
+def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of user column names; None (which could be read as "all") and names that are
+    not user columns are refused."""
     value = config[key]
     if value is None:
-        return None
+        raise TypeError(f"{key} must list user column names, not None (an empty list for none)")
     names = (value,) if isinstance(value, str) else tuple(value)
     unknown = [name for name in names if name not in columns]
     if unknown:

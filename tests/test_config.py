@@ -123,15 +123,18 @@ def test_column_lists_must_name_user_columns(key: str) -> None:
         Settings.from_config({**DEFAULTS, key: ["is_admin"]}, ("username",))
 
 
-def test_sign_up_columns_default_to_every_user_column() -> None:
-    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == (
-        "username",
-        "age",
-    )
+def test_sign_up_columns_default_to_none() -> None:
+    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == ()
 
 
-def test_public_user_columns_default_to_all() -> None:
-    assert settings().public_columns is None
+def test_public_user_columns_default_to_none() -> None:
+    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).public_columns == ()
+
+
+@pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])
+def test_a_column_list_of_none_is_refused_rather_than_read_as_every_column(key: str) -> None:
+    with pytest.raises(TypeError, match=f"^{key} must list user column names, not None"):
+        Settings.from_config({**DEFAULTS, key: None}, ("username",))
 
 
 def test_a_trusted_origin_with_the_default_port_matches_what_browsers_send() -> None:

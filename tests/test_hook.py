@@ -116,7 +116,7 @@ def test_user_columns_come_back_as_their_python_types(make_app: Any) -> None:
         sa.Column("admin", sa.Boolean, nullable=False, default=False),
         sa.Column("score", sa.Float, nullable=True),
     ]
-    app = make_app(lucia=Lucia(user_columns=columns))
+    app = make_app(lucia=Lucia(user_columns=columns), LUCIA_SIGN_UP_COLUMNS=["admin", "score"])
     app.add_url_rule(
         "/me",
         "me",

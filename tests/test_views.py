@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask
+import sqlalchemy as sa
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+
+from flask_lucia import Lucia
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
 
@@ -18,6 +21,14 @@ def cleared(response: Any) -> bool:
     return any(v.startswith(f"{ACCESS}=;") for v in values) and any(
         v.startswith(f"{REFRESH}=;") for v in values
     )
+
+
+class OriginClient(FlaskClient):
+    """A test client that sends ``Origin`` like a browser on the same site."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ORIGIN"] = ORIGIN
 
 
 def sign_in(client: FlaskClient, identifier: str, password: str) -> Any:
@@ -300,3 +311,62 @@ def test_sign_up_sets_only_the_sign_up_columns(make_app: Any) -> None:
     client.environ_base["HTTP_ORIGIN"] = ORIGIN
     body = sign_up(client, username="ann", age=99)
     assert body["user"]["username"] == "ann" and body["user"]["age"] is None
+
+
+# -- user columns: what sign-up may set and the browser may see ------------------------
+
+
+def secret_app(make_app: Any, **config: Any) -> Flask:
+    """An app with a privileged and a secret user column, on the default column lists."""
+    columns = [
+        sa.Column("username", sa.String(32), nullable=True),
+        sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+        sa.Column("totp_secret", sa.String(64), nullable=True, default="JBSWY3DPEHPK3PXP"),
+    ]
+    app: Flask = make_app(Lucia(user_columns=columns), **config)
+    app.test_client_class = OriginClient
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string("{{ lucia_script() }}")
+
+    return app
+
+
+def test_sign_up_sets_no_user_column_by_default(make_app: Any) -> None:
+    app = secret_app(make_app)
+    client = app.test_client()
+    body = sign_up(client, is_admin=True, username="ann", totp_secret="chosen")
+    with app.app_context():
+        user = app.lucia.get_user(body["user"]["user_id"])  # type: ignore[attr-defined]
+    assert user.is_admin is False
+    assert user.username is None and user.totp_secret == "JBSWY3DPEHPK3PXP"
+
+
+def test_the_browser_sees_no_user_column_by_default(make_app: Any) -> None:
+    app = secret_app(make_app)
+    client = app.test_client()
+    signed_up = sign_up(client)
+    signed_in = client.post(
+        "/auth/sign-in", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    answers = [signed_up, signed_in.json, client.get("/auth/session").json]
+    page = client.get("/page").text
+    assert signed_up["user"]["user_id"] in page
+    assert "JBSWY3DPEHPK3PXP" not in page and "totp_secret" not in page
+    for answer in answers:
+        assert answer["user"] == {"user_id": signed_up["user"]["user_id"]}
+
+
+def test_the_listed_columns_are_the_ones_sign_up_sets_and_the_browser_sees(
+    make_app: Any,
+) -> None:
+    app = secret_app(
+        make_app, LUCIA_SIGN_UP_COLUMNS=["username"], LUCIA_PUBLIC_USER_COLUMNS=["username"]
+    )
+    client = app.test_client()
+    body = sign_up(client, username="ann", is_admin=True)
+    assert body["user"] == {"user_id": body["user"]["user_id"], "username": "ann"}
+    assert client.get("/auth/session").json["user"] == body["user"]
+    with app.app_context():
+        assert app.lucia.get_user(body["user"]["user_id"]).is_admin is False  # type: ignore[attr-defined]
