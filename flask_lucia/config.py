@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
     "LUCIA_REGISTER_VIEWS": True,
+    "LUCIA_SIGN_UP": True,  # False: no sign-up on any channel (form or JSON)
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
     "LUCIA_PASSWORD_TIME_COST": 2,
@@ -89,6 +90,7 @@ class Settings:
     identifier_max_length: int
     public_columns: tuple[str, ...]
     sign_up_columns: tuple[str, ...]
+    sign_up: bool
     touch_interval: int
 
     @classmethod
@@ -114,6 +116,7 @@ class Settings:
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
             sign_up_columns=sign_up,
+            sign_up=_flag(config, "LUCIA_SIGN_UP"),
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
         )
 

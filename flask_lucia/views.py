@@ -24,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from .csrf import origin_of
-from .decorators import login_required
+from .decorators import login_required, wants_json
 from .errors import LuciaError
 from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
 from .hook import (
@@ -161,6 +161,8 @@ def sign_in_endpoint() -> ResponseReturnValue:
 @bp.route("/sign-up", methods=["GET", "POST"], endpoint="sign_up")
 def sign_up_endpoint() -> ResponseReturnValue:
     """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
+    if not state().settings.sign_up:
+        return _sign_up_closed()
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_up_json()
     if request.method == "POST" and not same_origin(required=False):
@@ -182,6 +184,13 @@ def sign_up_endpoint() -> ResponseReturnValue:
     return _form_page("lucia/sign_up.html", form)
 
 
+def _sign_up_closed() -> Response:
+    """404 on every channel while ``LUCIA_SIGN_UP`` is off: JSON for JSON clients."""
+    if wants_json() or not _forms_enabled():
+        return error_response(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
+    raise NotFound()
+
+
 def _forms_enabled() -> bool:
     return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
 
@@ -198,7 +207,8 @@ def _form_page(
     if message and current_app.secret_key:
         flash(message, "error")
         message = None
-    response = current_app.make_response(render_template(template, form=form, error=message))
+    page = render_template(template, form=form, error=message, sign_up=state().settings.sign_up)
+    response = current_app.make_response(page)
     if request.method == "POST":
         throttled = error is not None and error.code == "AUTH_TOO_MANY_ATTEMPTS"
         response.status_code = 429 if throttled else 400

@@ -156,3 +156,9 @@ def test_a_trusted_origin_that_is_not_an_origin_is_a_value_error() -> None:
 def test_csrf_protection_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="LUCIA_CSRF_PROTECTION must be True or False"):
         settings(LUCIA_CSRF_PROTECTION="false")
+
+
+def test_sign_up_is_open_by_default_and_must_be_a_bool() -> None:
+    assert settings().sign_up is True and settings(LUCIA_SIGN_UP=False).sign_up is False
+    with pytest.raises(TypeError, match=r"^LUCIA_SIGN_UP must be True or False"):
+        settings(LUCIA_SIGN_UP="false")

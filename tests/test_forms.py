@@ -273,3 +273,27 @@ def test_form_fields_render_no_empty_attributes(client: FlaskClient) -> None:
     page = client.get("/auth/sign-up").text
     assert 'autocomplete="None"' not in page and 'type="None"' not in page
     assert 'autocomplete="new-password"' in page
+
+
+# -- LUCIA_SIGN_UP = False ---------------------------------------------------------------
+
+
+def test_closed_sign_up_has_no_form_page(make_app: Any) -> None:
+    client = make_app(LUCIA_SIGN_UP=False).test_client()
+    assert client.get("/auth/sign-up").status_code == 404
+
+
+def test_closed_sign_up_refuses_the_form_post_and_creates_no_user(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False)
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    token = csrf_token(client.get("/auth/sign-in").text)
+    fields = {"csrf_token": token, "identifier": "ann@example.com", "password": PASSWORD}
+    assert client.post("/auth/sign-up", data=fields).status_code == 404
+    assert client.post("/auth/sign-in", json=fields).status_code == 400  # no such user
+
+
+def test_the_sign_in_page_links_to_sign_up_only_while_it_is_open(make_app: Any) -> None:
+    assert 'href="/auth/sign-up' in make_app().test_client().get("/auth/sign-in").text
+    closed = make_app(LUCIA_SIGN_UP=False).test_client().get("/auth/sign-in").text
+    assert 'href="/auth/sign-up' not in closed and "Create an account" not in closed

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 
-from flask_lucia import Lucia
+from flask_lucia import Lucia, LuciaError
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
 
@@ -370,3 +370,33 @@ def test_the_listed_columns_are_the_ones_sign_up_sets_and_the_browser_sees(
     assert client.get("/auth/session").json["user"] == body["user"]
     with app.app_context():
         assert app.lucia.get_user(body["user"]["user_id"]).is_admin is False  # type: ignore[attr-defined]
+
+
+# -- LUCIA_SIGN_UP = False ---------------------------------------------------------------
+
+
+def no_user(app: Flask, identifier: str = "ann@example.com") -> bool:
+    with app.app_context():
+        try:
+            app.lucia.get_user_by_provider_id("email", identifier)  # type: ignore[attr-defined]
+        except LuciaError as error:
+            return error.code == "AUTH_INVALID_PROVIDER_ID"
+    return False
+
+
+def test_closed_sign_up_answers_json_404_and_creates_no_user(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False)
+    response = app.test_client().post(
+        "/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 404
+    assert response.json == {"error": "AUTH_INVALID_REQUEST", "message": "Sign-up is closed."}
+    assert no_user(app)
+
+
+def test_closed_sign_up_answers_json_404_without_the_form_views(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False, LUCIA_REGISTER_VIEWS=False)
+    client = app.test_client()
+    response = client.post("/auth/sign-up", data={"identifier": "a@b.c", "password": PASSWORD})
+    assert response.status_code == 404 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert client.get("/auth/sign-up").json["message"] == "Sign-up is closed."
