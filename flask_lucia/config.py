@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_URL_PREFIX": "/auth",
     "LUCIA_REGISTER_VIEWS": True,
     "LUCIA_SIGN_UP": True,  # False: no sign-up on any channel (form or JSON)
+    "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
     "LUCIA_PASSWORD_TIME_COST": 2,
@@ -91,6 +92,7 @@ class Settings:
     public_columns: tuple[str, ...]
     sign_up_columns: tuple[str, ...]
     sign_up: bool
+    max_body_size: int | None
     touch_interval: int
 
     @classmethod
@@ -117,6 +119,7 @@ class Settings:
             public_columns=public,
             sign_up_columns=sign_up,
             sign_up=_flag(config, "LUCIA_SIGN_UP"),
+            max_body_size=_size(config, "LUCIA_MAX_BODY_SIZE"),
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
         )
 
@@ -139,6 +142,18 @@ def _flag(config: Mapping[str, Any], key: str) -> bool:
     value = config[key]
     if not isinstance(value, bool):
         raise TypeError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _size(config: Mapping[str, Any], key: str) -> int | None:
+    """A size in bytes (a positive int), or None for no limit."""
+    value = config[key]
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key} must be a number of bytes or None, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{key} must be at least 1 byte")
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from .csrf import origin_of
 from .decorators import login_required, wants_json
@@ -43,6 +44,30 @@ bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=Non
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
 _CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
+
+
+@bp.url_value_preprocessor
+def _cap_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Refuse a body over ``LUCIA_MAX_BODY_SIZE`` before anything reads it (413).
+
+    Flask runs URL value preprocessors before every ``before_request`` function (the
+    lucia hook, ``CSRFProtect``), so no database work or parsing happens first.
+    """
+    limit = state().settings.max_body_size
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge()
+    own = current_app.config["MAX_CONTENT_LENGTH"]
+    with contextlib.suppress(AttributeError):  # Flask < 3.1: only Content-Length is checked
+        request.max_content_length = limit if own is None else min(limit, own)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    """A body over the limit, declared or streamed: 413 with a JSON error."""
+    return error_response(LuciaError("AUTH_INVALID_REQUEST", "The request body is too large."), 413)
 
 
 def safe_redirect(target: object) -> str | None:

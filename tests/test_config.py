@@ -162,3 +162,16 @@ def test_sign_up_is_open_by_default_and_must_be_a_bool() -> None:
     assert settings().sign_up is True and settings(LUCIA_SIGN_UP=False).sign_up is False
     with pytest.raises(TypeError, match=r"^LUCIA_SIGN_UP must be True or False"):
         settings(LUCIA_SIGN_UP="false")
+
+
+def test_max_body_size_is_64_kib_by_default_and_may_be_none() -> None:
+    assert settings().max_body_size == 65_536
+    assert settings(LUCIA_MAX_BODY_SIZE=None).max_body_size is None
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [("64k", TypeError), (True, TypeError), (0, ValueError)]
+)
+def test_a_bad_max_body_size_names_its_key(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"^LUCIA_MAX_BODY_SIZE must"):
+        settings(LUCIA_MAX_BODY_SIZE=value)

@@ -221,6 +221,13 @@ def test_json_posts_without_a_token_are_refused_by_csrfprotect(protected: FlaskC
     assert response.status_code == 400
 
 
+def test_an_oversized_form_is_refused_before_csrfprotect_parses_it(protected: FlaskClient) -> None:
+    response = protected.post(
+        "/auth/sign-in", data={"identifier": "a@example.com", "password": "x" * 1_000_000}
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
 # -- lucia_script() ----------------------------------------------------------------
 
 

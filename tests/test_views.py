@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -400,3 +402,120 @@ def test_closed_sign_up_answers_json_404_without_the_form_views(make_app: Any) -
     response = client.post("/auth/sign-up", data={"identifier": "a@b.c", "password": PASSWORD})
     assert response.status_code == 404 and response.json["error"] == "AUTH_INVALID_REQUEST"
     assert client.get("/auth/sign-up").json["message"] == "Sign-up is closed."
+
+
+# -- LUCIA_MAX_BODY_SIZE ------------------------------------------------------------------
+
+TEN_MB = 10 * 1024 * 1024
+
+
+class CountingStream(io.BytesIO):
+    """A request body that counts the bytes anyone reads from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.taken += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer)
+        self.taken += n
+        return n
+
+
+def huge_json(**fields: str) -> bytes:
+    body = json.dumps(fields).encode()
+    return body[:-1] + b', "padding": "' + b"x" * TEN_MB + b'"}'
+
+
+def test_a_10_mb_sign_up_is_413_json_unread_and_touches_no_row(
+    app: Flask, client: FlaskClient, queries: list[str]
+) -> None:
+    body = CountingStream(huge_json(identifier="ann@example.com", password=PASSWORD))
+    response = client.post(
+        "/auth/sign-up",
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.json == {
+        "error": "AUTH_INVALID_REQUEST",
+        "message": "The request body is too large.",
+    }
+    assert body.taken == 0 and queries == []
+    assert no_user(app)
+
+
+def test_a_10_mb_sign_in_password_is_413_before_the_throttle(
+    client: FlaskClient, queries: list[str]
+) -> None:
+    body = CountingStream(
+        json.dumps({"identifier": "ann@example.com", "password": "x" * TEN_MB}).encode()
+    )
+    response = client.post(
+        "/auth/sign-in",
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="application/json",
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert body.taken == 0 and queries == []
+
+
+def test_a_streamed_body_without_content_length_is_cut_at_the_limit(
+    app: Flask, client: FlaskClient
+) -> None:
+    body = CountingStream(huge_json(identifier="ann@example.com", password=PASSWORD))
+    response = client.post(
+        "/auth/sign-up",
+        input_stream=body,
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},  # chunked: no Content-Length
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert body.taken <= 64 * 1024 + 64 * 1024  # the limit, and at most one read past it
+    assert no_user(app)
+
+
+def test_a_form_post_over_the_limit_is_413(client: FlaskClient) -> None:
+    response = client.post("/auth/sign-in", data={"identifier": "a@b.c", "password": "x" * 70_000})
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
+def test_a_body_at_the_limit_goes_through(make_app: Any) -> None:
+    app = make_app(LUCIA_MAX_BODY_SIZE=200)
+    client = app.test_client()
+    fields = {"identifier": "ann@example.com", "password": PASSWORD}
+    body = json.dumps({**fields, "pad": ""}).encode()
+    body = json.dumps({**fields, "pad": "x" * (200 - len(body))}).encode()
+    assert len(body) == 200
+    assert (
+        client.post("/auth/sign-up", data=body, content_type="application/json").status_code == 201
+    )
+    over = client.post("/auth/sign-up", data=body + b" ", content_type="application/json")
+    assert over.status_code == 413
+
+
+def test_an_app_max_content_length_below_the_limit_still_applies(make_app: Any) -> None:
+    app = make_app(MAX_CONTENT_LENGTH=100)
+    client = app.test_client()
+    body = CountingStream(json.dumps({"identifier": "a@b.c", "password": "x" * 200}).encode())
+    response = client.post(
+        "/auth/sign-in",
+        input_stream=body,
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
+def test_with_no_body_limit_a_large_body_is_read(make_app: Any) -> None:
+    app = make_app(LUCIA_MAX_BODY_SIZE=None)
+    body = huge_json(identifier="ann@example.com", password=PASSWORD)
+    response = app.test_client().post("/auth/sign-up", data=body, content_type="application/json")
+    assert response.status_code == 201
