@@ -43,6 +43,7 @@ from .types import Session, User
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
+_STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings"})
 _CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
 
 
@@ -86,8 +87,15 @@ def safe_redirect(target: object) -> str | None:
     return target if target.startswith("/") and not target.startswith("//") else None
 
 
+@bp.after_request
 def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
+    """Every answer but the static module's is ``no-store``: pages, JSON, redirects, errors.
+
+    The hook's ``after_request`` runs next and makes an answer that sets cookies
+    ``private, no-store``, the static module's included.
+    """
+    if response.status_code >= 400 or request.endpoint not in _STATIC_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -115,8 +123,8 @@ def session_status() -> ResponseReturnValue:
     """The current session for the browser module, or 401."""
     user, session = g.get("_lucia_user"), g.get("_lucia_session")
     if user is None or session is None:
-        return _no_store(error_response(LuciaError("AUTH_NOT_AUTHENTICATED")))
-    return _no_store(jsonify(session_body(user, session)))
+        return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
+    return jsonify(session_body(user, session))
 
 
 @bp.post("/refresh")
@@ -134,10 +142,10 @@ def refresh() -> ResponseReturnValue:
             g.pop("_lucia_user", None)
             g.pop("_lucia_session", None)
             g._lucia_cookies = auth.clearing_cookies()
-            return _no_store(error_response(error))
+            return error_response(error)
         adopt_rotation(found)
     body = {"expires": found.session.expires_ms, "checksum": found.session.checksum}
-    return _no_store(jsonify(body))
+    return jsonify(body)
 
 
 @bp.post("/sign-out", endpoint="sign_out")
@@ -150,7 +158,7 @@ def sign_out_endpoint() -> ResponseReturnValue:
     sign_out()
     if not request.is_json and request.form:
         return redirect(target or "/", 303)
-    return _no_store(jsonify({"redirect": target}))
+    return jsonify({"redirect": target})
 
 
 @bp.get("/lucia.js")
@@ -279,7 +287,7 @@ def _sign_in_json() -> ResponseReturnValue:
             raise
         return error_response(error)
     session = sign_in(user, fresh=True)
-    return _no_store(jsonify(session_body(user, session)))
+    return jsonify(session_body(user, session))
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -295,7 +303,7 @@ def _sign_up_json() -> ResponseReturnValue:
     session = sign_in(user, fresh=True)
     response = jsonify(session_body(user, session))
     response.status_code = 201
-    return _no_store(response)
+    return response
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
@@ -321,9 +329,9 @@ def sessions() -> ResponseReturnValue:
     """The signed-in user's sessions (devices), newest first; the current one marked."""
     user, current = g.get("_lucia_user"), g.get("_lucia_session")
     if user is None:
-        return _no_store(error_response(LuciaError("AUTH_NOT_AUTHENTICATED")))
+        return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     listed = state().get_user_sessions(user.user_id)
-    return _no_store(jsonify({"sessions": [_device(s, current) for s in listed]}))
+    return jsonify({"sessions": [_device(s, current) for s in listed]})
 
 
 @bp.post("/sessions/<session_id>/revoke", endpoint="revoke")
@@ -342,7 +350,7 @@ def revoke(session_id: str) -> ResponseReturnValue:
         sign_out()
     if not request.is_json and _forms_enabled():
         return redirect(url_for("lucia.sign_in") if was_current else url_for("lucia.devices"), 303)
-    return _no_store(jsonify({"revoked": session_id, "current": was_current}))
+    return jsonify({"revoked": session_id, "current": was_current})
 
 
 @bp.get("/devices", endpoint="devices")
@@ -372,7 +380,7 @@ def reauthenticate() -> ResponseReturnValue:
         except LuciaError as error:
             return error_response(error)
         g._lucia_session = session
-        return _no_store(jsonify({"fresh": True, "expires": session.expires_ms}))
+        return jsonify({"fresh": True, "expires": session.expires_ms})
     form = ConfirmForm(**form_options())
     if form.validate_on_submit():
         try:

@@ -99,3 +99,9 @@ def test_set_cookie_adds_one_header_per_cookie() -> None:
     access, refresh = pair()
     set_cookie(response, access, refresh)
     assert response.headers.getlist("Set-Cookie") == [access, refresh]
+
+
+def test_set_cookie_makes_the_response_private_no_store() -> None:
+    response = Response("ok", headers={"Cache-Control": "public, max-age=60"})
+    set_cookie(response, *pair())
+    assert response.headers["Cache-Control"] == "private, no-store"

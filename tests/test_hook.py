@@ -551,3 +551,59 @@ def test_delete_all_cookies_adds_headers_that_clear_both(app: Flask) -> None:
         response = app.make_response("x")
         app.lucia.delete_all_cookies(response)
         assert cleared(response)
+
+
+# -- responses that set cookies are never cached -------------------------------------
+
+
+def test_lucia_js_with_rotated_cookies_is_private_no_store(
+    client: FlaskClient, clock: Clock
+) -> None:
+    sign_up(client)
+    clock.advance(16 * 60)  # the access token has expired: this request rotates
+    response = client.get("/auth/lucia.js")
+    names = {value.split("=", 1)[0] for value in response.headers.getlist("Set-Cookie")}
+    assert names == {ACCESS, REFRESH}
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_lucia_js_without_a_cookie_change_stays_cacheable(client: FlaskClient) -> None:
+    sign_up(client)
+    response = client.get("/auth/lucia.js")
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+
+
+def test_an_app_page_that_rotates_cookies_loses_its_public_caching(
+    app: Flask, client: FlaskClient, clock: Clock
+) -> None:
+    @app.get("/cached")
+    def cached() -> Any:
+        return "ok", {"Cache-Control": "public, max-age=600"}
+
+    sign_up(client)
+    assert client.get("/cached").headers["Cache-Control"] == "public, max-age=600"
+    clock.advance(16 * 60)
+    response = client.get("/cached")
+    assert len(response.headers.getlist("Set-Cookie")) == 2
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_an_answer_that_clears_the_cookies_is_private_no_store(app: Flask) -> None:
+    @app.get("/page")
+    def page() -> str:
+        return "ok"
+
+    client = app.test_client()
+    client.set_cookie(ACCESS, "A" * 43)
+    response = client.get("/page")
+    assert cleared(response)
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_sign_in_and_sign_out_answers_are_private_no_store(client: FlaskClient) -> None:
+    signed_up = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
+    signed_out = client.post("/auth/sign-out", json={})
+    for response in (signed_up, signed_out):
+        assert response.headers.getlist("Set-Cookie")
+        assert response.headers["Cache-Control"] == "private, no-store"

@@ -519,3 +519,40 @@ def test_with_no_body_limit_a_large_body_is_read(make_app: Any) -> None:
     body = huge_json(identifier="ann@example.com", password=PASSWORD)
     response = app.test_client().post("/auth/sign-up", data=body, content_type="application/json")
     assert response.status_code == 201
+
+
+# -- Cache-Control on the blueprint's answers --------------------------------------------
+
+
+def test_every_error_answer_of_the_blueprint_is_no_store(app: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    evil = {"Origin": "https://evil.example"}
+    responses = [
+        client.post("/auth/sign-in", json={"identifier": "a@b.c", "password": "wrong one"}),
+        client.post("/auth/sign-out", json={}, headers=evil),
+        client.post("/auth/sessions/nope/revoke", json={}),
+        client.post("/auth/sign-in", data={"identifier": "a@b.c", "password": "x" * 70_000}),
+        client.post("/auth/confirm", data={}),
+        client.post("/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD}),
+        app.test_client().get("/auth/session"),
+        app.test_client().get("/auth/devices", headers={"Accept": "application/json"}),
+    ]
+    assert [r.status_code for r in responses] == [400, 403, 404, 413, 400, 409, 401, 401]
+    for response in responses:
+        assert response.headers.get("Cache-Control") == "no-store", response.request.path
+
+
+def test_a_closed_sign_up_page_is_no_store(make_app: Any) -> None:
+    response = make_app(LUCIA_SIGN_UP=False).test_client().get("/auth/sign-up")
+    assert response.status_code == 404 and response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_devices_page_is_no_store(client: FlaskClient) -> None:
+    sign_up(client)
+    response = client.get("/auth/devices")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/auth/sign-in", "/auth/sign-up"])
+def test_the_form_pages_are_no_store(client: FlaskClient, path: str) -> None:
+    assert client.get(path).headers["Cache-Control"] == "no-store"
