@@ -71,6 +71,19 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", "The request body is too large."), 413)
 
 
+@bp.after_request
+def _refuse_framing(response: Response) -> Response:
+    """HTML answers may not be framed (clickjacking); an app's own setting of either
+    header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it."""
+    if response.mimetype == "text/html":
+        headers = response.headers
+        headers.setdefault("X-Frame-Options", "DENY")
+        policies = headers.getlist("Content-Security-Policy")
+        if not any("frame-ancestors" in policy.lower() for policy in policies):
+            headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
+
+
 def safe_redirect(target: object) -> str | None:
     """``target`` if it is a path on this site, else None (no open redirects)."""
     if not isinstance(target, str) or not target or len(target) > 2048:
