@@ -10,6 +10,9 @@ from typing import Any
 
 from .csrf import origin_of
 
+#: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
+HOST_PREFIX = "__Host-"
+
 #: Every key with its default; ``init_app`` applies them with ``setdefault``.
 DEFAULTS: dict[str, Any] = {
     "LUCIA_DATABASE_URL": None,  # None: SQLite file in the instance folder
@@ -27,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_COOKIE_SAMESITE": "Lax",
     "LUCIA_COOKIE_DOMAIN": None,
     "LUCIA_COOKIE_PATH": "/",
+    "LUCIA_COOKIE_HOST_PREFIX": False,  # True: __Host-<name> (Secure, no Domain, Path=/)
     "LUCIA_CSRF_PROTECTION": True,
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
@@ -100,15 +104,16 @@ class Settings:
         """Parse and check the ``LUCIA_*`` keys of ``config`` (``columns``: the user columns)."""
         public = _columns(config, "LUCIA_PUBLIC_USER_COLUMNS", columns)
         sign_up = _columns(config, "LUCIA_SIGN_UP_COLUMNS", columns)
+        access, refresh = _cookie_names(config)
         return cls(
             access_ttl=to_ms(config["LUCIA_ACCESS_TOKEN_TTL"], "LUCIA_ACCESS_TOKEN_TTL"),
             refresh_ttl=to_ms(config["LUCIA_REFRESH_TOKEN_TTL"], "LUCIA_REFRESH_TOKEN_TTL"),
             max_age=to_ms(config["LUCIA_SESSION_MAX_AGE"], "LUCIA_SESSION_MAX_AGE"),
             fresh_for=to_ms(config["LUCIA_FRESH_FOR"], "LUCIA_FRESH_FOR"),
             grace=to_ms(config["LUCIA_REFRESH_GRACE"], "LUCIA_REFRESH_GRACE"),
-            access_cookie=config["LUCIA_ACCESS_COOKIE_NAME"],
-            refresh_cookie=config["LUCIA_REFRESH_COOKIE_NAME"],
-            cookie_secure=config["LUCIA_COOKIE_SECURE"],
+            access_cookie=access,
+            refresh_cookie=refresh,
+            cookie_secure=_cookie_secure(config, (access, refresh)),
             cookie_samesite=config["LUCIA_COOKIE_SAMESITE"],
             cookie_domain=config["LUCIA_COOKIE_DOMAIN"],
             cookie_path=config["LUCIA_COOKIE_PATH"],
@@ -135,6 +140,40 @@ def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> t
     if unknown:
         raise ValueError(f"{key}: {', '.join(map(str, unknown))} not among the user columns")
     return names
+
+
+def _cookie_names(config: Mapping[str, Any]) -> tuple[str, str]:
+    """The access and refresh cookie names, ``__Host-`` prefixed while
+    ``LUCIA_COOKIE_HOST_PREFIX`` is on (a name that has the prefix keeps it once)."""
+    on = _flag(config, "LUCIA_COOKIE_HOST_PREFIX")
+
+    def named(key: str) -> str:
+        name: str = config[key]
+        return HOST_PREFIX + name if on and not name.lower().startswith("__host-") else name
+
+    return named("LUCIA_ACCESS_COOKIE_NAME"), named("LUCIA_REFRESH_COOKIE_NAME")
+
+
+def _cookie_secure(config: Mapping[str, Any], names: tuple[str, str]) -> bool | None:
+    """``LUCIA_COOKIE_SECURE``, checked against prefixed cookie names, which browsers keep
+    only when Secure (and, for ``__Host-``, host-only at ``Path=/``); with them, None
+    means always Secure."""
+    secure: bool | None = config["LUCIA_COOKIE_SECURE"]
+    lowered = [name.lower() for name in names]
+    host = any(name.startswith("__host-") for name in lowered)
+    if not host and not any(name.startswith("__secure-") for name in lowered):
+        return secure
+    wrong = ["LUCIA_COOKIE_SECURE is False"] if secure is False else []
+    if host and config["LUCIA_COOKIE_DOMAIN"] is not None:
+        wrong.append("LUCIA_COOKIE_DOMAIN is set")
+    if host and config["LUCIA_COOKIE_PATH"] != "/":
+        wrong.append("LUCIA_COOKIE_PATH is not '/'")
+    if wrong:
+        raise ValueError(
+            f"cookies {names[0]} and {names[1]} would be dropped by browsers: "
+            f"{' and '.join(wrong)} (see LUCIA_COOKIE_HOST_PREFIX)"
+        )
+    return True
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

@@ -175,3 +175,48 @@ def test_max_body_size_is_64_kib_by_default_and_may_be_none() -> None:
 def test_a_bad_max_body_size_names_its_key(value: object, error: type[Exception]) -> None:
     with pytest.raises(error, match=r"^LUCIA_MAX_BODY_SIZE must"):
         settings(LUCIA_MAX_BODY_SIZE=value)
+
+
+# -- LUCIA_COOKIE_HOST_PREFIX ----------------------------------------------------------------
+
+
+def test_the_host_prefix_is_off_by_default() -> None:
+    assert settings().access_cookie == "lucia_access_token"
+
+
+def test_the_host_prefix_prefixes_both_names_once_and_makes_them_secure() -> None:
+    s = settings(LUCIA_COOKIE_HOST_PREFIX=True, LUCIA_REFRESH_COOKIE_NAME="__Host-r")
+    assert (s.access_cookie, s.refresh_cookie) == ("__Host-lucia_access_token", "__Host-r")
+    assert s.cookie_secure is True  # None (automatic) would drop them in debug and testing
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"LUCIA_COOKIE_DOMAIN": "example.com"}, "LUCIA_COOKIE_DOMAIN"),
+        ({"LUCIA_COOKIE_PATH": "/app"}, "LUCIA_COOKIE_PATH"),
+        ({"LUCIA_COOKIE_SECURE": False}, "LUCIA_COOKIE_SECURE"),
+    ],
+)
+def test_host_prefixed_cookies_refuse_what_browsers_would_drop(
+    config: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"{key} .*LUCIA_COOKIE_HOST_PREFIX"):
+        settings(LUCIA_COOKIE_HOST_PREFIX=True, **config)
+
+
+def test_a_host_prefixed_cookie_name_is_held_to_the_same_rules() -> None:
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_DOMAIN is set"):
+        settings(LUCIA_ACCESS_COOKIE_NAME="__Host-a", LUCIA_COOKIE_DOMAIN="example.com")
+
+
+def test_a_secure_prefixed_cookie_name_needs_secure_but_may_have_a_domain() -> None:
+    s = settings(LUCIA_ACCESS_COOKIE_NAME="__Secure-a", LUCIA_COOKIE_DOMAIN="example.com")
+    assert s.cookie_secure is True
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_SECURE is False"):
+        settings(LUCIA_ACCESS_COOKIE_NAME="__Secure-a", LUCIA_COOKIE_SECURE=False)
+
+
+def test_the_host_prefix_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"^LUCIA_COOKIE_HOST_PREFIX must be True or False"):
+        settings(LUCIA_COOKIE_HOST_PREFIX="auto")

@@ -607,3 +607,57 @@ def test_sign_in_and_sign_out_answers_are_private_no_store(client: FlaskClient) 
     for response in (signed_up, signed_out):
         assert response.headers.getlist("Set-Cookie")
         assert response.headers["Cache-Control"] == "private, no-store"
+
+
+# -- __Host- cookies ----------------------------------------------------------------------
+
+HOST_ACCESS, HOST_REFRESH = "__Host-" + ACCESS, "__Host-" + REFRESH
+
+
+@pytest.fixture
+def host_app(make_app: Any) -> Flask:
+    app: Flask = make_app(LUCIA_COOKIE_HOST_PREFIX=True)
+    app.add_url_rule("/me", "me", login_required(lambda: {"user_id": current_user.user_id}))
+    return app
+
+
+def host_client(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def test_with_the_host_prefix_sign_in_sets_host_cookies_and_the_hook_reads_them(
+    host_app: Flask,
+) -> None:
+    client = host_client(host_app)
+    response = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
+    names = {value.split("=", 1)[0] for value in response.headers.getlist("Set-Cookie")}
+    assert names == {HOST_ACCESS, HOST_REFRESH}
+    assert all("; Secure" in v for v in response.headers.getlist("Set-Cookie"))
+    assert client.get("/me").json == {"user_id": response.json["user"]["user_id"]}
+
+
+def test_with_the_host_prefix_the_refresh_cookie_rotates_under_its_host_name(
+    host_app: Flask, clock: Clock
+) -> None:
+    client = host_client(host_app)
+    sign_up(client)
+    old = cookie(client, HOST_REFRESH)
+    clock.advance(16 * 60)
+    assert client.get("/me").status_code == 200
+    assert cookie(client, HOST_REFRESH) not in (None, old)
+
+
+def test_with_the_host_prefix_a_tossed_unprefixed_cookie_is_ignored(host_app: Flask) -> None:
+    with host_app.app_context():
+        user = host_app.lucia.create_user("email", "eve@example.com", password=PASSWORD)  # type: ignore[attr-defined]
+        _, tokens = host_app.lucia.create_session(user.user_id)  # type: ignore[attr-defined]
+    client = host_client(host_app)
+    client.set_cookie(ACCESS, tokens.access_token)  # set by a sibling subdomain, say
+    assert client.get("/me", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_init_app_refuses_host_cookies_with_a_cookie_domain(make_app: Any) -> None:
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_DOMAIN is set"):
+        make_app(LUCIA_COOKIE_HOST_PREFIX=True, LUCIA_COOKIE_DOMAIN="example.com")
