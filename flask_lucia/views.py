@@ -72,6 +72,18 @@ def _too_large(error: RequestEntityTooLarge) -> Response:
 
 
 @bp.after_request
+def _no_store(response: Response) -> Response:
+    """Every answer but the static module's is ``no-store``: pages, JSON, redirects, errors.
+
+    The hook's ``after_request`` runs next and makes an answer that sets cookies
+    ``private, no-store``, the static module's included.
+    """
+    if response.status_code >= 400 or request.endpoint not in _STATIC_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.after_request
 def _refuse_framing(response: Response) -> Response:
     """HTML answers may not be framed (clickjacking); an app's own setting of either
     header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it."""
@@ -98,18 +110,6 @@ def safe_redirect(target: object) -> str | None:
         if parts.query:
             target += "?" + parts.query
     return target if target.startswith("/") and not target.startswith("//") else None
-
-
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    """Every answer but the static module's is ``no-store``: pages, JSON, redirects, errors.
-
-    The hook's ``after_request`` runs next and makes an answer that sets cookies
-    ``private, no-store``, the static module's included.
-    """
-    if response.status_code >= 400 or request.endpoint not in _STATIC_ENDPOINTS:
-        response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _bad_request(message: str) -> Response:
