@@ -15,6 +15,10 @@ app = Flask(__name__)
 app.config["SECRET_KEY"] = "dev-only-secret"
 # Plain http://127.0.0.1 in development: Secure cookies would never come back.
 app.config["LUCIA_COOKIE_SECURE"] = False
+# Sign-up may set the username, and the browser (lucia.js, page data) may see it;
+# a column not listed here stays server-side and out of the sign-up form.
+app.config["LUCIA_SIGN_UP_COLUMNS"] = ["username"]
+app.config["LUCIA_PUBLIC_USER_COLUMNS"] = ["username"]
 app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL
 lucia = Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
 

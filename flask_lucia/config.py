@@ -10,6 +10,9 @@ from typing import Any
 
 from .csrf import origin_of
 
+#: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
+HOST_PREFIX = "__Host-"
+
 #: Every key with its default; ``init_app`` applies them with ``setdefault``.
 DEFAULTS: dict[str, Any] = {
     "LUCIA_DATABASE_URL": None,  # None: SQLite file in the instance folder
@@ -28,10 +31,13 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_COOKIE_SAMESITE": "Lax",
     "LUCIA_COOKIE_DOMAIN": None,
     "LUCIA_COOKIE_PATH": "/",
+    "LUCIA_COOKIE_HOST_PREFIX": False,  # True: __Host-<name> (Secure, no Domain, Path=/)
     "LUCIA_CSRF_PROTECTION": True,
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
     "LUCIA_REGISTER_VIEWS": True,
+    "LUCIA_SIGN_UP": True,  # False: no sign-up on any channel (form or JSON)
+    "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
     "LUCIA_PASSWORD_TIME_COST": 2,
@@ -48,8 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_THROTTLE_IP_MAX_FAILURES": 1000,  # per client address and window
     "LUCIA_THROTTLE_IP_FREE_ATTEMPTS": 50,
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
-    "LUCIA_PUBLIC_USER_COLUMNS": None,  # None: every user column is shown to the browser
-    "LUCIA_SIGN_UP_COLUMNS": None,  # None: sign-up may set every user column
+    "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
+    "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
 }
 
@@ -88,8 +94,10 @@ class Settings:
     trusted_origins: frozenset[str]
     password_provider: str
     identifier_max_length: int
-    public_columns: tuple[str, ...] | None
+    public_columns: tuple[str, ...]
     sign_up_columns: tuple[str, ...]
+    sign_up: bool
+    max_body_size: int | None
     touch_interval: int
 
     @classmethod
@@ -97,15 +105,16 @@ class Settings:
         """Parse and check the ``LUCIA_*`` keys of ``config`` (``columns``: the user columns)."""
         public = _columns(config, "LUCIA_PUBLIC_USER_COLUMNS", columns)
         sign_up = _columns(config, "LUCIA_SIGN_UP_COLUMNS", columns)
+        access, refresh = _cookie_names(config)
         return cls(
             access_ttl=to_ms(config["LUCIA_ACCESS_TOKEN_TTL"], "LUCIA_ACCESS_TOKEN_TTL"),
             refresh_ttl=to_ms(config["LUCIA_REFRESH_TOKEN_TTL"], "LUCIA_REFRESH_TOKEN_TTL"),
             max_age=to_ms(config["LUCIA_SESSION_MAX_AGE"], "LUCIA_SESSION_MAX_AGE"),
             fresh_for=to_ms(config["LUCIA_FRESH_FOR"], "LUCIA_FRESH_FOR"),
             grace=to_ms(config["LUCIA_REFRESH_GRACE"], "LUCIA_REFRESH_GRACE"),
-            access_cookie=config["LUCIA_ACCESS_COOKIE_NAME"],
-            refresh_cookie=config["LUCIA_REFRESH_COOKIE_NAME"],
-            cookie_secure=config["LUCIA_COOKIE_SECURE"],
+            access_cookie=access,
+            refresh_cookie=refresh,
+            cookie_secure=_cookie_secure(config, (access, refresh)),
             cookie_samesite=config["LUCIA_COOKIE_SAMESITE"],
             cookie_domain=config["LUCIA_COOKIE_DOMAIN"],
             cookie_path=config["LUCIA_COOKIE_PATH"],
@@ -114,18 +123,19 @@ class Settings:
             password_provider=config["LUCIA_PASSWORD_PROVIDER"],
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
-            sign_up_columns=columns if sign_up is None else sign_up,
+            sign_up_columns=sign_up,
+            sign_up=_flag(config, "LUCIA_SIGN_UP"),
+            max_body_size=_size(config, "LUCIA_MAX_BODY_SIZE"),
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
         )
 
 
-def _columns(
-    config: Mapping[str, Any], key: str, columns: tuple[str, ...]
-) -> tuple[str, ...] | None:
-    """A list of user column names (or None); names that are not user columns are refused."""
+def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of user column names; None (which could be read as "all") and names that are
+    not user columns are refused."""
     value = config[key]
     if value is None:
-        return None
+        raise TypeError(f"{key} must list user column names, not None (an empty list for none)")
     names = (value,) if isinstance(value, str) else tuple(value)
     unknown = [name for name in names if name not in columns]
     if unknown:
@@ -133,11 +143,57 @@ def _columns(
     return names
 
 
+def _cookie_names(config: Mapping[str, Any]) -> tuple[str, str]:
+    """The access and refresh cookie names, ``__Host-`` prefixed while
+    ``LUCIA_COOKIE_HOST_PREFIX`` is on (a name that has the prefix keeps it once)."""
+    on = _flag(config, "LUCIA_COOKIE_HOST_PREFIX")
+
+    def named(key: str) -> str:
+        name: str = config[key]
+        return HOST_PREFIX + name if on and not name.lower().startswith("__host-") else name
+
+    return named("LUCIA_ACCESS_COOKIE_NAME"), named("LUCIA_REFRESH_COOKIE_NAME")
+
+
+def _cookie_secure(config: Mapping[str, Any], names: tuple[str, str]) -> bool | None:
+    """``LUCIA_COOKIE_SECURE``, checked against prefixed cookie names, which browsers keep
+    only when Secure (and, for ``__Host-``, host-only at ``Path=/``); with them, None
+    means always Secure."""
+    secure: bool | None = config["LUCIA_COOKIE_SECURE"]
+    lowered = [name.lower() for name in names]
+    host = any(name.startswith("__host-") for name in lowered)
+    if not host and not any(name.startswith("__secure-") for name in lowered):
+        return secure
+    wrong = ["LUCIA_COOKIE_SECURE is False"] if secure is False else []
+    if host and config["LUCIA_COOKIE_DOMAIN"] is not None:
+        wrong.append("LUCIA_COOKIE_DOMAIN is set")
+    if host and config["LUCIA_COOKIE_PATH"] != "/":
+        wrong.append("LUCIA_COOKIE_PATH is not '/'")
+    if wrong:
+        raise ValueError(
+            f"cookies {names[0]} and {names[1]} would be dropped by browsers: "
+            f"{' and '.join(wrong)} (see LUCIA_COOKIE_HOST_PREFIX)"
+        )
+    return True
+
+
 def _flag(config: Mapping[str, Any], key: str) -> bool:
     """A boolean key; a string such as "false" is refused rather than read as True."""
     value = config[key]
     if not isinstance(value, bool):
         raise TypeError(f"{key} must be True or False, not {value!r}")
+    return value
+
+
+def _size(config: Mapping[str, Any], key: str) -> int | None:
+    """A size in bytes (a positive int), or None for no limit."""
+    value = config[key]
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key} must be a number of bytes or None, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{key} must be at least 1 byte")
     return value
 
 

@@ -48,6 +48,9 @@ def clearing_cookies(settings: Settings, secure: bool) -> tuple[str, str]:
 
 
 def set_cookie(response: Response, *cookie_strings: str) -> None:
-    """Add each ``Set-Cookie`` value as its own header (Lucia's ``setCookie``)."""
+    """Add each ``Set-Cookie`` value as its own header (Lucia's ``setCookie``), and keep the
+    response out of every cache: a cached copy would hand the tokens to the next client."""
     for value in cookie_strings:
         response.headers.add("Set-Cookie", value)
+    if cookie_strings:
+        response.headers["Cache-Control"] = "private, no-store"

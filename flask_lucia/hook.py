@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from . import signals
 from .auth import Auth, Found
+from .cookies import set_cookie
 from .csrf import SAFE_METHODS, origin_allowed
 from .errors import LuciaError
 from .types import Session, User
@@ -23,9 +24,10 @@ def state() -> Auth:
 
 
 def error_response(error: LuciaError, status: int | None = None, **extra: object) -> Response:
-    """A JSON error body ``{"error", "message", **extra}`` with the code's status."""
+    """A JSON error body ``{"error", "message", **extra}`` with the code's status; never cached."""
     response = jsonify({**error.to_dict(), **extra})
     response.status_code = status or error.status
+    response.headers["Cache-Control"] = "no-store"
     set_retry_after(response, error)
     return response
 
@@ -114,11 +116,11 @@ def _adopt(found: Found | None) -> None:
 
 
 def after_request(response: Response) -> Response:
-    """Write the cookies this request decided on; auth-dependent answers vary on Cookie."""
+    """Write the cookies this request decided on (``private, no-store``); auth-dependent
+    answers vary on Cookie."""
     cookies = g.pop("_lucia_cookies", None)
     if cookies:
-        for value in cookies:
-            response.headers.add("Set-Cookie", value)
+        set_cookie(response, *cookies)
     if cookies or "_lucia_session" in g:
         if "Vary" in response.headers:
             response.vary.add("Cookie")

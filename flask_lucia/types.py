@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -38,10 +38,9 @@ class User:
         """Flask-Login compatible id accessor."""
         return self.user_id
 
-    def public(self, columns: tuple[str, ...] | None = None) -> dict[str, Any]:
-        """The fields shown to the browser: the id and the app's (public) columns."""
-        shown = self.data if columns is None else {k: self.data[k] for k in columns}
-        return {"user_id": self.user_id, **shown}
+    def public(self, columns: Iterable[str] = ()) -> dict[str, Any]:
+        """The fields fit for a browser: the id and only the named columns (none by default)."""
+        return {"user_id": self.user_id, **{name: self.data[name] for name in columns}}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 from typing import Any
@@ -21,10 +22,10 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from .csrf import origin_of
-from .decorators import login_required
+from .decorators import login_required, wants_json
 from .errors import LuciaError
 from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
 from .hook import (
@@ -42,7 +43,57 @@ from .types import Session, User
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
+_STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings"})
 _CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
+
+
+@bp.url_value_preprocessor
+def _cap_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Refuse a body over ``LUCIA_MAX_BODY_SIZE`` before anything reads it (413).
+
+    Flask runs URL value preprocessors before every ``before_request`` function (the
+    lucia hook, ``CSRFProtect``), so no database work or parsing happens first.
+    """
+    limit = state().settings.max_body_size
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge()
+    own = current_app.config["MAX_CONTENT_LENGTH"]
+    with contextlib.suppress(AttributeError):  # Flask < 3.1: only Content-Length is checked
+        request.max_content_length = limit if own is None else min(limit, own)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    """A body over the limit, declared or streamed: 413 with a JSON error."""
+    return error_response(LuciaError("AUTH_INVALID_REQUEST", "The request body is too large."), 413)
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    """Every answer but the static module's is ``no-store``: pages, JSON, redirects, errors.
+
+    The hook's ``after_request`` runs next and makes an answer that sets cookies
+    ``private, no-store``, the static module's included.
+    """
+    if response.status_code >= 400 or request.endpoint not in _STATIC_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.after_request
+def _refuse_framing(response: Response) -> Response:
+    """HTML answers may not be framed (clickjacking); an app's own setting of either
+    header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it."""
+    if response.mimetype == "text/html":
+        headers = response.headers
+        headers.setdefault("X-Frame-Options", "DENY")
+        policies = headers.getlist("Content-Security-Policy")
+        if not any("frame-ancestors" in policy.lower() for policy in policies):
+            headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
 
 
 def safe_redirect(target: object) -> str | None:
@@ -59,11 +110,6 @@ def safe_redirect(target: object) -> str | None:
         if parts.query:
             target += "?" + parts.query
     return target if target.startswith("/") and not target.startswith("//") else None
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _bad_request(message: str) -> Response:
@@ -90,8 +136,8 @@ def session_status() -> ResponseReturnValue:
     """The current session for the browser module, or 401."""
     user, session = g.get("_lucia_user"), g.get("_lucia_session")
     if user is None or session is None:
-        return _no_store(error_response(LuciaError("AUTH_NOT_AUTHENTICATED")))
-    return _no_store(jsonify(session_body(user, session)))
+        return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
+    return jsonify(session_body(user, session))
 
 
 @bp.post("/refresh")
@@ -109,10 +155,10 @@ def refresh() -> ResponseReturnValue:
             g.pop("_lucia_user", None)
             g.pop("_lucia_session", None)
             g._lucia_cookies = auth.clearing_cookies()
-            return _no_store(error_response(error))
+            return error_response(error)
         adopt_rotation(found)
     body = {"expires": found.session.expires_ms, "checksum": found.session.checksum}
-    return _no_store(jsonify(body))
+    return jsonify(body)
 
 
 @bp.post("/sign-out", endpoint="sign_out")
@@ -125,7 +171,7 @@ def sign_out_endpoint() -> ResponseReturnValue:
     sign_out()
     if not request.is_json and request.form:
         return redirect(target or "/", 303)
-    return _no_store(jsonify({"redirect": target}))
+    return jsonify({"redirect": target})
 
 
 @bp.get("/lucia.js")
@@ -161,6 +207,8 @@ def sign_in_endpoint() -> ResponseReturnValue:
 @bp.route("/sign-up", methods=["GET", "POST"], endpoint="sign_up")
 def sign_up_endpoint() -> ResponseReturnValue:
     """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
+    if not state().settings.sign_up:
+        return _sign_up_closed()
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_up_json()
     if request.method == "POST" and not same_origin(required=False):
@@ -182,6 +230,13 @@ def sign_up_endpoint() -> ResponseReturnValue:
     return _form_page("lucia/sign_up.html", form)
 
 
+def _sign_up_closed() -> Response:
+    """404 on every channel while ``LUCIA_SIGN_UP`` is off: JSON for JSON clients."""
+    if wants_json() or not _forms_enabled():
+        return error_response(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
+    raise NotFound()
+
+
 def _forms_enabled() -> bool:
     return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
 
@@ -198,7 +253,8 @@ def _form_page(
     if message and current_app.secret_key:
         flash(message, "error")
         message = None
-    response = current_app.make_response(render_template(template, form=form, error=message))
+    page = render_template(template, form=form, error=message, sign_up=state().settings.sign_up)
+    response = current_app.make_response(page)
     if request.method == "POST":
         throttled = error is not None and error.code == "AUTH_TOO_MANY_ATTEMPTS"
         response.status_code = 429 if throttled else 400
@@ -244,7 +300,7 @@ def _sign_in_json() -> ResponseReturnValue:
             raise
         return error_response(error)
     session = sign_in(user, fresh=True)
-    return _no_store(jsonify(session_body(user, session)))
+    return jsonify(session_body(user, session))
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -260,7 +316,7 @@ def _sign_up_json() -> ResponseReturnValue:
     session = sign_in(user, fresh=True)
     response = jsonify(session_body(user, session))
     response.status_code = 201
-    return _no_store(response)
+    return response
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
@@ -286,9 +342,9 @@ def sessions() -> ResponseReturnValue:
     """The signed-in user's sessions (devices), newest first; the current one marked."""
     user, current = g.get("_lucia_user"), g.get("_lucia_session")
     if user is None:
-        return _no_store(error_response(LuciaError("AUTH_NOT_AUTHENTICATED")))
+        return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     listed = state().get_user_sessions(user.user_id)
-    return _no_store(jsonify({"sessions": [_device(s, current) for s in listed]}))
+    return jsonify({"sessions": [_device(s, current) for s in listed]})
 
 
 @bp.post("/sessions/<session_id>/revoke", endpoint="revoke")
@@ -307,7 +363,7 @@ def revoke(session_id: str) -> ResponseReturnValue:
         sign_out()
     if not request.is_json and _forms_enabled():
         return redirect(url_for("lucia.sign_in") if was_current else url_for("lucia.devices"), 303)
-    return _no_store(jsonify({"revoked": session_id, "current": was_current}))
+    return jsonify({"revoked": session_id, "current": was_current})
 
 
 @bp.get("/devices", endpoint="devices")
@@ -337,7 +393,7 @@ def reauthenticate() -> ResponseReturnValue:
         except LuciaError as error:
             return error_response(error)
         g._lucia_session = session
-        return _no_store(jsonify({"fresh": True, "expires": session.expires_ms}))
+        return jsonify({"fresh": True, "expires": session.expires_ms})
     form = ConfirmForm(**form_options())
     if form.validate_on_submit():
         try:

@@ -28,6 +28,13 @@ def user_columns() -> list[sa.Column[Any]]:
     ]
 
 
+#: What the suite's app lets sign-up set and the browser see (nothing is listed by default).
+SUITE_COLUMNS = {
+    "LUCIA_SIGN_UP_COLUMNS": ["username", "age"],
+    "LUCIA_PUBLIC_USER_COLUMNS": ["username", "age"],
+}
+
+
 AppFactory = Callable[..., Flask]
 
 
@@ -42,6 +49,8 @@ def make_app(tmp_path: Any) -> Iterator[AppFactory]:
         if TEST_DATABASE_URL:
             app.config["LUCIA_DATABASE_URL"] = TEST_DATABASE_URL
             app.config["LUCIA_TABLE_PREFIX"] = f"t{secrets.token_hex(4)}_"
+        if lucia is None:  # the suite's columns; an app given its own Lucia gets the defaults
+            app.config.update(SUITE_COLUMNS)
         app.config.update(config)
         ext = lucia or Lucia(user_columns=user_columns())
         ext.init_app(app)

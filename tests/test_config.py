@@ -123,15 +123,18 @@ def test_column_lists_must_name_user_columns(key: str) -> None:
         Settings.from_config({**DEFAULTS, key: ["is_admin"]}, ("username",))
 
 
-def test_sign_up_columns_default_to_every_user_column() -> None:
-    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == (
-        "username",
-        "age",
-    )
+def test_sign_up_columns_default_to_none() -> None:
+    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == ()
 
 
-def test_public_user_columns_default_to_all() -> None:
-    assert settings().public_columns is None
+def test_public_user_columns_default_to_none() -> None:
+    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).public_columns == ()
+
+
+@pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])
+def test_a_column_list_of_none_is_refused_rather_than_read_as_every_column(key: str) -> None:
+    with pytest.raises(TypeError, match=f"^{key} must list user column names, not None"):
+        Settings.from_config({**DEFAULTS, key: None}, ("username",))
 
 
 def test_a_trusted_origin_with_the_default_port_matches_what_browsers_send() -> None:
@@ -153,3 +156,67 @@ def test_a_trusted_origin_that_is_not_an_origin_is_a_value_error() -> None:
 def test_csrf_protection_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="LUCIA_CSRF_PROTECTION must be True or False"):
         settings(LUCIA_CSRF_PROTECTION="false")
+
+
+def test_sign_up_is_open_by_default_and_must_be_a_bool() -> None:
+    assert settings().sign_up is True and settings(LUCIA_SIGN_UP=False).sign_up is False
+    with pytest.raises(TypeError, match=r"^LUCIA_SIGN_UP must be True or False"):
+        settings(LUCIA_SIGN_UP="false")
+
+
+def test_max_body_size_is_64_kib_by_default_and_may_be_none() -> None:
+    assert settings().max_body_size == 65_536
+    assert settings(LUCIA_MAX_BODY_SIZE=None).max_body_size is None
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [("64k", TypeError), (True, TypeError), (0, ValueError)]
+)
+def test_a_bad_max_body_size_names_its_key(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"^LUCIA_MAX_BODY_SIZE must"):
+        settings(LUCIA_MAX_BODY_SIZE=value)
+
+
+# -- LUCIA_COOKIE_HOST_PREFIX ----------------------------------------------------------------
+
+
+def test_the_host_prefix_is_off_by_default() -> None:
+    assert settings().access_cookie == "lucia_access_token"
+
+
+def test_the_host_prefix_prefixes_both_names_once_and_makes_them_secure() -> None:
+    s = settings(LUCIA_COOKIE_HOST_PREFIX=True, LUCIA_REFRESH_COOKIE_NAME="__Host-r")
+    assert (s.access_cookie, s.refresh_cookie) == ("__Host-lucia_access_token", "__Host-r")
+    assert s.cookie_secure is True  # None (automatic) would drop them in debug and testing
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"LUCIA_COOKIE_DOMAIN": "example.com"}, "LUCIA_COOKIE_DOMAIN"),
+        ({"LUCIA_COOKIE_PATH": "/app"}, "LUCIA_COOKIE_PATH"),
+        ({"LUCIA_COOKIE_SECURE": False}, "LUCIA_COOKIE_SECURE"),
+    ],
+)
+def test_host_prefixed_cookies_refuse_what_browsers_would_drop(
+    config: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"{key} .*LUCIA_COOKIE_HOST_PREFIX"):
+        settings(LUCIA_COOKIE_HOST_PREFIX=True, **config)
+
+
+def test_a_host_prefixed_cookie_name_is_held_to_the_same_rules() -> None:
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_DOMAIN is set"):
+        settings(LUCIA_ACCESS_COOKIE_NAME="__Host-a", LUCIA_COOKIE_DOMAIN="example.com")
+
+
+def test_a_secure_prefixed_cookie_name_needs_secure_but_may_have_a_domain() -> None:
+    s = settings(LUCIA_ACCESS_COOKIE_NAME="__Secure-a", LUCIA_COOKIE_DOMAIN="example.com")
+    assert s.cookie_secure is True
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_SECURE is False"):
+        settings(LUCIA_ACCESS_COOKIE_NAME="__Secure-a", LUCIA_COOKIE_SECURE=False)
+
+
+def test_the_host_prefix_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"^LUCIA_COOKIE_HOST_PREFIX must be True or False"):
+        settings(LUCIA_COOKIE_HOST_PREFIX="auto")

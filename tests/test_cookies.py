@@ -99,3 +99,29 @@ def test_set_cookie_adds_one_header_per_cookie() -> None:
     access, refresh = pair()
     set_cookie(response, access, refresh)
     assert response.headers.getlist("Set-Cookie") == [access, refresh]
+
+
+def test_set_cookie_makes_the_response_private_no_store() -> None:
+    response = Response("ok", headers={"Cache-Control": "public, max-age=60"})
+    set_cookie(response, *pair())
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+# -- __Host- names ------------------------------------------------------------------------
+
+
+def test_the_host_prefix_names_both_cookies_host_and_keeps_them_secure_at_root() -> None:
+    access, refresh = token_cookies(
+        settings(LUCIA_COOKIE_HOST_PREFIX=True), "acc", ACCESS_AGE, "ref", REFRESH_AGE, True
+    )
+    assert access.startswith("__Host-lucia_access_token=acc; ")
+    assert refresh.startswith("__Host-lucia_refresh_token=ref; ")
+    for cookie in (access, refresh):
+        assert "Secure" in attributes(cookie) and "Path=/" in attributes(cookie)
+        assert not any(a.startswith("Domain=") for a in attributes(cookie))
+
+
+def test_clearing_uses_the_host_prefixed_names() -> None:
+    access, refresh = clearing_cookies(settings(LUCIA_COOKIE_HOST_PREFIX=True), True)
+    assert access.startswith("__Host-lucia_access_token=; ")
+    assert refresh.startswith("__Host-lucia_refresh_token=; ")

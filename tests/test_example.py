@@ -66,3 +66,12 @@ def test_the_sign_out_button_ends_the_session(example: Any) -> None:
     response = example.post("/auth/sign-out", data={"redirect": "/"})
     assert response.status_code == 303 and response.location == "/"
     assert 'href="/auth/sign-in?next=/dashboard"' in example.get("/").text
+
+
+def test_the_sign_up_form_asks_for_the_username_and_the_browser_sees_it(example: Any) -> None:
+    assert 'name="username"' in example.get("/auth/sign-up").text
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    assert example.get("/auth/session").json["user"]["username"] == "ann"

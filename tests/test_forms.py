@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, after_this_request, render_template_string
 from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
@@ -221,6 +221,13 @@ def test_json_posts_without_a_token_are_refused_by_csrfprotect(protected: FlaskC
     assert response.status_code == 400
 
 
+def test_an_oversized_form_is_refused_before_csrfprotect_parses_it(protected: FlaskClient) -> None:
+    response = protected.post(
+        "/auth/sign-in", data={"identifier": "a@example.com", "password": "x" * 1_000_000}
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
 # -- lucia_script() ----------------------------------------------------------------
 
 
@@ -273,3 +280,78 @@ def test_form_fields_render_no_empty_attributes(client: FlaskClient) -> None:
     page = client.get("/auth/sign-up").text
     assert 'autocomplete="None"' not in page and 'type="None"' not in page
     assert 'autocomplete="new-password"' in page
+
+
+# -- LUCIA_SIGN_UP = False ---------------------------------------------------------------
+
+
+def test_closed_sign_up_has_no_form_page(make_app: Any) -> None:
+    client = make_app(LUCIA_SIGN_UP=False).test_client()
+    assert client.get("/auth/sign-up").status_code == 404
+
+
+def test_closed_sign_up_refuses_the_form_post_and_creates_no_user(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False)
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    token = csrf_token(client.get("/auth/sign-in").text)
+    fields = {"csrf_token": token, "identifier": "ann@example.com", "password": PASSWORD}
+    assert client.post("/auth/sign-up", data=fields).status_code == 404
+    assert client.post("/auth/sign-in", json=fields).status_code == 400  # no such user
+
+
+def test_the_sign_in_page_links_to_sign_up_only_while_it_is_open(make_app: Any) -> None:
+    assert 'href="/auth/sign-up' in make_app().test_client().get("/auth/sign-in").text
+    closed = make_app(LUCIA_SIGN_UP=False).test_client().get("/auth/sign-in").text
+    assert 'href="/auth/sign-up' not in closed and "Create an account" not in closed
+
+
+# -- framing ----------------------------------------------------------------------------
+
+
+def framing(response: Any) -> tuple[str | None, list[str]]:
+    headers = response.headers
+    return headers.get("X-Frame-Options"), headers.getlist("Content-Security-Policy")
+
+
+def test_every_html_page_of_the_blueprint_refuses_framing(make_app: Any) -> None:
+    client = make_app().test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    pages = [client.get("/auth/sign-in"), client.get("/auth/sign-up")]
+    pages.append(post_form(client, "/auth/sign-in", identifier="a@b.c", password="wrong one"))
+    sign_up(client)
+    pages += [client.get("/auth/devices"), client.get("/auth/confirm")]
+    pages.append(make_app(LUCIA_SIGN_UP=False).test_client().get("/auth/sign-up"))
+    assert [page.status_code for page in pages] == [200, 200, 400, 200, 200, 404]
+    for page in pages:
+        assert page.mimetype == "text/html"
+        assert framing(page) == ("DENY", ["frame-ancestors 'none'"]), page.request.path
+
+
+def test_an_apps_own_policy_is_kept_and_framing_is_refused_beside_it(app: Flask) -> None:
+    @app.before_request
+    def policy() -> None:
+        @after_this_request
+        def add(response: Any) -> Any:
+            response.headers["Content-Security-Policy"] = "default-src 'self'"
+            return response
+
+    page = app.test_client().get("/auth/sign-in")
+    assert framing(page) == ("DENY", ["default-src 'self'", "frame-ancestors 'none'"])
+
+
+def test_an_apps_own_frame_ancestors_and_frame_options_are_left_alone(app: Flask) -> None:
+    @app.before_request
+    def policy() -> None:
+        @after_this_request
+        def add(response: Any) -> Any:
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+            return response
+
+    page = app.test_client().get("/auth/sign-in")
+    assert framing(page) == ("SAMEORIGIN", ["frame-ancestors 'self'"])
+
+
+def test_json_answers_carry_no_framing_headers(client: FlaskClient) -> None:
+    assert framing(client.get("/auth/session")) == (None, [])

@@ -116,7 +116,7 @@ def test_user_columns_come_back_as_their_python_types(make_app: Any) -> None:
         sa.Column("admin", sa.Boolean, nullable=False, default=False),
         sa.Column("score", sa.Float, nullable=True),
     ]
-    app = make_app(lucia=Lucia(user_columns=columns))
+    app = make_app(lucia=Lucia(user_columns=columns), LUCIA_SIGN_UP_COLUMNS=["admin", "score"])
     app.add_url_rule(
         "/me",
         "me",
@@ -551,3 +551,113 @@ def test_delete_all_cookies_adds_headers_that_clear_both(app: Flask) -> None:
         response = app.make_response("x")
         app.lucia.delete_all_cookies(response)
         assert cleared(response)
+
+
+# -- responses that set cookies are never cached -------------------------------------
+
+
+def test_lucia_js_with_rotated_cookies_is_private_no_store(
+    client: FlaskClient, clock: Clock
+) -> None:
+    sign_up(client)
+    clock.advance(16 * 60)  # the access token has expired: this request rotates
+    response = client.get("/auth/lucia.js")
+    names = {value.split("=", 1)[0] for value in response.headers.getlist("Set-Cookie")}
+    assert names == {ACCESS, REFRESH}
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_lucia_js_without_a_cookie_change_stays_cacheable(client: FlaskClient) -> None:
+    sign_up(client)
+    response = client.get("/auth/lucia.js")
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+
+
+def test_an_app_page_that_rotates_cookies_loses_its_public_caching(
+    app: Flask, client: FlaskClient, clock: Clock
+) -> None:
+    @app.get("/cached")
+    def cached() -> Any:
+        return "ok", {"Cache-Control": "public, max-age=600"}
+
+    sign_up(client)
+    assert client.get("/cached").headers["Cache-Control"] == "public, max-age=600"
+    clock.advance(16 * 60)
+    response = client.get("/cached")
+    assert len(response.headers.getlist("Set-Cookie")) == 2
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_an_answer_that_clears_the_cookies_is_private_no_store(app: Flask) -> None:
+    @app.get("/page")
+    def page() -> str:
+        return "ok"
+
+    client = app.test_client()
+    client.set_cookie(ACCESS, "A" * 43)
+    response = client.get("/page")
+    assert cleared(response)
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_sign_in_and_sign_out_answers_are_private_no_store(client: FlaskClient) -> None:
+    signed_up = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
+    signed_out = client.post("/auth/sign-out", json={})
+    for response in (signed_up, signed_out):
+        assert response.headers.getlist("Set-Cookie")
+        assert response.headers["Cache-Control"] == "private, no-store"
+
+
+# -- __Host- cookies ----------------------------------------------------------------------
+
+HOST_ACCESS, HOST_REFRESH = "__Host-" + ACCESS, "__Host-" + REFRESH
+
+
+@pytest.fixture
+def host_app(make_app: Any) -> Flask:
+    app: Flask = make_app(LUCIA_COOKIE_HOST_PREFIX=True)
+    app.add_url_rule("/me", "me", login_required(lambda: {"user_id": current_user.user_id}))
+    return app
+
+
+def host_client(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def test_with_the_host_prefix_sign_in_sets_host_cookies_and_the_hook_reads_them(
+    host_app: Flask,
+) -> None:
+    client = host_client(host_app)
+    response = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
+    names = {value.split("=", 1)[0] for value in response.headers.getlist("Set-Cookie")}
+    assert names == {HOST_ACCESS, HOST_REFRESH}
+    assert all("; Secure" in v for v in response.headers.getlist("Set-Cookie"))
+    assert client.get("/me").json == {"user_id": response.json["user"]["user_id"]}
+
+
+def test_with_the_host_prefix_the_refresh_cookie_rotates_under_its_host_name(
+    host_app: Flask, clock: Clock
+) -> None:
+    client = host_client(host_app)
+    sign_up(client)
+    old = cookie(client, HOST_REFRESH)
+    clock.advance(16 * 60)
+    assert client.get("/me").status_code == 200
+    assert cookie(client, HOST_REFRESH) not in (None, old)
+
+
+def test_with_the_host_prefix_a_tossed_unprefixed_cookie_is_ignored(host_app: Flask) -> None:
+    with host_app.app_context():
+        user = host_app.lucia.create_user("email", "eve@example.com", password=PASSWORD)  # type: ignore[attr-defined]
+        _, tokens = host_app.lucia.create_session(user.user_id)  # type: ignore[attr-defined]
+    client = host_client(host_app)
+    client.set_cookie(ACCESS, tokens.access_token)  # set by a sibling subdomain, say
+    assert client.get("/me", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_init_app_refuses_host_cookies_with_a_cookie_domain(make_app: Any) -> None:
+    with pytest.raises(ValueError, match="LUCIA_COOKIE_DOMAIN is set"):
+        make_app(LUCIA_COOKIE_HOST_PREFIX=True, LUCIA_COOKIE_DOMAIN="example.com")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
 from flask_lucia.testing import sign_in_client
@@ -31,3 +33,13 @@ def test_sign_in_client_can_give_a_stale_session(app: Flask) -> None:
     client = app.test_client()
     sign_in_client(client, user, fresh=False)
     assert client.get("/fresh", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_sign_in_client_uses_host_prefixed_cookie_names(make_app: Any) -> None:
+    app = make_app(LUCIA_COOKIE_HOST_PREFIX=True)
+    with app.app_context():
+        user = app.lucia.create_user("email", "ann@example.com")
+    client = app.test_client()
+    sign_in_client(client, user)
+    assert client.get_cookie("__Host-lucia_access_token") is not None
+    assert client.get("/auth/session").json["user"]["user_id"] == user.user_id

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
-from flask import Flask
+import sqlalchemy as sa
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+
+from flask_lucia import Lucia, LuciaError
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
 
@@ -18,6 +23,14 @@ def cleared(response: Any) -> bool:
     return any(v.startswith(f"{ACCESS}=;") for v in values) and any(
         v.startswith(f"{REFRESH}=;") for v in values
     )
+
+
+class OriginClient(FlaskClient):
+    """A test client that sends ``Origin`` like a browser on the same site."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ORIGIN"] = ORIGIN
 
 
 def sign_in(client: FlaskClient, identifier: str, password: str) -> Any:
@@ -300,3 +313,246 @@ def test_sign_up_sets_only_the_sign_up_columns(make_app: Any) -> None:
     client.environ_base["HTTP_ORIGIN"] = ORIGIN
     body = sign_up(client, username="ann", age=99)
     assert body["user"]["username"] == "ann" and body["user"]["age"] is None
+
+
+# -- user columns: what sign-up may set and the browser may see ------------------------
+
+
+def secret_app(make_app: Any, **config: Any) -> Flask:
+    """An app with a privileged and a secret user column, on the default column lists."""
+    columns = [
+        sa.Column("username", sa.String(32), nullable=True),
+        sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+        sa.Column("totp_secret", sa.String(64), nullable=True, default="JBSWY3DPEHPK3PXP"),
+    ]
+    app: Flask = make_app(Lucia(user_columns=columns), **config)
+    app.test_client_class = OriginClient
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string("{{ lucia_script() }}")
+
+    return app
+
+
+def test_sign_up_sets_no_user_column_by_default(make_app: Any) -> None:
+    app = secret_app(make_app)
+    client = app.test_client()
+    body = sign_up(client, is_admin=True, username="ann", totp_secret="chosen")
+    with app.app_context():
+        user = app.lucia.get_user(body["user"]["user_id"])  # type: ignore[attr-defined]
+    assert user.is_admin is False
+    assert user.username is None and user.totp_secret == "JBSWY3DPEHPK3PXP"
+
+
+def test_the_browser_sees_no_user_column_by_default(make_app: Any) -> None:
+    app = secret_app(make_app)
+    client = app.test_client()
+    signed_up = sign_up(client)
+    signed_in = client.post(
+        "/auth/sign-in", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    answers = [signed_up, signed_in.json, client.get("/auth/session").json]
+    page = client.get("/page").text
+    assert signed_up["user"]["user_id"] in page
+    assert "JBSWY3DPEHPK3PXP" not in page and "totp_secret" not in page
+    for answer in answers:
+        assert answer["user"] == {"user_id": signed_up["user"]["user_id"]}
+
+
+def test_the_listed_columns_are_the_ones_sign_up_sets_and_the_browser_sees(
+    make_app: Any,
+) -> None:
+    app = secret_app(
+        make_app, LUCIA_SIGN_UP_COLUMNS=["username"], LUCIA_PUBLIC_USER_COLUMNS=["username"]
+    )
+    client = app.test_client()
+    body = sign_up(client, username="ann", is_admin=True)
+    assert body["user"] == {"user_id": body["user"]["user_id"], "username": "ann"}
+    assert client.get("/auth/session").json["user"] == body["user"]
+    with app.app_context():
+        assert app.lucia.get_user(body["user"]["user_id"]).is_admin is False  # type: ignore[attr-defined]
+
+
+# -- LUCIA_SIGN_UP = False ---------------------------------------------------------------
+
+
+def no_user(app: Flask, identifier: str = "ann@example.com") -> bool:
+    with app.app_context():
+        try:
+            app.lucia.get_user_by_provider_id("email", identifier)  # type: ignore[attr-defined]
+        except LuciaError as error:
+            return error.code == "AUTH_INVALID_PROVIDER_ID"
+    return False
+
+
+def test_closed_sign_up_answers_json_404_and_creates_no_user(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False)
+    response = app.test_client().post(
+        "/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 404
+    assert response.json == {"error": "AUTH_INVALID_REQUEST", "message": "Sign-up is closed."}
+    assert no_user(app)
+
+
+def test_closed_sign_up_answers_json_404_without_the_form_views(make_app: Any) -> None:
+    app = make_app(LUCIA_SIGN_UP=False, LUCIA_REGISTER_VIEWS=False)
+    client = app.test_client()
+    response = client.post("/auth/sign-up", data={"identifier": "a@b.c", "password": PASSWORD})
+    assert response.status_code == 404 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert client.get("/auth/sign-up").json["message"] == "Sign-up is closed."
+
+
+# -- LUCIA_MAX_BODY_SIZE ------------------------------------------------------------------
+
+TEN_MB = 10 * 1024 * 1024
+
+
+class CountingStream(io.BytesIO):
+    """A request body that counts the bytes anyone reads from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.taken += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer)
+        self.taken += n
+        return n
+
+
+def huge_json(**fields: str) -> bytes:
+    body = json.dumps(fields).encode()
+    return body[:-1] + b', "padding": "' + b"x" * TEN_MB + b'"}'
+
+
+def test_a_10_mb_sign_up_is_413_json_unread_and_touches_no_row(
+    app: Flask, client: FlaskClient, queries: list[str]
+) -> None:
+    body = CountingStream(huge_json(identifier="ann@example.com", password=PASSWORD))
+    response = client.post(
+        "/auth/sign-up",
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.json == {
+        "error": "AUTH_INVALID_REQUEST",
+        "message": "The request body is too large.",
+    }
+    assert body.taken == 0 and queries == []
+    assert no_user(app)
+
+
+def test_a_10_mb_sign_in_password_is_413_before_the_throttle(
+    client: FlaskClient, queries: list[str]
+) -> None:
+    body = CountingStream(
+        json.dumps({"identifier": "ann@example.com", "password": "x" * TEN_MB}).encode()
+    )
+    response = client.post(
+        "/auth/sign-in",
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="application/json",
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert body.taken == 0 and queries == []
+
+
+def test_a_streamed_body_without_content_length_is_cut_at_the_limit(
+    app: Flask, client: FlaskClient
+) -> None:
+    body = CountingStream(huge_json(identifier="ann@example.com", password=PASSWORD))
+    response = client.post(
+        "/auth/sign-up",
+        input_stream=body,
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},  # chunked: no Content-Length
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert body.taken <= 64 * 1024 + 64 * 1024  # the limit, and at most one read past it
+    assert no_user(app)
+
+
+def test_a_form_post_over_the_limit_is_413(client: FlaskClient) -> None:
+    response = client.post("/auth/sign-in", data={"identifier": "a@b.c", "password": "x" * 70_000})
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
+def test_a_body_at_the_limit_goes_through(make_app: Any) -> None:
+    app = make_app(LUCIA_MAX_BODY_SIZE=200)
+    client = app.test_client()
+    fields = {"identifier": "ann@example.com", "password": PASSWORD}
+    body = json.dumps({**fields, "pad": ""}).encode()
+    body = json.dumps({**fields, "pad": "x" * (200 - len(body))}).encode()
+    assert len(body) == 200
+    assert (
+        client.post("/auth/sign-up", data=body, content_type="application/json").status_code == 201
+    )
+    over = client.post("/auth/sign-up", data=body + b" ", content_type="application/json")
+    assert over.status_code == 413
+
+
+def test_an_app_max_content_length_below_the_limit_still_applies(make_app: Any) -> None:
+    app = make_app(MAX_CONTENT_LENGTH=100)
+    client = app.test_client()
+    body = CountingStream(json.dumps({"identifier": "a@b.c", "password": "x" * 200}).encode())
+    response = client.post(
+        "/auth/sign-in",
+        input_stream=body,
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
+def test_with_no_body_limit_a_large_body_is_read(make_app: Any) -> None:
+    app = make_app(LUCIA_MAX_BODY_SIZE=None)
+    body = huge_json(identifier="ann@example.com", password=PASSWORD)
+    response = app.test_client().post("/auth/sign-up", data=body, content_type="application/json")
+    assert response.status_code == 201
+
+
+# -- Cache-Control on the blueprint's answers --------------------------------------------
+
+
+def test_every_error_answer_of_the_blueprint_is_no_store(app: Flask, client: FlaskClient) -> None:
+    sign_up(client)
+    evil = {"Origin": "https://evil.example"}
+    responses = [
+        client.post("/auth/sign-in", json={"identifier": "a@b.c", "password": "wrong one"}),
+        client.post("/auth/sign-out", json={}, headers=evil),
+        client.post("/auth/sessions/nope/revoke", json={}),
+        client.post("/auth/sign-in", data={"identifier": "a@b.c", "password": "x" * 70_000}),
+        client.post("/auth/confirm", data={}),
+        client.post("/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD}),
+        app.test_client().get("/auth/session"),
+        app.test_client().get("/auth/devices", headers={"Accept": "application/json"}),
+    ]
+    assert [r.status_code for r in responses] == [400, 403, 404, 413, 400, 409, 401, 401]
+    for response in responses:
+        assert response.headers.get("Cache-Control") == "no-store", response.request.path
+
+
+def test_a_closed_sign_up_page_is_no_store(make_app: Any) -> None:
+    response = make_app(LUCIA_SIGN_UP=False).test_client().get("/auth/sign-up")
+    assert response.status_code == 404 and response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_devices_page_is_no_store(client: FlaskClient) -> None:
+    sign_up(client)
+    response = client.get("/auth/devices")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/auth/sign-in", "/auth/sign-up"])
+def test_the_form_pages_are_no_store(client: FlaskClient, path: str) -> None:
+    assert client.get(path).headers["Cache-Control"] == "no-store"
