@@ -1,4 +1,4 @@
-"""``flask lucia ...``: create tables, manage users and sessions, remove expired rows.
+"""``flask lucia ...``: create and upgrade tables, manage users and sessions, remove expired rows.
 
 Every command acts on the app's ``Auth`` (``app.extensions["lucia"]``). Failures
 are ``click`` errors with a message (exit 1; bad arguments exit 2), never a
@@ -20,6 +20,7 @@ from flask.cli import AppGroup
 from .auth import Auth
 from .errors import LuciaError
 from .hook import state
+from .schema import SCHEMA_VERSION
 from .storage import MAX_BATCH
 from .types import Session
 
@@ -147,6 +148,20 @@ def init_db() -> None:
     kept = [t.name for t in storage.tables if t.name not in created]
     if kept:
         click.echo(f"already present: {', '.join(kept)}")
+
+
+@lucia_cli.command("upgrade-db")
+def upgrade_db() -> None:
+    """Move a database made by an older release to this release's schema, in place."""
+    storage = state().storage
+    with _failures():
+        created, found = storage.prepare(storage.bare_engine, create=True)
+    if found in (0, SCHEMA_VERSION):
+        if created:
+            click.echo(f"created tables: {', '.join(created)}")
+        click.echo(f"the schema is at version {SCHEMA_VERSION}; nothing to upgrade")
+    else:
+        click.echo(f"upgraded the schema from version {found} to {SCHEMA_VERSION}")
 
 
 @lucia_cli.command("create-user")

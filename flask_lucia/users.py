@@ -48,6 +48,7 @@ class Users:
                 for column in (pk, *(pk.table.c[n] for n in column_names))
             ]
             self._id_attribute = self._attributes[0]
+            self._configured = False
 
     def build(self, row: Sequence[Any], start: int = 0) -> Any:
         """The user of a row of ``Storage.user_fields`` beginning at ``start``."""
@@ -61,6 +62,9 @@ class Users:
         """A persistent instance of the model in the app's session, made from loaded
         values (no query): columns and relationships work as if the ORM loaded it."""
         session = self._db.session
+        if not self._configured:  # relationships are set up on first use, as the ORM does
+            sa.orm.configure_mappers()
+            self._configured = True
         key = self._mapper.identity_key_from_primary_key([values[0]])
         existing = session.identity_map.get(key)
         if existing is not None:
