@@ -455,12 +455,16 @@ class Storage:
             conn.execute(ended)
 
     def _lock_user(self, conn: Connection, user_id: Any) -> None:
-        """Hold the user's row until the transaction ends (a no-op on SQLite, whose writer
-        already holds the database)."""
-        stmt = sa.select(self.user_pk).where(self.user_pk == user_id)
-        if conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        if conn.execute(stmt).first() is None:
+        """Hold the user's row until the transaction ends: ``FOR UPDATE`` on servers; on
+        SQLite (whose reads take no lock) a no-op write, which takes the write lock."""
+        pk = self.user_pk
+        if conn.dialect.name == "sqlite":
+            found = conn.execute(self.users.update().where(pk == user_id).values({pk: pk}))
+            exists = found.rowcount > 0
+        else:
+            stmt = sa.select(pk).where(pk == user_id).with_for_update()
+            exists = conn.execute(stmt).first() is not None
+        if not exists:
             raise LuciaError("AUTH_INVALID_USER_ID")
 
     def referencing(self) -> list[sa.Column[Any]]:
