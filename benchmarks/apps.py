@@ -1,5 +1,5 @@
 """The apps the benchmarks compare, each serving ``GET /protected``: a login-required view
-that renders the signed-in user's provider id, over one shared user table.
+that renders the signed-in user's id, over one shared user table.
 
 - ``lucia``: flask-lucia, access token cookie.
 - ``flask-login``: Flask-Login's documented setup: a Flask-SQLAlchemy model over the same
@@ -30,6 +30,7 @@ KINDS = ("lucia", "flask-login", "flask-login-core", "floor", "bare")
 SECRET_KEY = "benchmark secret key, not for production"
 USER_AGENT = "flask-lucia-bench"
 PROVIDER, IDENTIFIER = "email", "bench@example.com"
+USER_ID = "bench-user"
 FLOOR_COOKIE = "uid"
 
 
@@ -54,7 +55,7 @@ def from_env() -> Flask:
 
 
 def _render(user: Any) -> str:
-    return f"<p>Signed in as {user.provider_id}</p>"
+    return f"<p>Signed in as {user.id}</p>"
 
 
 def _lucia(app: Flask, url: str) -> None:
@@ -78,7 +79,6 @@ def _flask_login_orm(app: Flask, url: str) -> None:
     class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         __tablename__ = "lucia_users"
         id = db.Column(sa.String(255), primary_key=True)
-        provider_id = db.Column(sa.String(512))
 
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     db.init_app(app)
@@ -92,7 +92,7 @@ def _flask_login_core(app: Flask, url: str) -> None:
 
     class User(UserMixin):  # type: ignore[misc]
         def __init__(self, row: Any) -> None:
-            self.id, self.provider_id = row.id, row.provider_id
+            self.id = row.id
 
     def load_user(user_id: str) -> User | None:
         with engine.connect() as conn:
@@ -135,7 +135,7 @@ def _floor(app: Flask, url: str) -> None:
 
 
 def _bare(app: Flask, url: str) -> None:
-    user = SimpleNamespace(provider_id=f"{PROVIDER}:{IDENTIFIER}")
+    user = SimpleNamespace(id=USER_ID)
 
     @app.get("/protected")
     def protected() -> str:
@@ -149,9 +149,8 @@ def _user_select(url: str) -> tuple[sa.Engine, sa.Select[Any]]:
         "lucia_users",
         sa.MetaData(),
         sa.Column("id", sa.String(255), primary_key=True),
-        sa.Column("provider_id", sa.String(512)),
     )
-    select = sa.select(users.c.id, users.c.provider_id).where(users.c.id == sa.bindparam("id"))
+    select = sa.select(users.c.id).where(users.c.id == sa.bindparam("id"))
     return engine, select
 
 
@@ -164,7 +163,7 @@ def seed(url: str) -> dict[str, dict[str, str]]:
     app.config.update(
         SECRET_KEY=SECRET_KEY, LUCIA_DATABASE_URL=url, LUCIA_ACCESS_TOKEN_TTL=timedelta(hours=2)
     )
-    lucia = Lucia(app)
+    lucia = Lucia(app, generate_user_id=lambda: USER_ID)
     with app.app_context():
         lucia.auth.storage.metadata.create_all(lucia.auth.storage.engine)
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.apps import IDENTIFIER, KINDS, create_app, drop, seed
+from benchmarks.apps import KINDS, USER_ID, create_app, drop, seed
 from benchmarks.report import interleaved, print_results
 
 
@@ -28,7 +28,7 @@ def measure(client: object, headers: dict[str, str], requests: int) -> float:
         if response.status_code != 200:
             raise SystemExit(f"/protected answered {response.status_code}")
     elapsed = time.perf_counter() - started
-    if IDENTIFIER not in response.get_data(as_text=True):
+    if USER_ID not in response.get_data(as_text=True):
         raise SystemExit("the protected page does not show the user")
     return requests / elapsed
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.apps import IDENTIFIER, KINDS, drop, seed  # noqa: E402
+from benchmarks.apps import KINDS, USER_ID, drop, seed  # noqa: E402
 from benchmarks.report import interleaved, print_results  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def check(port: int, headers: dict[str, str]) -> None:
     connection.request("GET", "/protected", headers=headers)
     response = connection.getresponse()
     body = response.read().decode()
-    if response.status != 200 or IDENTIFIER not in body:
+    if response.status != 200 or USER_ID not in body:
         raise SystemExit(f"port {port}: /protected answered {response.status}")
 
 

@@ -62,11 +62,14 @@ class Sessions:
         self.access: list[str] = []  # raw tokens of a sample of the live sessions
         self.refresh: list[str] = []
         self.user_ids = [generate_random_string(15) for _ in range(USERS)]
-        rows = [
-            {"id": i, "provider_id": f"email:u{n}@example.com"} for n, i in enumerate(self.user_ids)
+        storage = self.auth.storage
+        keys = [
+            {"id": f"email:u{n}@example.com", "user_id": i, "created_at": 0}
+            for n, i in enumerate(self.user_ids)
         ]
-        with self.app.app_context(), self.auth.storage.write() as conn:
-            conn.execute(self.auth.storage.users.insert(), rows)
+        with self.app.app_context(), storage.write() as conn:
+            conn.execute(storage.users.insert(), [{"id": i} for i in self.user_ids])
+            conn.execute(storage.keys.insert(), keys)
 
     def grow(self, n: int, *, expired: bool = False, sample: int = 0) -> float:
         """Insert ``n`` sessions, keeping raw tokens of about ``sample`` of them; seconds taken."""
@@ -208,7 +211,7 @@ def sign_in_latency(sessions: Sessions, rounds: int) -> tuple[float, float]:
     auth = sessions.auth
     with sessions.app.app_context():
         auth.create_user("email", "scale@example.com", password=PASSWORD)
-        stored = auth.storage.user_with_hash("email:scale@example.com")
+        stored = auth.storage.user_by_key("email:scale@example.com")
     assert stored is not None
     client = sessions.app.test_client()
     body = {"identifier": "scale@example.com", "password": PASSWORD}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from flask import current_app
@@ -30,7 +29,8 @@ from .tokens import (
     seal,
     unseal,
 )
-from .types import Session, Tokens, User, from_ms
+from .types import Session, Tokens, from_ms
+from .users import Users
 
 _N_SESSION = len(SESSION_FIELDS)
 #: Offsets within the session fields: owner, absolute expiry, idle expiry.
@@ -45,7 +45,7 @@ _MAX_CHAIN = 8
 class Found(NamedTuple):
     """A validated session with its user (and new tokens when it was just rotated)."""
 
-    user: User
+    user: Any  # a ``User``, or an instance of the app's user model
     session: Session
     tokens: Tokens | None = None
 
@@ -75,21 +75,23 @@ class Auth:
         storage: Storage,
         hasher: PasswordHasher,
         throttle: Throttle,
-        generate_user_id: Callable[[], str] | None = None,
+        generate_user_id: Callable[[], Any] | None = None,
+        users: Users | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.hasher = hasher
         self.throttle = throttle
-        self._generate_user_id = generate_user_id or (lambda: generate_random_string(15))
+        self.users = users or Users(storage.user_pk, storage.user_column_names)
+        if generate_user_id is None and not self.users.numbered:
+            generate_user_id = _random_user_id
+        self._generate_user_id = generate_user_id
         self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
 
     # -- rows to values ---------------------------------------------------------
 
-    def _user(self, row: Sequence[Any], start: int = 0) -> User:
-        values = tuple(row[start:])
-        data = dict(zip(self.storage.user_column_names, values[2:], strict=False))
-        return User(values[0], values[1], MappingProxyType(data))
+    def _user(self, row: Sequence[Any], start: int = 0) -> Any:
+        return self.users.build(row, start)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
         sid, uid, created, _, idle, fresh_until, last_used, agent, ip = row[
@@ -167,39 +169,37 @@ class Auth:
         *,
         password: str | None = None,
         user_data: Mapping[str, Any] | None = None,
-    ) -> User:
+    ) -> Any:
         """Create a user keyed by ``provider:identifier``, with an optional password."""
-        provider_id = self.provider_id(provider, identifier)
-        data = self.check_user_data(user_data, partial=False)
+        key = self.provider_id(provider, identifier)
+        values = self.check_user_data(user_data, partial=False)
         hashed = None if password is None else self.hasher.hash(password)
-        user_id = self._generate_user_id()
-        if not isinstance(user_id, str) or not 0 < len(user_id) <= 255:
-            raise TypeError("generate_user_id must return a non-empty str of at most 255 chars")
-        self.storage.insert_user(
-            {"id": user_id, "provider_id": provider_id, "hashed_password": hashed, **data}
-        )
+        if self._generate_user_id is not None:
+            values[self.storage.user_pk.name] = self.users.check_id(
+                self._generate_user_id(), "generate_user_id()"
+            )
+        user_id = self.storage.insert_user(values, key, hashed, now_ms())
         user = self.get_user(user_id)
         signals.send(signals.user_created, user=user)
         return user
 
     def authenticate_user(
         self, provider: str, identifier: str, password: str, *, client_address: str | None = None
-    ) -> User:
+    ) -> Any:
         """The user whose password this is; throttled, and unknown users cost a full hash."""
-        provider_id = self.provider_id(provider, identifier)
+        key = self.provider_id(provider, identifier)
         self.hasher.normalize(password)
-        keys, now = self.throttle.keys(provider_id, client_address), now_ms()
+        keys, now = self.throttle.keys(key, client_address), now_ms()
         self.throttle.check(keys, now)  # before any hashing
-        row = self.storage.user_with_hash(provider_id)
+        row = self.storage.user_by_key(key)
         verdict = self.hasher.verify(None if row is None else row[-1], password)
         if row is None or not verdict.ok:
             self.throttle.failed(keys, now)
             raise LuciaError("AUTH_INVALID_PROVIDER_ID" if row is None else "AUTH_INVALID_PASSWORD")
-        self.throttle.succeeded(provider_id)
+        self.throttle.succeeded(key)
         user = self._user(tuple(row[:-1]))
         if verdict.needs_rehash:
-            rehashed = self.hasher.hash(password, new=False)
-            self.storage.update_user(user.user_id, {"hashed_password": rehashed})
+            self.storage.set_key_password(key, self.hasher.hash(password, new=False))
             signals.send(signals.password_rehashed, user=user)
         return user
 
@@ -207,8 +207,12 @@ class Auth:
         self, session: Session, password: str, *, client_address: str | None = None
     ) -> Session:
         """Confirm the password of a session's user and make that session fresh (no new one)."""
-        user = self.get_user(session.user_id)
-        provider, _, identifier = user.provider_id.partition(":")
+        with_password = [key for key, has in self.storage.user_keys(session.user_id) if has]
+        preferred = f"{self.settings.password_provider}:"
+        with_password.sort(key=lambda key: not key.startswith(preferred))
+        if not with_password:
+            raise LuciaError("AUTH_INVALID_PASSWORD")
+        provider, _, identifier = with_password[0].partition(":")
         try:
             self.authenticate_user(provider, identifier, password, client_address=client_address)
         except LuciaError as error:
@@ -218,64 +222,108 @@ class Auth:
         self.storage.set_fresh_until(session.session_id, now_ms() + self.settings.fresh_for)
         return replace(session, fresh=True)
 
-    def get_user(self, user_id: str) -> User:
+    def get_user(self, user_id: Any) -> Any:
         """The user with this id."""
-        row = self.storage.user(require_str(user_id, "user_id"))
+        row = self.storage.user(self.users.check_id(user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_USER_ID")
         return self._user(row)
 
-    def get_user_by_provider_id(self, provider: str, identifier: str) -> User:
-        """The user keyed by ``provider:identifier``."""
-        row = self.storage.user_with_hash(self.provider_id(provider, identifier))
+    def get_user_by_provider_id(self, provider: str, identifier: str) -> Any:
+        """The user with the key ``provider:identifier`` (any of its keys)."""
+        row = self.storage.user_by_key(self.provider_id(provider, identifier))
         if row is None:
             raise LuciaError("AUTH_INVALID_PROVIDER_ID")
         return self._user(tuple(row[:-1]))
 
-    def get_session_user(self, access_token: str) -> User:
+    def get_session_user(self, access_token: str) -> Any:
         """The user of a valid access token."""
         return self.validate(access_token).user
 
-    def update_user_data(self, user_id: str, data: Mapping[str, Any]) -> User:
+    def update_user_data(self, user_id: Any, data: Mapping[str, Any]) -> Any:
         """Change some of the app's user columns."""
-        require_str(user_id, "user_id")
+        user_id = self.users.check_id(user_id)
         values = self.check_user_data(data, partial=True)
         if not values:
             return self.get_user(user_id)
         return self._user(self.storage.update_user(user_id, values))
 
     def update_user_password(
-        self, user_id: str, password: str | None, *, keep_session: str | None = None
-    ) -> User:
-        """Set (or with None, remove) a password; ends every session but ``keep_session``."""
-        require_str(user_id, "user_id")
+        self, user_id: Any, password: str | None, *, keep_session: str | None = None
+    ) -> Any:
+        """Set (or with None, remove) a user's password and end every session but
+        ``keep_session``, in one transaction.
+
+        The password goes to the keys that have one; a user without any gets it on its
+        keys of the password provider, else on its first key.
+        """
+        user_id = self.users.check_id(user_id)
         hashed = None if password is None else self.hasher.hash(password)
-        user = self._user(self.storage.update_user(user_id, {"hashed_password": hashed}))
-        self.storage.delete_user_sessions(user_id, keep=keep_session)
-        return user
+        keys = self.storage.user_keys(user_id)
+        if not keys:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        targets = [key for key, has in keys if has]
+        if not targets:
+            provider = f"{self.settings.password_provider}:"
+            targets = [key for key, _ in keys if key.startswith(provider)] or [keys[0][0]]
+        self.storage.set_password(user_id, targets, hashed, keep_session)
+        return self.get_user(user_id)
 
-    def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
-        """Re-key a user to another ``provider:identifier``."""
-        require_str(user_id, "user_id")
-        provider_id = self.provider_id(provider, identifier)
-        return self._user(self.storage.update_user(user_id, {"provider_id": provider_id}))
+    def update_user_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
+        """Re-key a user: its first key of ``provider`` (else its first key) becomes
+        ``provider:identifier``, keeping its password and sessions."""
+        user_id = self.users.check_id(user_id)
+        new = self.provider_id(provider, identifier)
+        keys = [key for key, _ in self.storage.user_keys(user_id)]
+        if not keys:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        same = [key for key in keys if key.startswith(f"{provider}:")]
+        old = (same or keys)[0]
+        if old != new:
+            self.storage.rename_key(user_id, old, new)
+        return self.get_user(user_id)
 
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user and every session it has (idempotent)."""
-        self.storage.delete_user(require_str(user_id, "user_id"))
+    def add_provider_id(
+        self, user_id: Any, provider: str, identifier: str, *, password: str | None = None
+    ) -> Any:
+        """Give a user another way in: the key ``provider:identifier``."""
+        user_id = self.users.check_id(user_id)
+        key = self.provider_id(provider, identifier)
+        hashed = None if password is None else self.hasher.hash(password)
+        self.storage.add_key(user_id, key, hashed, now_ms())
+        return self.get_user(user_id)
+
+    def remove_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
+        """Take one key from a user; never its last (``AUTH_LAST_PROVIDER_ID``)."""
+        user_id = self.users.check_id(user_id)
+        self.storage.remove_key(user_id, self.provider_id(provider, identifier))
+        return self.get_user(user_id)
+
+    def get_user_provider_ids(self, user_id: Any) -> list[str]:
+        """A user's keys as ``"provider:identifier"`` strings, first first."""
+        user_id = self.users.check_id(user_id)
+        keys = [key for key, _ in self.storage.user_keys(user_id)]
+        if not keys and self.storage.user(user_id) is None:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        return keys
+
+    def delete_user(self, user_id: Any) -> None:
+        """Delete a user with its keys and sessions (idempotent); ``AUTH_USER_REFERENCED``
+        while the app's rows still point at it."""
+        self.storage.delete_user(self.users.check_id(user_id))
 
     # -- sessions ---------------------------------------------------------------
 
     def create_session(
         self,
-        user_id: str,
+        user_id: Any,
         *,
         fresh: bool = False,
         user_agent: str | None = None,
         ip_address: str | None = None,
     ) -> tuple[Session, Tokens]:
         """A new session for a user, with its first token pair."""
-        require_str(user_id, "user_id")
+        user_id = self.users.check_id(user_id)
         s, now = self.settings, now_ms()
         expires_at = now + s.max_age
         access_exp = min(now + s.access_ttl, expires_at)
@@ -342,14 +390,14 @@ class Auth:
         """The session of a valid, unexpired access token."""
         return self.validate(access_token).session
 
-    def validate_refresh_token(self, refresh_token: str) -> str:
+    def validate_refresh_token(self, refresh_token: str) -> Any:
         """The user id of a refresh token that would refresh (no rotation)."""
         if is_well_formed(refresh_token):
             now = now_ms()
             with self.storage.read() as conn:
                 row = self.storage.session_by_refresh(conn, digest(refresh_token))
             if row is not None and _refreshable(row, now, self.settings.grace):
-                return str(row[3 + _USER])
+                return row[3 + _USER]
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
     def refresh(self, refresh_token: str) -> Found:
@@ -430,19 +478,19 @@ class Auth:
         if is_well_formed(access_token):
             self.storage.delete_session_by_access(digest(access_token))
 
-    def invalidate_all_user_sessions(self, user_id: str) -> None:
+    def invalidate_all_user_sessions(self, user_id: Any) -> None:
         """End every session of a user."""
-        self.storage.delete_user_sessions(require_str(user_id, "user_id"))
+        self.storage.delete_user_sessions(self.users.check_id(user_id))
 
-    def invalidate_user_session(self, user_id: str, session_id: str) -> None:
+    def invalidate_user_session(self, user_id: Any, session_id: str) -> None:
         """End one session of a user (a device); other sessions are untouched."""
         self.storage.delete_user_sessions(
-            require_str(user_id, "user_id"), session_id=require_str(session_id, "session_id", 64)
+            self.users.check_id(user_id), session_id=require_str(session_id, "session_id", 64)
         )
 
-    def delete_expired_user_sessions(self, user_id: str) -> None:
+    def delete_expired_user_sessions(self, user_id: Any) -> None:
         """Remove a user's expired sessions and token rows."""
-        self.storage.delete_expired(now_ms(), require_str(user_id, "user_id"))
+        self.storage.delete_expired(now_ms(), self.users.check_id(user_id))
 
     def expired_batches(self, batch_size: int = 1000) -> Iterator[int]:
         """Remove every user's expired rows in short transactions; yield each batch's count.
@@ -460,11 +508,16 @@ class Auth:
         """Remove expired sessions and token rows of every user; the rows removed."""
         return sum(self.expired_batches())
 
-    def get_user_sessions(self, user_id: str) -> list[Session]:
+    def get_user_sessions(self, user_id: Any) -> list[Session]:
         """A user's sessions (signed-in devices), newest first."""
-        rows = self.storage.user_sessions(require_str(user_id, "user_id"))
+        rows = self.storage.user_sessions(self.users.check_id(user_id))
         now = now_ms()
         return [self._session(row, 1, row[0] if row[0] is not None else now, now) for row in rows]
+
+
+def _random_user_id() -> str:
+    """The default user id: 15 random letters and digits (about 89 bits)."""
+    return generate_random_string(15)
 
 
 def _refreshable(row: Sequence[Any], now: int, grace: int) -> bool:

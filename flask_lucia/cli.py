@@ -1,4 +1,4 @@
-"""``flask lucia ...``: create tables, manage users and sessions, remove expired rows.
+"""``flask lucia ...``: create and upgrade tables, manage users and sessions, remove expired rows.
 
 Every command acts on the app's ``Auth`` (``app.extensions["lucia"]``). Failures
 are ``click`` errors with a message (exit 1; bad arguments exit 2), never a
@@ -20,8 +20,9 @@ from flask.cli import AppGroup
 from .auth import Auth
 from .errors import LuciaError
 from .hook import state
+from .schema import SCHEMA_VERSION
 from .storage import MAX_BATCH
-from .types import Session, User
+from .types import Session
 
 lucia_cli = AppGroup("lucia", help="Manage flask-lucia users, sessions and tables.")
 
@@ -44,7 +45,7 @@ def _failures() -> Iterator[None]:
         raise click.ClickException(f"database error: {type(error).__name__}") from error
 
 
-def _find_user(auth: Auth, value: str) -> User:
+def _find_user(auth: Auth, value: str) -> Any:
     """The user with this id, else the one keyed by ``provider:identifier``."""
     try:
         return auth.get_user(value)
@@ -149,6 +150,20 @@ def init_db() -> None:
         click.echo(f"already present: {', '.join(kept)}")
 
 
+@lucia_cli.command("upgrade-db")
+def upgrade_db() -> None:
+    """Move a database made by an older release to this release's schema, in place."""
+    storage = state().storage
+    with _failures():
+        created, found = storage.prepare(storage.bare_engine, create=True)
+    if found in (0, SCHEMA_VERSION):
+        if created:
+            click.echo(f"created tables: {', '.join(created)}")
+        click.echo(f"the schema is at version {SCHEMA_VERSION}; nothing to upgrade")
+    else:
+        click.echo(f"upgraded the schema from version {found} to {SCHEMA_VERSION}")
+
+
 @lucia_cli.command("create-user")
 @click.argument("provider")
 @click.argument("identifier")
@@ -176,7 +191,7 @@ def create_user(provider: str, identifier: str, pairs: tuple[str, ...], no_passw
     password = None if no_password else _prompt_password()
     with _failures():
         user = auth.create_user(provider, identifier, password=password, user_data=data)
-    click.echo(f"created user {user.user_id} ({user.provider_id})")
+    click.echo(f"created user {auth.users.id_of(user)} ({auth.provider_id(provider, identifier)})")
 
 
 @lucia_cli.command("set-password")
@@ -189,9 +204,9 @@ def set_password(user: str, remove: bool) -> None:
         found = _find_user(auth, user)
     password = None if remove else _prompt_password()
     with _failures():
-        auth.update_user_password(found.user_id, password)
+        auth.update_user_password(auth.users.id_of(found), password)
     done = "removed the password of" if remove else "set a new password for"
-    click.echo(f"{done} user {found.user_id}; ended all of its sessions")
+    click.echo(f"{done} user {auth.users.id_of(found)}; ended all of its sessions")
 
 
 @lucia_cli.command("sessions")
@@ -201,7 +216,7 @@ def sessions(user: str) -> None:
     auth = state()
     with _failures():
         found = _find_user(auth, user)
-        rows = auth.get_user_sessions(found.user_id)
+        rows = auth.get_user_sessions(auth.users.id_of(found))
     if not rows:
         click.echo("no sessions")
     for session in rows:
@@ -217,15 +232,17 @@ def revoke(user: str, session_id: str | None) -> None:
     with _failures():
         found = _find_user(auth, user)
         if session_id is None:
-            ended = auth.storage.delete_user_sessions(found.user_id)
+            ended = auth.storage.delete_user_sessions(auth.users.id_of(found))
         else:
-            ended = auth.storage.delete_user_sessions(found.user_id, session_id=session_id)
+            ended = auth.storage.delete_user_sessions(
+                auth.users.id_of(found), session_id=session_id
+            )
     if session_id is None:
-        click.echo(f"ended {ended} session(s) of user {found.user_id}")
+        click.echo(f"ended {ended} session(s) of user {auth.users.id_of(found)}")
     elif ended:
-        click.echo(f"ended session {session_id} of user {found.user_id}")
+        click.echo(f"ended session {session_id} of user {auth.users.id_of(found)}")
     else:
-        raise click.ClickException(f"user {found.user_id} has no session {session_id!r}")
+        raise click.ClickException(f"user {auth.users.id_of(found)} has no session {session_id!r}")
 
 
 @lucia_cli.command("cleanup")

@@ -19,6 +19,9 @@ ErrorCode = Literal[
     "DATABASE_FETCH_FAILED",
     "DATABASE_UPDATE_FAILED",
     "UNKNOWN_ERROR",
+    # DESIGN §17, part two
+    "AUTH_LAST_PROVIDER_ID",
+    "AUTH_USER_REFERENCED",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
@@ -37,6 +40,8 @@ STATUS: Final[dict[str, int]] = {
     "DATABASE_FETCH_FAILED": 503,
     "DATABASE_UPDATE_FAILED": 503,
     "UNKNOWN_ERROR": 500,
+    "AUTH_LAST_PROVIDER_ID": 409,
+    "AUTH_USER_REFERENCED": 409,
 }
 
 _MESSAGES: Final[dict[str, str]] = {
@@ -51,6 +56,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_INVALID_REQUEST": "The request failed the cross-site request check.",
     "AUTH_NOT_AUTHENTICATED": "Sign in to continue.",
     "AUTH_TOO_MANY_ATTEMPTS": "Too many failed attempts; try again later.",
+    "AUTH_LAST_PROVIDER_ID": "This is the account's last way to sign in; add another first.",
+    "AUTH_USER_REFERENCED": "This account still has data that refers to it.",
     "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
     "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",
     "UNKNOWN_ERROR": "An unknown error occurred.",

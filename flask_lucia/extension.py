@@ -23,10 +23,12 @@ from .cookies import set_cookie
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
+from .schema import Tables, user_primary_key
 from .script import lucia_script
 from .storage import Storage, create_engine
 from .throttle import Throttle
 from .types import Session, Tokens, User
+from .users import Users
 from .views import bp
 
 
@@ -38,12 +40,23 @@ class Lucia:
         app: Flask | None = None,
         *,
         db: Any = None,
+        user_model: type[Any] | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
-        generate_user_id: Callable[[], str] | None = None,
+        generate_user_id: Callable[[], Any] | None = None,
     ) -> None:
         self.db = db
+        self.user_model = user_model
         self.user_columns = tuple(user_columns)
         self.generate_user_id = generate_user_id
+        if user_model is not None:
+            if db is None:
+                raise ValueError("user_model needs db: Lucia(app, db=db, user_model=User)")
+            if self.user_columns:
+                raise ValueError("give user_columns or user_model, not both")
+            table = getattr(user_model, "__table__", None)
+            if not isinstance(table, sa.Table):
+                raise TypeError(f"user_model {user_model!r} is not a mapped model with a table")
+            user_primary_key(table)  # refuses a model without a one-column primary key
         if app is not None:
             self.init_app(app)
 
@@ -59,15 +72,17 @@ class Lucia:
             "LUCIA_REAUTHENTICATE_VIEW", "lucia.reauthenticate" if views else None
         )
         config = app.config
-        settings = Settings.from_config(config, tuple(c.name for c in self.user_columns))
         metadata = self.db.metadata if self.db is not None else sa.MetaData()
-        storage = Storage(
-            self._engine_factory(app),
+        model = self.user_model
+        tables = Tables(
             metadata,
             config["LUCIA_TABLE_PREFIX"],
             self.user_columns,
-            bool(config["LUCIA_CREATE_TABLES"]),
+            None if model is None else model.__table__,
         )
+        storage = Storage(self._engine_factory(app), tables, bool(config["LUCIA_CREATE_TABLES"]))
+        settings = Settings.from_config(config, storage.user_column_names)
+        users = Users(storage.user_pk, storage.user_column_names, model, self.db)
         hasher = PasswordHasher(
             time_cost=config["LUCIA_PASSWORD_TIME_COST"],
             memory_cost=config["LUCIA_PASSWORD_MEMORY_COST"],
@@ -77,7 +92,7 @@ class Lucia:
         )
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
         throttle = Throttle(storage, config)
-        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate)
+        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate, users)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
@@ -122,33 +137,33 @@ class Lucia:
         *,
         password: str | None = None,
         user_data: Mapping[str, Any] | None = None,
-    ) -> User:
+    ) -> Any:
         """Create a user keyed by ``provider:identifier`` (``createUser``)."""
         return self.auth.create_user(provider, identifier, password=password, user_data=user_data)
 
-    def authenticate_user(self, provider: str, identifier: str, password: str) -> User:
+    def authenticate_user(self, provider: str, identifier: str, password: str) -> Any:
         """The user whose password this is (``authenticateUser``); throttled per identifier,
         and per client address inside a request."""
         address = request.remote_addr if has_request_context() else None
         return self.auth.authenticate_user(provider, identifier, password, client_address=address)
 
-    def get_user(self, user_id: str) -> User:
+    def get_user(self, user_id: Any) -> Any:
         """The user with this id (``getUser``)."""
         return self.auth.get_user(user_id)
 
-    def get_user_by_provider_id(self, provider: str, identifier: str) -> User:
+    def get_user_by_provider_id(self, provider: str, identifier: str) -> Any:
         """The user keyed by ``provider:identifier`` (``getUserByProviderId``)."""
         return self.auth.get_user_by_provider_id(provider, identifier)
 
-    def get_session_user(self, access_token: str) -> User:
+    def get_session_user(self, access_token: str) -> Any:
         """The user of a valid access token (``getSessionUser``)."""
         return self.auth.get_session_user(access_token)
 
-    def update_user_data(self, user_id: str, data: Mapping[str, Any]) -> User:
+    def update_user_data(self, user_id: Any, data: Mapping[str, Any]) -> Any:
         """Change some of the app's user columns (``updateUserData``)."""
         return self.auth.update_user_data(user_id, data)
 
-    def update_user_password(self, user_id: str, password: str | None) -> User:
+    def update_user_password(self, user_id: Any, password: str | None) -> Any:
         """Set or remove a password; ends the user's other sessions (``updateUserPassword``).
 
         Inside a request signed in as this user, the request's own session is kept.
@@ -157,15 +172,42 @@ class Lucia:
         keep_id = keep.session_id if keep is not None and keep.user_id == user_id else None
         return self.auth.update_user_password(user_id, password, keep_session=keep_id)
 
-    def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
+    def update_user_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
         """Re-key a user (``updateUserProviderId``)."""
         return self.auth.update_user_provider_id(user_id, provider, identifier)
 
-    def delete_user(self, user_id: str) -> None:
-        """Delete a user and all its sessions (``deleteUser``)."""
+    def delete_user(self, user_id: Any) -> None:
+        """Delete a user with its keys and sessions (``deleteUser``); refused with
+        ``AUTH_USER_REFERENCED`` while the app's rows still point at it."""
         self.auth.delete_user(user_id)
 
-    def create_session(self, user_id: str, *, fresh: bool = False) -> tuple[Session, Tokens]:
+    def add_provider_id(
+        self, user_id: Any, provider: str, identifier: str, *, password: str | None = None
+    ) -> Any:
+        """Give a user another key ``provider:identifier`` (Lucia's ``createKey``)."""
+        return self.auth.add_provider_id(user_id, provider, identifier, password=password)
+
+    def remove_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
+        """Take a key from a user; never the last way in (``AUTH_LAST_PROVIDER_ID``)."""
+        return self.auth.remove_provider_id(user_id, provider, identifier)
+
+    def get_user_provider_ids(self, user_id: Any) -> list[str]:
+        """A user's keys as ``"provider:identifier"`` strings, the first one first."""
+        return self.auth.get_user_provider_ids(user_id)
+
+    # -- tables -----------------------------------------------------------------
+
+    def create_tables(self) -> list[str]:
+        """Create the current app's missing tables and upgrade an older schema in place;
+        the names of the tables created. For apps without Flask-SQLAlchemy."""
+        storage = self.auth.storage
+        return storage.create_missing_tables(storage.bare_engine)
+
+    def drop_tables(self) -> None:
+        """Drop flask-lucia's tables of the current app (never the app's user model)."""
+        self.auth.storage.drop_tables()
+
+    def create_session(self, user_id: Any, *, fresh: bool = False) -> tuple[Session, Tokens]:
         """A new session and token pair for a user (``createSession``)."""
         return self.auth.create_session(user_id, fresh=fresh)
 
@@ -173,7 +215,7 @@ class Lucia:
         """The session of a valid access token (``validateAccessToken``)."""
         return self.auth.validate_access_token(access_token)
 
-    def validate_refresh_token(self, refresh_token: str) -> str:
+    def validate_refresh_token(self, refresh_token: str) -> Any:
         """The user id of a usable refresh token, without rotating (``validateRefreshToken``)."""
         return self.auth.validate_refresh_token(refresh_token)
 
@@ -185,19 +227,19 @@ class Lucia:
         """End an access token's session; idempotent (``invalidateSession``)."""
         self.auth.invalidate_session(access_token)
 
-    def invalidate_all_user_sessions(self, user_id: str) -> None:
+    def invalidate_all_user_sessions(self, user_id: Any) -> None:
         """End every session of a user (``invalidateAllUserSessions``)."""
         self.auth.invalidate_all_user_sessions(user_id)
 
-    def invalidate_user_session(self, user_id: str, session_id: str) -> None:
+    def invalidate_user_session(self, user_id: Any, session_id: str) -> None:
         """End one session (device) of a user."""
         self.auth.invalidate_user_session(user_id, session_id)
 
-    def get_user_sessions(self, user_id: str) -> list[Session]:
+    def get_user_sessions(self, user_id: Any) -> list[Session]:
         """A user's sessions: the signed-in devices."""
         return self.auth.get_user_sessions(user_id)
 
-    def delete_expired_user_sessions(self, user_id: str) -> None:
+    def delete_expired_user_sessions(self, user_id: Any) -> None:
         """Remove a user's expired sessions (``deleteExpiredUserSessions``)."""
         self.auth.delete_expired_user_sessions(user_id)
 

@@ -6,6 +6,8 @@ Per request state lives on ``g``: ``_lucia_user``, ``_lucia_session``, and
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -14,7 +16,7 @@ from .auth import Auth, Found
 from .cookies import set_cookie
 from .csrf import SAFE_METHODS, origin_allowed
 from .errors import LuciaError
-from .types import Session, User
+from .types import Session
 
 
 def state() -> Auth:
@@ -129,15 +131,15 @@ def after_request(response: Response) -> Response:
     return response
 
 
-def sign_in(user_or_id: User | str, *, fresh: bool = True) -> Session:
+def sign_in(user_or_id: Any, *, fresh: bool = True) -> Session:
     """Start a new session for this request's client (ending any it had: no fixation)."""
     auth = state()
-    user = user_or_id if isinstance(user_or_id, User) else auth.get_user(user_or_id)
+    user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
     previous = g.get("_lucia_session")
     if previous is not None:
         auth.invalidate_user_session(previous.user_id, previous.session_id)
     session, tokens = auth.create_session(
-        user.user_id,
+        auth.users.id_of(user),
         fresh=fresh,
         user_agent=request.user_agent.string or None,
         ip_address=request.remote_addr,

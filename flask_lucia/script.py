@@ -10,13 +10,14 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from .hook import state
-from .types import Session, User
+from .types import Session
 
 
-def session_body(user: User, session: Session) -> dict[str, Any]:
+def session_body(user: Any, session: Session) -> dict[str, Any]:
     """What the browser knows of a session: the public user, expiry, checksum; no token."""
+    auth = state()
     return {
-        "user": user.public(state().settings.public_columns),
+        "user": auth.users.public(user, auth.settings.public_columns),
         "session": {"expires": session.expires_ms, "checksum": session.checksum},
     }
 

@@ -5,11 +5,8 @@ Times are integer unix milliseconds: cheap to compare, identical on every databa
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -19,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import ErrorCode, LuciaError
+from .schema import SCHEMA_VERSION, Tables, drop, prepare
 
 #: The most rows ``delete_expired_batch`` takes per table (bound parameters per statement).
 MAX_BATCH = 10_000
@@ -97,6 +95,8 @@ class Precompiled:
             for name, bind in compiled.binds.items()
             if (process := bind.type.dialect_impl(dialect).bind_processor(dialect))
         }
+        # Values bound in the statement itself (a subquery's LIMIT), sent with every run.
+        self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
         self.columns = list(statement.selected_columns)
         # Result processors need the driver's type codes (PostgreSQL numerics do): from the
         # first cursor description, then kept.
@@ -106,6 +106,8 @@ class Precompiled:
 
     def first(self, engine: Engine, params: dict[str, Any]) -> Sequence[Any] | None:
         """The first row for ``params``, or None; failures raise ``DATABASE_FETCH_FAILED``."""
+        if self.fixed:
+            params = {**self.fixed, **params}
         for name, process in self.binds.items():
             params[name] = process(params[name])
         args = tuple(params[name] for name in self.positional) if self.positional else params
@@ -173,15 +175,10 @@ class Precompiled:
 
 
 class Storage:
-    """The four tables of one app and every statement flask-lucia runs on them."""
+    """The tables of one app (``schema.Tables``) and every statement flask-lucia runs on them."""
 
     def __init__(
-        self,
-        engine_factory: Callable[[], Engine],
-        metadata: sa.MetaData,
-        prefix: str,
-        user_columns: Sequence[sa.Column[Any]],
-        create_tables: bool,
+        self, engine_factory: Callable[[], Engine], tables: Tables, create_tables: bool
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
@@ -191,85 +188,33 @@ class Storage:
         self._validate_query: Precompiled | None = None
         self._lock = threading.Lock()
         self._create_tables = create_tables
-        self.metadata = metadata
-        user_id_type = sa.String(255)
-
-        self.users = sa.Table(
-            f"{prefix}users",
-            metadata,
-            sa.Column("id", user_id_type, primary_key=True),
-            sa.Column("provider_id", sa.String(512), nullable=False, unique=True),
-            sa.Column("hashed_password", sa.String(512), nullable=True),
-            *(column._copy() for column in user_columns),
-            keep_existing=True,
-        )
-        self.sessions = sa.Table(
-            f"{prefix}sessions",
-            metadata,
-            sa.Column("id", sa.String(64), primary_key=True),
-            sa.Column(
-                "user_id",
-                user_id_type,
-                sa.ForeignKey(self.users.c.id, ondelete="CASCADE"),
-                nullable=False,
-                index=True,
-            ),
-            sa.Column("created_at", sa.BigInteger, nullable=False),
-            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
-            sa.Column("idle_expires_at", sa.BigInteger, nullable=False, index=True),
-            sa.Column("fresh_until", sa.BigInteger, nullable=False),
-            sa.Column("last_used_at", sa.BigInteger, nullable=True),
-            sa.Column("user_agent", sa.String(512), nullable=True),
-            sa.Column("ip_address", sa.String(64), nullable=True),
-            keep_existing=True,
-        )
-        self.access_tokens = self._token_table(f"{prefix}access_tokens")
-        self.refresh_tokens = self._token_table(
-            f"{prefix}refresh_tokens",
-            sa.Column("spent_at", sa.BigInteger, nullable=True),
-            # The successor pair, sealed with a pad derived from this (raw) token:
-            # lets a racing tab that presents it within the grace get the same pair.
-            sa.Column("successor", sa.LargeBinary(64), nullable=True),
-        )
-        # Failed sign-ins per key ("id:<provider id>" or "ip:<address>"), shared by servers.
-        self.throttle = sa.Table(
-            f"{prefix}throttle",
-            metadata,
-            sa.Column("key", sa.String(600), primary_key=True),
-            sa.Column("failures", sa.Integer, nullable=False),
-            sa.Column("window_start", sa.BigInteger, nullable=False),
-            sa.Column("last_failure", sa.BigInteger, nullable=False, index=True),
-            keep_existing=True,
-        )
-        self.user_column_names = tuple(c.name for c in user_columns)
+        self.schema = tables
+        self.metadata = tables.metadata
+        self.users, self.keys, self.sessions = tables.users, tables.keys, tables.sessions
+        self.access_tokens, self.refresh_tokens = tables.access_tokens, tables.refresh_tokens
+        self.throttle = tables.throttle
+        self.user_pk = tables.user_pk
+        self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         self._build_statements()
 
-    def _token_table(self, name: str, *extra: sa.Column[Any]) -> sa.Table:
-        """A token table: SHA-256 digest as key, owning session, expiry, and ``extra``."""
-        return sa.Table(
-            name,
-            self.metadata,
-            sa.Column("digest", sa.String(64), primary_key=True),
-            sa.Column(
-                "session_id",
-                sa.String(64),
-                sa.ForeignKey(self.sessions.c.id, ondelete="CASCADE"),
-                nullable=False,
-                index=True,
-            ),
-            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
-            *extra,
-            keep_existing=True,
-        )
-
     def _build_statements(self) -> None:
-        users, sessions = self.users, self.sessions
+        users, keys, sessions = self.users, self.keys, self.sessions
         access, refresh = self.access_tokens, self.refresh_tokens
-        self.user_fields = [users.c.id, users.c.provider_id] + [
-            users.c[name] for name in self.user_column_names
-        ]
+        pk = self.user_pk
+        # A built-in user's provider id is its first key: a correlated lookup on the
+        # (user_id, created_at) index, inside the same statement.
+        self.first_key = (
+            sa.select(keys.c.id)
+            .where(keys.c.user_id == pk)
+            .order_by(keys.c.created_at, keys.c.id)
+            .limit(1)
+            .correlate(users)
+            .scalar_subquery()
+        )
+        provider_id = [self.first_key.label("provider_id")] if self.schema.builtin_users else []
+        self.user_fields = [pk, *provider_id] + [users.c[n] for n in self.user_column_names]
         self.session_fields = [sessions.c[name] for name in SESSION_FIELDS]
-        session_user = sessions.join(users, users.c.id == sessions.c.user_id)
+        session_user = sessions.join(users, pk == sessions.c.user_id)
         # The request path: token digest -> access token, session and user, one PK lookup.
         self._validate = (
             sa.select(access.c.expires_at, *self.session_fields, *self.user_fields)
@@ -305,8 +250,8 @@ class Storage:
 
     @property
     def tables(self) -> list[sa.Table]:
-        """Every table flask-lucia owns, parents first."""
-        return [self.users, self.sessions, self.access_tokens, self.refresh_tokens, self.throttle]
+        """Every table flask-lucia needs, parents first (the user model's table included)."""
+        return self.schema.all
 
     # -- engine and connections -------------------------------------------------
 
@@ -317,8 +262,7 @@ class Storage:
             with self._lock:
                 if self._engine is None:
                     engine = self.bare_engine
-                    if self._create_tables:
-                        self.create_missing_tables(engine)
+                    self.prepare(engine, create=self._create_tables)
                     self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
                     self._validate_query = Precompiled(self._validate, engine)
                     self._engine = engine
@@ -334,10 +278,28 @@ class Storage:
         return self._bare_engine
 
     def create_missing_tables(self, engine: Engine) -> list[str]:
-        """Create the tables that are missing; the names created. Safe when several
-        processes meet an empty database at once (see ``_create_all``)."""
+        """Create the missing tables and upgrade an older schema; the names created.
+        Safe when several processes meet an empty database at once."""
+        return self.prepare(engine, create=True)[0]
+
+    def prepare(self, engine: Engine, *, create: bool) -> tuple[list[str], int]:
+        """``schema.prepare`` with database errors as ``DATABASE_UPDATE_FAILED``; refuses
+        to run on a schema older than this release when it may not upgrade it."""
+        try:
+            created, found = prepare(engine, self.schema, create=create)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
+        if not create and found not in (0, SCHEMA_VERSION):
+            raise LuciaError(
+                "DATABASE_FETCH_FAILED",
+                f"the database has flask-lucia schema {found}: run 'flask lucia upgrade-db'",
+            )
+        return created, found
+
+    def drop_tables(self) -> None:
+        """Drop flask-lucia's own tables (never the app's user model's)."""
         with _errors("DATABASE_UPDATE_FAILED"):
-            return _create_all(engine, self.metadata, self.tables)
+            drop(self.bare_engine, self.schema)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -358,61 +320,182 @@ class Storage:
         if self._bare_engine is not None:
             self._bare_engine.dispose()
 
-    # -- users ------------------------------------------------------------------
+    # -- users and keys -----------------------------------------------------------
 
-    def user(self, user_id: str) -> Sequence[Any] | None:
+    def user(self, user_id: Any) -> Sequence[Any] | None:
         """The user with this id (public fields only)."""
-        stmt = sa.select(*self.user_fields).where(self.users.c.id == user_id)
+        stmt = sa.select(*self.user_fields).where(self.user_pk == user_id)
         with self.read() as conn:
             return conn.execute(stmt).first()
 
-    def user_with_hash(self, provider_id: str) -> Sequence[Any] | None:
-        """The user with this provider id, with the password hash as the last field."""
-        stmt = sa.select(*self.user_fields, self.users.c.hashed_password).where(
-            self.users.c.provider_id == provider_id
-        )
-        with self.read() as conn:
-            return conn.execute(stmt).first()
-
-    def insert_user(self, values: dict[str, Any]) -> None:
-        """Insert a user; a unique clash says which (provider id or user data)."""
-        try:
-            with self.write() as conn:
-                conn.execute(self.users.insert().values(**values))
-        except sa.exc.IntegrityError:
-            self._raise_duplicate(values)
-
-    def update_user(self, user_id: str, values: dict[str, Any]) -> Sequence[Any]:
-        """Update a user's row and return its public fields."""
+    def user_by_key(self, key: str) -> Sequence[Any] | None:
+        """The user owning the key ``provider:identifier``, with that key's password hash
+        as the last field."""
+        keys = self.keys
         stmt = (
-            self.users.update()
-            .where(self.users.c.id == user_id)
-            .values(**values)
-            .returning(*self.user_fields)
+            sa.select(*self.user_fields, keys.c.hashed_password)
+            .select_from(keys.join(self.users, self.user_pk == keys.c.user_id))
+            .where(keys.c.id == key)
         )
+        with self.read() as conn:
+            return conn.execute(stmt).first()
+
+    def insert_user(self, values: dict[str, Any], key: str, hashed: str | None, now: int) -> Any:
+        """Insert a user and its first key in one transaction; the new user's id. A unique
+        clash says which: the key (``AUTH_DUPLICATE_PROVIDER_ID``) or user data."""
         try:
             with self.write() as conn:
-                row = conn.execute(stmt).first()
+                result = conn.execute(self.users.insert().values(**values))
+                inserted = result.inserted_primary_key
+                assert inserted is not None
+                user_id = inserted[0]
+                conn.execute(
+                    self.keys.insert().values(
+                        id=key, user_id=user_id, hashed_password=hashed, created_at=now
+                    )
+                )
         except sa.exc.IntegrityError:
-            self._raise_duplicate(values)
+            self._raise_duplicate(key)
+        return user_id
+
+    def update_user(self, user_id: Any, values: dict[str, Any]) -> Sequence[Any]:
+        """Update a user's own columns and return its public fields."""
+        try:
+            with self.write() as conn:
+                updated = conn.execute(
+                    self.users.update().where(self.user_pk == user_id).values(**values)
+                ).rowcount
+        except sa.exc.IntegrityError:
+            self._raise_duplicate(None)
+        row = self.user(user_id) if updated else None
         if row is None:
             raise LuciaError("AUTH_INVALID_USER_ID")
         return row
 
-    def _raise_duplicate(self, values: dict[str, Any]) -> NoReturn:
-        provider_id = values.get("provider_id")
-        if provider_id is not None:
-            stmt = sa.select(self.users.c.id).where(self.users.c.provider_id == provider_id)
+    def _raise_duplicate(self, key: str | None) -> NoReturn:
+        if key is not None:
+            stmt = sa.select(self.keys.c.id).where(self.keys.c.id == key)
             with self.read() as conn:
                 if conn.execute(stmt).first() is not None:
                     raise LuciaError("AUTH_DUPLICATE_PROVIDER_ID") from None
         raise LuciaError("AUTH_DUPLICATE_USER_DATA") from None
 
-    def delete_user(self, user_id: str) -> bool:
-        """Delete a user and (explicitly, whatever the FK setting) its sessions."""
+    def user_keys(self, user_id: Any) -> list[tuple[str, bool]]:
+        """A user's keys, first first: ``(provider id, has a password)``."""
+        keys = self.keys
+        stmt = (
+            sa.select(keys.c.id, keys.c.hashed_password.is_not(None))
+            .where(keys.c.user_id == user_id)
+            .order_by(keys.c.created_at, keys.c.id)
+        )
+        with self.read() as conn:
+            return [(str(key), bool(has)) for key, has in conn.execute(stmt)]
+
+    def add_key(self, user_id: Any, key: str, hashed: str | None, now: int) -> None:
+        """Give a user one more key."""
+        if self.user(user_id) is None:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+        try:
+            with self.write() as conn:
+                conn.execute(
+                    self.keys.insert().values(
+                        id=key, user_id=user_id, hashed_password=hashed, created_at=now
+                    )
+                )
+        except sa.exc.IntegrityError:
+            self._raise_duplicate(key)
+
+    def remove_key(self, user_id: Any, key: str) -> None:
+        """Remove one of a user's keys, never its last (``AUTH_LAST_PROVIDER_ID``)."""
+        keys = self.keys
         with self.write() as conn:
-            conn.execute(self.sessions.delete().where(self.sessions.c.user_id == user_id))
-            result = conn.execute(self.users.delete().where(self.users.c.id == user_id))
+            self._lock_user(conn, user_id)
+            owned = conn.execute(sa.select(keys.c.id).where(keys.c.user_id == user_id)).scalars()
+            owned_keys = set(owned)
+            if key not in owned_keys:
+                raise LuciaError("AUTH_INVALID_PROVIDER_ID")
+            if len(owned_keys) == 1:
+                raise LuciaError("AUTH_LAST_PROVIDER_ID")
+            conn.execute(keys.delete().where(keys.c.id == key, keys.c.user_id == user_id))
+
+    def rename_key(self, user_id: Any, old: str, new: str) -> None:
+        """Re-key: the key ``old`` of a user becomes ``new`` (password and sessions kept)."""
+        keys = self.keys
+        try:
+            with self.write() as conn:
+                renamed = conn.execute(
+                    keys.update().where(keys.c.id == old, keys.c.user_id == user_id).values(id=new)
+                ).rowcount
+        except sa.exc.IntegrityError:
+            self._raise_duplicate(new)
+        if not renamed:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+
+    def set_key_password(self, key: str, hashed: str | None) -> None:
+        """Replace one key's password hash (a rehash after sign-in)."""
+        keys = self.keys
+        with self.write() as conn:
+            conn.execute(keys.update().where(keys.c.id == key).values(hashed_password=hashed))
+
+    def set_password(
+        self, user_id: Any, targets: Sequence[str], hashed: str | None, keep: str | None
+    ) -> None:
+        """Set the password of a user's keys ``targets`` and end its sessions but ``keep``,
+        in one transaction: a changed password never leaves an old session behind."""
+        keys, sessions = self.keys, self.sessions
+        with self.write() as conn:
+            conn.execute(
+                keys.update()
+                .where(keys.c.user_id == user_id, keys.c.id.in_(list(targets)))
+                .values(hashed_password=hashed)
+            )
+            ended = sessions.delete().where(sessions.c.user_id == user_id)
+            if keep is not None:
+                ended = ended.where(sessions.c.id != keep)
+            conn.execute(ended)
+
+    def _lock_user(self, conn: Connection, user_id: Any) -> None:
+        """Hold the user's row until the transaction ends: ``FOR UPDATE`` on servers; on
+        SQLite (whose reads take no lock) a no-op write, which takes the write lock."""
+        pk = self.user_pk
+        if conn.dialect.name == "sqlite":
+            found = conn.execute(self.users.update().where(pk == user_id).values({pk: pk}))
+            exists = found.rowcount > 0
+        else:
+            stmt = sa.select(pk).where(pk == user_id).with_for_update()
+            exists = conn.execute(stmt).first() is not None
+        if not exists:
+            raise LuciaError("AUTH_INVALID_USER_ID")
+
+    def referencing(self) -> list[sa.Column[Any]]:
+        """Columns of the app's tables (in the metadata) that point at a user and would
+        block its deletion: foreign keys without ON DELETE CASCADE or SET NULL."""
+        own = set(self.schema.owned)
+        found = []
+        for table in self.metadata.tables.values():
+            if table in own:
+                continue
+            for fk in table.foreign_keys:
+                ondelete = (fk.ondelete or "").upper()
+                if fk.column is self.user_pk and ondelete not in ("CASCADE", "SET NULL"):
+                    found.append(fk.parent)
+        return found
+
+    def delete_user(self, user_id: Any) -> bool:
+        """Delete a user with its keys and sessions, or nothing while the app's rows still
+        point at it (``AUTH_USER_REFERENCED``)."""
+        referenced = sa.exc.IntegrityError
+        try:
+            with self.write() as conn:
+                for column in self.referencing():
+                    stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
+                    if conn.execute(stmt).first() is not None:
+                        raise LuciaError("AUTH_USER_REFERENCED")
+                conn.execute(self.sessions.delete().where(self.sessions.c.user_id == user_id))
+                conn.execute(self.keys.delete().where(self.keys.c.user_id == user_id))
+                result = conn.execute(self.users.delete().where(self.user_pk == user_id))
+        except referenced:  # a foreign key the metadata does not know of
+            raise LuciaError("AUTH_USER_REFERENCED") from None
         return result.rowcount > 0
 
     # -- throttling -------------------------------------------------------------
@@ -644,39 +727,6 @@ class Storage:
             if ids:
                 removed += conn.execute(sessions.delete().where(sessions.c.id.in_(ids))).rowcount
         return removed
-
-
-#: How often table creation is tried again after losing a race to another process.
-CREATE_ATTEMPTS = 10
-
-
-def _create_all(engine: Engine, metadata: sa.MetaData, tables: Sequence[sa.Table]) -> list[str]:
-    """Create the missing ``tables``; the names created.
-
-    Several workers may meet an empty database at once. On PostgreSQL a transaction-level
-    advisory lock makes them take turns (DDL is transactional there, so the later ones
-    find the tables made). Elsewhere (SQLite's DDL is not serialized by a transaction)
-    a loser sees "already exists" or "locked" and checks again, after a short pause.
-    """
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    key = int.from_bytes(
-                        hashlib.sha256(b"flask-lucia:" + tables[0].name.encode()).digest()[:8],
-                        "big",
-                        signed=True,
-                    )
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-                inspector = sa.inspect(conn)
-                missing = [t for t in tables if not inspector.has_table(t.name, schema=t.schema)]
-                metadata.create_all(conn, tables=missing, checkfirst=False)
-            return [t.name for t in missing]
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
-            time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
 
 
 @contextmanager

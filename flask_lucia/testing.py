@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask.testing import FlaskClient
 
 from .auth import Auth
-from .types import Session, User
+from .types import Session
 
 
-def sign_in_client(client: FlaskClient, user: User | str, *, fresh: bool = True) -> Session:
+def sign_in_client(client: FlaskClient, user: Any, *, fresh: bool = True) -> Session:
     """Give ``client`` a new session for ``user`` (a ``User`` or a user id); returns it.
 
     The client then carries the auth cookies, and sends its own site's ``Origin``
@@ -17,7 +19,7 @@ def sign_in_client(client: FlaskClient, user: User | str, *, fresh: bool = True)
     app = client.application
     with app.app_context():
         auth: Auth = app.extensions["lucia"]
-        user_id = user.user_id if isinstance(user, User) else user
+        user_id = auth.users.id_of(user) if auth.users.is_user(user) else user
         session, tokens = auth.create_session(user_id, fresh=fresh)
         settings = auth.settings
     domain = settings.cookie_domain or app.config.get("SERVER_NAME") or "localhost"

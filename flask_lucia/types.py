@@ -34,6 +34,16 @@ class User:
             return data[name]
         raise AttributeError(name)
 
+    @property
+    def id(self) -> str:
+        """The user id, as Flask-Login apps spell it (``current_user.id``)."""
+        return self.user_id
+
+    @property
+    def identifier(self) -> str:
+        """The identifier of the first key: ``ann@example.com`` of ``email:ann@example.com``."""
+        return self.provider_id.partition(":")[2]
+
     def get_id(self) -> str:
         """Flask-Login compatible id accessor."""
         return self.user_id
@@ -48,7 +58,7 @@ class Session:
     """One signed-in device; ``session_id`` is public, never a token."""
 
     session_id: str
-    user_id: str
+    user_id: Any  # a str, or the type of the app's user model's primary key
     expires: datetime
     idle_expires: datetime
     created_at: datetime
@@ -81,7 +91,9 @@ class AnonymousUser:
     """The user of a request with no valid session: falsy and not authenticated."""
 
     user_id: None = None
+    id: None = None
     provider_id: None = None
+    identifier: None = None
     is_authenticated: ClassVar[bool] = False
     is_active: ClassVar[bool] = False
     is_anonymous: ClassVar[bool] = True

@@ -38,7 +38,7 @@ from .hook import (
     state,
 )
 from .script import session_body
-from .types import Session, User
+from .types import Session
 
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -263,7 +263,7 @@ def _form_page(
     return response
 
 
-def _authenticate(identifier: str, password: str) -> User:
+def _authenticate(identifier: str, password: str) -> Any:
     """Password sign-in; an unknown user and a wrong password raise the same error."""
     auth = state()
     try:
@@ -281,7 +281,7 @@ def _authenticate(identifier: str, password: str) -> User:
         raise
 
 
-def _create(identifier: str, password: str, data: dict[str, Any]) -> User:
+def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     auth = state()
     return auth.create_user(
         auth.settings.password_provider, identifier, password=password, user_data=data
@@ -343,7 +343,7 @@ def sessions() -> ResponseReturnValue:
     user, current = g.get("_lucia_user"), g.get("_lucia_session")
     if user is None:
         return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
-    listed = state().get_user_sessions(user.user_id)
+    listed = state().get_user_sessions(current.user_id)
     return jsonify({"sessions": [_device(s, current) for s in listed]})
 
 
@@ -354,7 +354,7 @@ def revoke(session_id: str) -> ResponseReturnValue:
     if user is None:
         return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     removed = len(session_id) <= 64 and state().storage.delete_user_sessions(
-        user.user_id, session_id=session_id
+        current.user_id, session_id=session_id
     )
     if not removed:
         return error_response(LuciaError("AUTH_INVALID_REQUEST", "No such session."), 404)
@@ -372,8 +372,8 @@ def devices_page() -> ResponseReturnValue:
     """The HTML device list with a revoke button per session."""
     if not _forms_enabled():
         raise NotFound()
-    user, current = g.get("_lucia_user"), g.get("_lucia_session")
-    listed = state().get_user_sessions(user.user_id)
+    current = g.get("_lucia_session")
+    listed = state().get_user_sessions(current.user_id)
     return render_template("lucia/devices.html", sessions=listed, current=current)
 
 

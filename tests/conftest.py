@@ -38,6 +38,11 @@ SUITE_COLUMNS = {
 AppFactory = Callable[..., Flask]
 
 
+def unique_prefix(base: str) -> str:
+    """A table prefix no other test run shares (the PostgreSQL database outlives runs)."""
+    return f"{base}{secrets.token_hex(3)}_"
+
+
 @pytest.fixture
 def make_app(tmp_path: Any) -> Iterator[AppFactory]:
     """Build apps with flask-lucia on the test database; drops their tables afterwards."""
@@ -167,7 +172,13 @@ def queries(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def all_rows(app: Flask) -> list[tuple[Any, ...]]:
     """Every row of every flask-lucia table (a copy of the database)."""
     storage = app.extensions["lucia"].storage
-    tables = (storage.users, storage.sessions, storage.access_tokens, storage.refresh_tokens)
+    tables = (
+        storage.users,
+        storage.keys,
+        storage.sessions,
+        storage.access_tokens,
+        storage.refresh_tokens,
+    )
     with storage.engine.connect() as conn:
         return [tuple(row) for table in tables for row in conn.execute(sa.select(table))]
 

@@ -29,8 +29,8 @@ def set_hash(app: Flask, user_id: str, hashed: str) -> None:
     storage = app.extensions["lucia"].storage
     with storage.engine.begin() as conn:
         conn.execute(
-            storage.users.update()
-            .where(storage.users.c.id == user_id)
+            storage.keys.update()
+            .where(storage.keys.c.user_id == user_id)
             .values(hashed_password=hashed)
         )
 
@@ -39,7 +39,7 @@ def stored_hash(app: Flask, user_id: str) -> str:
     storage = app.extensions["lucia"].storage
     with storage.engine.connect() as conn:
         return conn.execute(
-            sa.select(storage.users.c.hashed_password).where(storage.users.c.id == user_id)
+            sa.select(storage.keys.c.hashed_password).where(storage.keys.c.user_id == user_id)
         ).scalar_one()
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask_lucia import Lucia, LuciaError
 from flask_lucia.cli import lucia_cli
 
-from .conftest import PASSWORD, AppFactory, Clock, all_rows
+from .conftest import PASSWORD, AppFactory, Clock, all_rows, unique_prefix
 
 NEW_PASSWORD = "another long passphrase"
 TWICE = f"{PASSWORD}\n{PASSWORD}\n"
@@ -54,7 +54,8 @@ def create(run: Any, identifier: str = "ann@example.com", *extra: str) -> str:
 
 
 def test_init_db_creates_the_tables(make_app: AppFactory) -> None:
-    app = register(make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX="cli_"))
+    prefix = unique_prefix("cli_")
+    app = register(make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX=prefix))
     storage = app.extensions["lucia"].storage
     names = [table.name for table in storage.tables]
     with app.app_context():
@@ -66,18 +67,20 @@ def test_init_db_creates_the_tables(make_app: AppFactory) -> None:
     assert result.exit_code == 0, result.output
     assert result.output == f"created tables: {', '.join(names)}\n"
     assert all(sa.inspect(engine).has_table(name) for name in names)
-    assert {"cli_users", "cli_sessions", "cli_access_tokens", "cli_refresh_tokens"} <= set(names)
+    tables = ("users", "keys", "sessions", "access_tokens", "refresh_tokens")
+    assert {f"{prefix}{name}" for name in tables} <= set(names)
 
 
 def test_init_db_is_idempotent(make_app: AppFactory) -> None:
-    app = register(make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX="cli_"))
+    app = register(make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX=unique_prefix("cli_")))
     runner = app.test_cli_runner()
     runner.invoke(args=["lucia", "init-db"])
 
     result = runner.invoke(args=["lucia", "init-db"])
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("already present: cli_users, cli_sessions")
+    names = ", ".join(table.name for table in app.extensions["lucia"].storage.tables)
+    assert result.output == f"already present: {names}\n"
     assert "created" not in result.output
 
 
@@ -328,7 +331,8 @@ def test_cleanup_removes_expired_rows(run: Any, lucia: Lucia, app: Flask, clock:
     # two sessions, each with one access and one refresh token
     assert result.output == "removed 6 expired rows in 1 batches\n"
     assert [s.session_id for s in lucia.get_user_sessions(user_id)] == [live.session_id]
-    assert len(all_rows(app)) == 1 + 3  # the user, and the live session with its two tokens
+    # the user and its key, and the live session with its two tokens
+    assert len(all_rows(app)) == 2 + 3
 
 
 def test_cleanup_loops_in_batches(run: Any, lucia: Lucia, app: Flask, clock: Clock) -> None:
@@ -344,7 +348,7 @@ def test_cleanup_loops_in_batches(run: Any, lucia: Lucia, app: Flask, clock: Clo
     assert match is not None, result.output
     assert int(match.group(1)) > 1
     assert lucia.get_user_sessions(user_id) == []
-    assert len(all_rows(app)) == 1
+    assert len(all_rows(app)) == 2  # the user and its key
 
 
 def test_cleanup_keeps_a_live_session_and_drops_its_expired_access_token(
@@ -357,7 +361,7 @@ def test_cleanup_keeps_a_live_session_and_drops_its_expired_access_token(
 
     assert result.output == "removed 1 expired rows in 1 batches\n"
     assert [s.session_id for s in lucia.get_user_sessions(session.user_id)] == [session.session_id]
-    assert len(all_rows(app)) == 1 + 2  # the user, the session and its refresh token
+    assert len(all_rows(app)) == 2 + 2  # the user and its key, the session and its refresh token
 
 
 def test_cleanup_with_nothing_expired(run: Any, lucia: Lucia) -> None:
@@ -400,7 +404,7 @@ def test_every_command_has_help(run: Any) -> None:
 def test_init_db_with_create_tables_on_reports_the_tables_it_created(
     make_app: AppFactory,
 ) -> None:
-    app = register(make_app(LUCIA_CREATE_TABLES=True, LUCIA_TABLE_PREFIX="cli_on_"))
+    app = register(make_app(LUCIA_CREATE_TABLES=True, LUCIA_TABLE_PREFIX=unique_prefix("cli_on_")))
     names = [table.name for table in app.extensions["lucia"].storage.tables]
 
     result = app.test_cli_runner().invoke(args=["lucia", "init-db"])

@@ -24,6 +24,9 @@ EXPECTED_STATUS = {
     "DATABASE_FETCH_FAILED": 503,
     "DATABASE_UPDATE_FAILED": 503,
     "UNKNOWN_ERROR": 500,
+    # DESIGN §17, in its order (§12: AUTH_USER_REFERENCED is 409 over HTTP)
+    "AUTH_LAST_PROVIDER_ID": 409,
+    "AUTH_USER_REFERENCED": 409,
 }
 CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 

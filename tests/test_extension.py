@@ -14,7 +14,15 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_lucia import Lucia, LuciaError
 from flask_lucia.auth import Auth
 
-from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, all_rows, sign_up, user_columns
+from .conftest import (
+    ORIGIN,
+    PASSWORD,
+    TEST_DATABASE_URL,
+    all_rows,
+    sign_up,
+    unique_prefix,
+    user_columns,
+)
 
 
 def test_init_app_in_a_factory_registers_the_blueprint_and_state(tmp_path: Any) -> None:
@@ -38,7 +46,7 @@ def test_config_defaults_do_not_override_the_apps_values(tmp_path: Any) -> None:
 def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
     lucia = Lucia(user_columns=user_columns())
     lucia.init_app(Flask(__name__, instance_path=str(tmp_path)))
-    assert set(vars(lucia)) == {"db", "user_columns", "generate_user_id"}
+    assert set(vars(lucia)) == {"db", "user_model", "user_columns", "generate_user_id"}
 
 
 def test_init_app_twice_on_one_app_raises(tmp_path: Any) -> None:
@@ -65,7 +73,7 @@ def test_two_apps_with_different_databases_stay_apart(make_app: Any, tmp_path: A
         with pytest.raises(LuciaError):
             lucia.get_user(user.user_id)
         lucia.create_user("email", "a@example.com", user_data={"username": "ann"})
-    assert len(all_rows(first)) == len(all_rows(second)) == 1
+    assert len(all_rows(first)) == len(all_rows(second)) == 2  # the user and its key
 
 
 def test_two_apps_on_one_database_with_different_prefixes_stay_apart(
@@ -73,11 +81,12 @@ def test_two_apps_on_one_database_with_different_prefixes_stay_apart(
 ) -> None:
     url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shared.db'}"
     lucia = Lucia(user_columns=user_columns())
-    first = make_app(lucia, LUCIA_TABLE_PREFIX="one_", LUCIA_DATABASE_URL=url)
-    second = make_app(lucia, LUCIA_TABLE_PREFIX="two_", LUCIA_DATABASE_URL=url)
+    one, two = unique_prefix("one_"), unique_prefix("two_")
+    first = make_app(lucia, LUCIA_TABLE_PREFIX=one, LUCIA_DATABASE_URL=url)
+    second = make_app(lucia, LUCIA_TABLE_PREFIX=two, LUCIA_DATABASE_URL=url)
     with first.app_context():
         lucia.create_user("email", "a@example.com")
-        assert first.extensions["lucia"].storage.users.name == "one_users"
+        assert first.extensions["lucia"].storage.users.name == f"{one}users"
     with second.app_context(), pytest.raises(LuciaError):
         lucia.get_user_by_provider_id("email", "a@example.com")
 
@@ -109,7 +118,7 @@ def test_tables_are_created_on_first_use(make_app: Any) -> None:
 
 
 def test_create_tables_off_leaves_the_schema_to_the_app(make_app: Any) -> None:
-    app = make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX="absent_")
+    app = make_app(LUCIA_CREATE_TABLES=False, LUCIA_TABLE_PREFIX=unique_prefix("absent_"))
     with app.app_context():
         with pytest.raises(LuciaError) as excinfo:
             app.lucia.get_user("anyone")

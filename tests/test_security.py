@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from flask_lucia import Lucia, LuciaError, current_user, login_required
 from flask_lucia.tokens import TOKEN_LENGTH
 
-from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
+from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up, unique_prefix
 
 ACCESS, REFRESH = "lucia_access_token", "lucia_refresh_token"
 
@@ -369,8 +369,9 @@ def test_throttle_counters_are_shared_through_the_database(make_app: Any, tmp_pa
 
     url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'shared.db'}"
     lucia = Lucia()
-    first = make_app(lucia, LUCIA_DATABASE_URL=url, LUCIA_TABLE_PREFIX="shared_")
-    second = make_app(lucia, LUCIA_DATABASE_URL=url, LUCIA_TABLE_PREFIX="shared_")
+    prefix = unique_prefix("shared_")
+    first = make_app(lucia, LUCIA_DATABASE_URL=url, LUCIA_TABLE_PREFIX=prefix)
+    second = make_app(lucia, LUCIA_DATABASE_URL=url, LUCIA_TABLE_PREFIX=prefix)
     with first.app_context():
         for _ in range(5):
             fail(lucia, "x@example.com")

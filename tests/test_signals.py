@@ -97,7 +97,7 @@ def test_a_legacy_hash_upgrade_sends_password_rehashed_once(app: Flask) -> None:
         storage = app.extensions["lucia"].storage
         with storage.engine.begin() as conn:
             conn.execute(
-                storage.users.update().values(
+                storage.keys.update().values(
                     hashed_password=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
                 )
             )

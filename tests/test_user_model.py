@@ -1,0 +1,225 @@
+"""``Lucia(app, db=db, user_model=User)``: the app's own model is the users table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask, render_template_string
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_lucia import Lucia, LuciaError, current_user, login_required
+
+from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, unique_prefix
+
+
+class App:
+    """An app with a Flask-SQLAlchemy ``User`` (``id_type`` primary key) and ``Post``."""
+
+    def __init__(self, tmp_path: Any, id_type: Any = sa.Integer, **lucia: Any) -> None:
+        prefix = unique_prefix("um_")
+        app = Flask(__name__, instance_path=str(tmp_path))
+        app.config.update(
+            TESTING=True,
+            SECRET_KEY="test",
+            SQLALCHEMY_DATABASE_URI=TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'um.db'}",
+            LUCIA_TABLE_PREFIX=prefix,
+            LUCIA_SIGN_UP_COLUMNS=["username"],
+            LUCIA_PUBLIC_USER_COLUMNS=["username"],
+        )
+        db = SQLAlchemy(app)
+
+        class User(db.Model):  # type: ignore[name-defined,misc]
+            __tablename__ = f"{prefix}user"
+            id = db.Column(id_type, primary_key=True)
+            username = db.Column(db.String(80), unique=True, nullable=False)
+            posts = db.relationship("Post", back_populates="author")
+
+        class Post(db.Model):  # type: ignore[name-defined,misc]
+            __tablename__ = f"{prefix}post"
+            id = db.Column(db.Integer, primary_key=True)
+            title = db.Column(db.String(80), nullable=False)
+            author_id = db.Column(id_type, db.ForeignKey(User.id), nullable=False)
+            author = db.relationship(User, back_populates="posts")
+
+        self.app, self.db, self.User, self.Post = app, db, User, Post
+        self.lucia = Lucia(app, db=db, user_model=User, **lucia)
+
+        @app.get("/me")
+        @login_required
+        def me() -> str:
+            return render_template_string(
+                "{{ current_user.username }} {{ current_user.id }} {{ n }}",
+                n=len(current_user.posts),
+            )
+
+        @app.get("/name")
+        @login_required
+        def name() -> str:
+            return render_template_string("{{ current_user.username }}")
+
+        with app.app_context():
+            db.create_all()
+
+    def client(self) -> Any:
+        client = self.app.test_client()
+        client.environ_base["HTTP_ORIGIN"] = ORIGIN
+        return client
+
+    def drop(self) -> None:
+        with self.app.app_context():
+            self.db.drop_all()
+            self.db.engine.dispose()
+
+
+@pytest.fixture
+def made(tmp_path: Any) -> Iterator[App]:
+    app = App(tmp_path)
+    yield app
+    app.drop()
+
+
+def test_create_user_makes_a_row_of_the_apps_model(made: App) -> None:
+    with made.app.app_context():
+        user = made.lucia.create_user(
+            "email", "ann@example.com", password=PASSWORD, user_data={"username": "ann"}
+        )
+        stored = made.db.session.get(made.User, user.id)
+        keys = made.lucia.get_user_provider_ids(user.id)
+    assert isinstance(user, made.User) and isinstance(user.id, int)
+    assert stored is not None and stored.username == "ann"
+    assert keys == ["email:ann@example.com"]
+
+
+def test_current_user_is_an_instance_of_the_model_with_its_relationships(made: App) -> None:
+    client = made.client()
+    client.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    with made.app.app_context():
+        ann = made.lucia.get_user_by_provider_id("email", "ann@example.com")
+        made.db.session.add(made.Post(title="hello", author_id=ann.id))
+        made.db.session.commit()
+        ann_id = ann.id
+
+    response = client.get("/me")
+
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == f"ann {ann_id} 1"
+
+
+def test_a_signed_in_request_is_still_one_query(made: App) -> None:
+    client = made.client()
+    client.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    with made.app.app_context():
+        engine = made.db.engine
+    from flask_lucia.storage import Precompiled
+
+    seen: list[str] = []
+    first = Precompiled.first
+
+    def recording(self: Precompiled, *args: Any) -> Any:
+        seen.append(self.sql)
+        return first(self, *args)
+
+    listen = lambda *a: seen.append(a[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listen)
+    Precompiled.first = recording  # type: ignore[method-assign]
+    try:
+        response = client.get("/name")
+    finally:
+        Precompiled.first = first  # type: ignore[method-assign]
+        sa.event.remove(engine, "before_cursor_execute", listen)
+    assert response.get_data(as_text=True) == "ann"
+    assert len(seen) == 1, seen
+
+
+def test_sign_in_with_the_model_sets_the_session_user(made: App) -> None:
+    with made.app.app_context():
+        made.lucia.create_user(
+            "email", "ann@example.com", password=PASSWORD, user_data={"username": "ann"}
+        )
+    client = made.client()
+
+    signed = client.post(
+        "/auth/sign-in", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+
+    assert signed.status_code == 200
+    assert signed.json["user"]["username"] == "ann"
+    assert client.get("/name").get_data(as_text=True) == "ann"
+
+
+def test_a_string_primary_key_takes_generated_ids(tmp_path: Any) -> None:
+    made = App(tmp_path, sa.String(40), generate_user_id=lambda: "fixed-id")
+    try:
+        with made.app.app_context():
+            user = made.lucia.create_user("email", "a@example.com", user_data={"username": "a"})
+        assert user.id == "fixed-id"
+    finally:
+        made.drop()
+
+
+def test_delete_user_of_an_author_is_refused_and_deletes_nothing(made: App) -> None:
+    with made.app.app_context():
+        ann = made.lucia.create_user("email", "a@example.com", user_data={"username": "ann"})
+        made.db.session.add(made.Post(title="hello", author_id=ann.id))
+        made.db.session.commit()
+        with pytest.raises(LuciaError) as refused:
+            made.lucia.delete_user(ann.id)
+        made.db.session.rollback()
+        keys = made.lucia.get_user_provider_ids(ann.id)
+        still = made.db.session.get(made.User, ann.id)
+    assert refused.value.code == "AUTH_USER_REFERENCED" and refused.value.status == 409
+    assert keys == ["email:a@example.com"] and still is not None
+
+
+def test_delete_user_without_rows_pointing_at_it_deletes_it(made: App) -> None:
+    with made.app.app_context():
+        ann = made.lucia.create_user("email", "a@example.com", user_data={"username": "ann"})
+        made.lucia.delete_user(ann.id)
+        with pytest.raises(LuciaError) as gone:
+            made.lucia.get_user(ann.id)
+    assert gone.value.code == "AUTH_INVALID_USER_ID"
+
+
+def test_user_data_that_is_not_a_column_is_refused_and_writes_nothing(made: App) -> None:
+    with made.app.app_context():
+        with pytest.raises(ValueError, match="unknown user_data keys: is_admin"):
+            made.lucia.create_user(
+                "email", "a@example.com", user_data={"username": "a", "is_admin": True}
+            )
+        count = made.db.session.scalar(sa.select(sa.func.count()).select_from(made.User))
+    assert count == 0
+
+
+def test_a_user_model_needs_db(tmp_path: Any) -> None:
+    made = App(tmp_path)
+    try:
+        with pytest.raises(ValueError, match="user_model needs db"):
+            Lucia(user_model=made.User)
+    finally:
+        made.drop()
+
+
+def test_a_user_model_with_a_two_column_primary_key_is_refused() -> None:
+    db = SQLAlchemy()
+
+    class Pair(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "pair_users"
+        a = db.Column(db.Integer, primary_key=True)
+        b = db.Column(db.Integer, primary_key=True)
+
+    with pytest.raises(ValueError, match="one-column primary key"):
+        Lucia(db=db, user_model=Pair)
+
+
+def test_a_user_model_that_is_not_a_mapped_class_is_refused() -> None:
+    with pytest.raises(TypeError, match="not a mapped model"):
+        Lucia(db=SQLAlchemy(), user_model=dict)
