@@ -284,12 +284,24 @@ class Auth:
         return self.get_user(user_id)
 
     def add_provider_id(
-        self, user_id: Any, provider: str, identifier: str, *, password: str | None = None
+        self,
+        user_id: Any,
+        provider: str,
+        identifier: str,
+        *,
+        password: str | None = None,
+        password_hash: str | None = None,
     ) -> Any:
-        """Give a user another way in: the key ``provider:identifier``."""
+        """Give a user another way in: the key ``provider:identifier``, with a password or
+        an existing ``password_hash`` (argon2, Werkzeug, bcrypt, Lucia scrypt: an app's
+        users imported as they are, rehashed at their next sign-in)."""
         user_id = self.users.check_id(user_id)
         key = self.provider_id(provider, identifier)
-        hashed = None if password is None else self.hasher.hash(password)
+        if password is not None and password_hash is not None:
+            raise ValueError("give password or password_hash, not both")
+        if password_hash is not None and not self.hasher.recognizes(password_hash):
+            raise ValueError("password_hash is not a hash flask-lucia can verify")
+        hashed = password_hash if password is None else self.hasher.hash(password)
         self.storage.add_key(user_id, key, hashed, now_ms())
         return self.get_user(user_id)
 

@@ -182,10 +182,19 @@ class Lucia:
         self.auth.delete_user(user_id)
 
     def add_provider_id(
-        self, user_id: Any, provider: str, identifier: str, *, password: str | None = None
+        self,
+        user_id: Any,
+        provider: str,
+        identifier: str,
+        *,
+        password: str | None = None,
+        password_hash: str | None = None,
     ) -> Any:
-        """Give a user another key ``provider:identifier`` (Lucia's ``createKey``)."""
-        return self.auth.add_provider_id(user_id, provider, identifier, password=password)
+        """Give a user another key ``provider:identifier`` (Lucia's ``createKey``), with a
+        password, or an existing hash imported as it is (``password_hash``)."""
+        return self.auth.add_provider_id(
+            user_id, provider, identifier, password=password, password_hash=password_hash
+        )
 
     def remove_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
         """Take a key from a user; never the last way in (``AUTH_LAST_PROVIDER_ID``)."""

@@ -85,6 +85,22 @@ class PasswordHasher:
             return Verdict(ok, ok and self._argon2.check_needs_rehash(stored))
         return Verdict(self._verify_legacy(stored, password), needs_rehash=True)
 
+    def recognizes(self, stored: object) -> bool:
+        """Whether ``stored`` is a hash this hasher can verify (to import existing users)."""
+        if not isinstance(stored, str) or not 0 < len(stored) <= 512:
+            return False
+        if stored.startswith(("$argon2", "pbkdf2:", "scrypt:", "$2a$", "$2b$", "$2y$")):
+            return True
+        parts = stored.split(":")
+        if len(parts) == 3 and parts[0] == "s2":
+            parts = parts[1:]
+        if len(parts) != 2 or not parts[0]:
+            return False
+        try:
+            return len(bytes.fromhex(parts[1])) == 64
+        except ValueError:
+            return False
+
     def _verify_argon2(self, stored: str, password: str) -> bool:
         try:
             return self._argon2.verify(stored, unicodedata.normalize("NFKC", password))

@@ -181,3 +181,23 @@ def test_create_tables_and_drop_tables_without_flask_sqlalchemy(make_app: AppFac
     assert created == names
     assert set(names) <= set(present)
     assert not set(names) & set(left)
+
+
+def test_an_imported_werkzeug_hash_signs_in_and_is_rehashed(lucia: Lucia) -> None:
+    from werkzeug.security import generate_password_hash
+
+    user = new_user(lucia)
+    imported = generate_password_hash("old password", "scrypt")
+    lucia.add_provider_id(user.user_id, "username", "ann", password_hash=imported)
+    assert lucia.authenticate_user("username", "ann", "old password") == user
+
+
+@pytest.mark.parametrize("bad", ["plain text", "", "md5:abc", 42])
+def test_an_unknown_password_hash_is_refused_and_writes_nothing(
+    app: Flask, lucia: Lucia, bad: Any
+) -> None:
+    user = new_user(lucia)
+    before = all_rows(app)
+    with pytest.raises(ValueError, match="password_hash"):
+        lucia.add_provider_id(user.user_id, "username", "ann", password_hash=bad)
+    assert all_rows(app) == before
