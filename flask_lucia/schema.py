@@ -182,17 +182,25 @@ def prepare(engine: Engine, tables: Tables, *, create: bool) -> tuple[list[str],
 
 def version(conn: Connection, tables: Tables) -> int:
     """The schema version of the database: 0 when empty, 1 for 0.1's tables."""
+    stored = _stored_version(conn, tables)
+    if stored is not None:
+        return stored
     inspector = sa.inspect(conn)
-    if inspector.has_table(tables.schema.name):
-        stored = conn.execute(
-            sa.select(tables.schema.c.version).where(tables.schema.c.name == "flask-lucia")
-        ).scalar()
-        if stored is not None:
-            return int(stored)
     if tables.builtin_users and inspector.has_table(tables.users.name):
         names = {column["name"] for column in inspector.get_columns(tables.users.name)}
         return 1 if "provider_id" in names else SCHEMA_VERSION
     return SCHEMA_VERSION if inspector.has_table(tables.sessions.name) else 0
+
+
+def _stored_version(conn: Connection, tables: Tables) -> int | None:
+    """The version row, when the schema table has one (tables made by ``create_all`` have
+    none until flask-lucia first prepares them)."""
+    if not sa.inspect(conn).has_table(tables.schema.name):
+        return None
+    stored = conn.execute(
+        sa.select(tables.schema.c.version).where(tables.schema.c.name == "flask-lucia")
+    ).scalar()
+    return None if stored is None else int(stored)
 
 
 def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
@@ -205,7 +213,7 @@ def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
     tables.metadata.create_all(conn, tables=missing, checkfirst=False)
     if found == 1:
         _upgrade_1_to_2(conn, tables)
-    if found != SCHEMA_VERSION:
+    if _stored_version(conn, tables) != SCHEMA_VERSION:
         table = tables.schema
         conn.execute(table.delete().where(table.c.name == "flask-lucia"))
         conn.execute(table.insert().values(name="flask-lucia", version=SCHEMA_VERSION))
