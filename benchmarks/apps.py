@@ -2,6 +2,8 @@
 that renders the signed-in user's id, over one shared user table.
 
 - ``lucia``: flask-lucia, access token cookie.
+- ``lucia-model``: flask-lucia with ``user_model``: the app's Flask-SQLAlchemy model is the
+  users table and ``current_user`` an instance of it.
 - ``flask-login``: Flask-Login's documented setup: a Flask-SQLAlchemy model over the same
   user table and ``user_loader`` returning ``db.session.get(User, user_id)``.
 - ``flask-login-core``: Flask-Login with a SQLAlchemy Core ``user_loader`` (the same select
@@ -26,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, abort, g, request
 
-KINDS = ("lucia", "flask-login", "flask-login-core", "floor", "bare")
+KINDS = ("lucia", "lucia-model", "flask-login", "flask-login-core", "floor", "bare")
 SECRET_KEY = "benchmark secret key, not for production"
 USER_AGENT = "flask-lucia-bench"
 PROVIDER, IDENTIFIER = "email", "bench@example.com"
@@ -40,6 +42,7 @@ def create_app(kind: str, database_url: str) -> Flask:
     app.config.update(SECRET_KEY=SECRET_KEY)
     builders = {
         "lucia": _lucia,
+        "lucia-model": _lucia_model,
         "flask-login": _flask_login_orm,
         "flask-login-core": _flask_login_core,
         "floor": _floor,
@@ -63,6 +66,29 @@ def _lucia(app: Flask, url: str) -> None:
 
     app.config.update(LUCIA_DATABASE_URL=url, LUCIA_CREATE_TABLES=False)
     Lucia(app)
+
+    @app.get("/protected")
+    @login_required
+    def protected() -> str:
+        return _render(current_user)
+
+
+def _lucia_model(app: Flask, url: str) -> None:
+    """flask-lucia on the app's own Flask-SQLAlchemy model (``user_model``) over the same
+    users table: ``current_user`` is an instance of it, from the same single query."""
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_lucia import Lucia, current_user, login_required
+
+    db = SQLAlchemy()
+
+    class User(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "lucia_users"
+        id = db.Column(sa.String(255), primary_key=True)
+
+    app.config.update(SQLALCHEMY_DATABASE_URI=url, LUCIA_CREATE_TABLES=False)
+    db.init_app(app)
+    Lucia(app, db=db, user_model=User)
 
     @app.get("/protected")
     @login_required
@@ -174,6 +200,7 @@ def seed(url: str) -> dict[str, dict[str, str]]:
     base = {"User-Agent": USER_AGENT}
     headers = {
         "lucia": {**base, "Cookie": f"lucia_access_token={tokens.access_token}"},
+        "lucia-model": {**base, "Cookie": f"lucia_access_token={tokens.access_token}"},
         "floor": {**base, "Cookie": f"{FLOOR_COOKIE}={user.user_id}"},
         "bare": base,
     }

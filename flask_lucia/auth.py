@@ -90,8 +90,8 @@ class Auth:
 
     # -- rows to values ---------------------------------------------------------
 
-    def _user(self, row: Sequence[Any], start: int = 0) -> Any:
-        return self.users.build(row, start)
+    def _user(self, row: Sequence[Any], start: int = 0, *, attach: bool = True) -> Any:
+        return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
         sid, uid, created, _, idle, fresh_until, last_used, agent, ip = row[
@@ -238,7 +238,7 @@ class Auth:
 
     def get_session_user(self, access_token: str) -> Any:
         """The user of a valid access token."""
-        return self.validate(access_token).user
+        return self.users.attach(self.validate(access_token).user)
 
     def update_user_data(self, user_id: Any, data: Mapping[str, Any]) -> Any:
         """Change some of the app's user columns."""
@@ -381,7 +381,7 @@ class Auth:
         session = self._session(row, 1, row[0], now)
         if now - row[1 + _LAST_USED] >= self.settings.touch_interval:
             session = self._touch(session, now)
-        return Found(self._user(row, 1 + _N_SESSION), session)
+        return Found(self._user(row, 1 + _N_SESSION, attach=False), session)
 
     def _touch(self, session: Session, now: int) -> Session:
         """Record that a session was used; at most once per interval, and never fatal."""
@@ -476,7 +476,7 @@ class Auth:
         session = replace(
             self._session(row, start, access_exp, now), idle_expires=from_ms(refresh_exp)
         )
-        user = self._user(row, start + _N_SESSION)
+        user = self._user(row, start + _N_SESSION, attach=False)
         return Found(user, session, self._tokens(access, access_exp, refresh, refresh_exp))
 
     def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:

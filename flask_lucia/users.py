@@ -50,31 +50,46 @@ class Users:
             self._id_attribute = self._attributes[0]
             self._configured = False
 
-    def build(self, row: Sequence[Any], start: int = 0) -> Any:
-        """The user of a row of ``Storage.user_fields`` beginning at ``start``."""
+    def build(self, row: Sequence[Any], start: int = 0, *, attach: bool = True) -> Any:
+        """The user of a row of ``Storage.user_fields`` beginning at ``start``; a model
+        instance is put in the app's session unless ``attach`` is False (see ``attach``)."""
         if self.model is None:
             values = tuple(row[start:])
             data = dict(zip(self.column_names, values[2:], strict=False))
             return User(values[0], values[1], MappingProxyType(data))
-        return self._instance(row[start : start + len(self._attributes)])
+        instance = self._instance(row[start : start + len(self._attributes)])
+        return self.attach(instance) if attach else instance
 
     def _instance(self, values: Sequence[Any]) -> Any:
-        """A persistent instance of the model in the app's session, made from loaded
-        values (no query): columns and relationships work as if the ORM loaded it."""
-        session = self._db.session
+        """A detached instance of the model made from loaded values (no query): to the ORM
+        it is a row loaded earlier, whose columns read without a session."""
         if not self._configured:  # relationships are set up on first use, as the ORM does
             sa.orm.configure_mappers()
             self._configured = True
-        key = self._mapper.identity_key_from_primary_key([values[0]])
-        existing = session.identity_map.get(key)
-        if existing is not None:
-            return existing
         instance = self._mapper.class_manager.new_instance()
         for name, value in zip(self._attributes, values, strict=True):
             attributes.set_committed_value(instance, name, value)
         make_transient_to_detached(instance)
-        session.add(instance)
         return instance
+
+    def attach(self, user: Any) -> Any:
+        """``user`` in the app's ``db.session``, so relationships load and changes are
+        flushed; the session's own copy if it holds one. Built-in users pass through.
+
+        The request hook leaves this to the first use that needs it (``current_user``'s
+        relationships or a change): a request that only reads columns opens no ORM session.
+        """
+        if self.model is None or not isinstance(user, self.model):
+            return user
+        state = sa.inspect(user)
+        if state.session_id is not None:
+            return user
+        session = self._db.session
+        existing = session.identity_map.get(state.key)
+        if existing is not None:
+            return existing
+        session.add(user)
+        return user
 
     def is_user(self, value: object) -> bool:
         """Whether ``value`` is a user of this app (rather than a user id)."""

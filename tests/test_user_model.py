@@ -223,3 +223,39 @@ def test_a_user_model_with_a_two_column_primary_key_is_refused() -> None:
 def test_a_user_model_that_is_not_a_mapped_class_is_refused() -> None:
     with pytest.raises(TypeError, match="not a mapped model"):
         Lucia(db=SQLAlchemy(), user_model=dict)
+
+
+def test_reading_columns_of_current_user_opens_no_orm_session(made: App) -> None:
+    seen: list[bool] = []
+
+    @made.app.get("/peek")
+    @login_required
+    def peek() -> str:
+        name = current_user.username
+        seen.append(made.db.session.registry.has())
+        return name
+
+    client = made.client()
+    client.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    assert client.get("/peek").get_data(as_text=True) == "ann"
+    assert seen == [False]
+
+
+def test_a_change_to_current_user_is_saved_by_the_apps_commit(made: App) -> None:
+    @made.app.post("/rename")
+    @login_required
+    def rename() -> str:
+        current_user.username = "annie"
+        made.db.session.commit()
+        return "ok"
+
+    client = made.client()
+    client.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    client.post("/rename")
+    assert client.get("/name").get_data(as_text=True) == "annie"
