@@ -74,6 +74,11 @@ class App:
             self.db.engine.dispose()
 
 
+def sign_up_ann(client: Any) -> None:
+    body = {"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"}
+    assert client.post("/auth/sign-up", json=body).status_code == 201
+
+
 @pytest.fixture
 def made(tmp_path: Any) -> Iterator[App]:
     app = App(tmp_path)
@@ -95,10 +100,7 @@ def test_create_user_makes_a_row_of_the_apps_model(made: App) -> None:
 
 def test_current_user_is_an_instance_of_the_model_with_its_relationships(made: App) -> None:
     client = made.client()
-    client.post(
-        "/auth/sign-up",
-        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
-    )
+    sign_up_ann(client)
     with made.app.app_context():
         ann = made.lucia.get_user_by_provider_id("email", "ann@example.com")
         made.db.session.add(made.Post(title="hello", author_id=ann.id))
@@ -113,10 +115,7 @@ def test_current_user_is_an_instance_of_the_model_with_its_relationships(made: A
 
 def test_a_signed_in_request_is_still_one_query(made: App) -> None:
     client = made.client()
-    client.post(
-        "/auth/sign-up",
-        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
-    )
+    sign_up_ann(client)
     with made.app.app_context():
         engine = made.db.engine
     from flask_lucia.storage import Precompiled
@@ -236,10 +235,7 @@ def test_reading_columns_of_current_user_opens_no_orm_session(made: App) -> None
         return name
 
     client = made.client()
-    client.post(
-        "/auth/sign-up",
-        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
-    )
+    sign_up_ann(client)
     assert client.get("/peek").get_data(as_text=True) == "ann"
     assert seen == [False]
 
@@ -253,9 +249,6 @@ def test_a_change_to_current_user_is_saved_by_the_apps_commit(made: App) -> None
         return "ok"
 
     client = made.client()
-    client.post(
-        "/auth/sign-up",
-        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
-    )
+    sign_up_ann(client)
     client.post("/rename")
     assert client.get("/name").get_data(as_text=True) == "annie"
