@@ -55,21 +55,30 @@ class PasswordHasher:
         self._dummy = self._argon2.hash("lucia-dummy-password-for-timing")
 
     def normalize(self, password: object, *, new: bool = False) -> str:
-        """NFKC-normalize; reject non-strings, and lengths outside the limits."""
+        """NFKC-normalize; reject non-strings, and lengths outside the limits.
+
+        Both limits first count the characters as typed, so an oversized password is
+        refused before any work on it; the maximum is checked again after NFKC, which
+        can lengthen a password (one ligature is up to three letters).
+        """
         if not isinstance(password, str):
             raise TypeError("password must be a str")
-        normalized = unicodedata.normalize("NFKC", password)
-        if len(normalized) > self.max_length:
-            raise LuciaError(
-                "AUTH_INVALID_PASSWORD",
-                f"Password must be at most {self.max_length} characters.",
-            )
-        if new and len(normalized) < self.min_length:
+        if len(password) > self.max_length:
+            raise self._too_long()
+        if new and len(password) < self.min_length:
             raise LuciaError(
                 "AUTH_INVALID_PASSWORD",
                 f"Password must be at least {self.min_length} characters.",
             )
+        normalized = unicodedata.normalize("NFKC", password)
+        if len(normalized) > self.max_length:
+            raise self._too_long()
         return normalized
+
+    def _too_long(self) -> LuciaError:
+        return LuciaError(
+            "AUTH_INVALID_PASSWORD", f"Password must be at most {self.max_length} characters."
+        )
 
     def hash(self, password: str, *, new: bool = True) -> str:
         """Hash a password (argon2id); ``new=False`` skips the minimum (rehashing old ones)."""
