@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 
-from . import signals
+from . import identifiers, signals
 from .config import Settings
 from .cookies import clearing_cookies, token_cookies
 from .errors import LuciaError
@@ -131,13 +131,19 @@ class Auth:
 
     # -- input checks -----------------------------------------------------------
 
-    def provider_id(self, provider: object, identifier: object) -> str:
-        """``"provider:identifier"``, after checking both parts."""
+    def provider_id(self, provider: object, identifier: object, *, new: bool = False) -> str:
+        """``"provider:identifier"`` with the identifier normalized (``identifiers``): the
+        one place sign-up, sign-in, throttling and lookups get it from. ``new``: also
+        check that the provider can have it (an email must be an address)."""
         provider = require_str(provider, "provider", 64)
         if ":" in provider:
             raise ValueError("provider must not contain ':'")
-        identifier = require_str(identifier, "identifier", self.settings.identifier_max_length)
-        return f"{provider}:{identifier}"
+        normalized = identifiers.normalize(
+            provider, identifier, self.settings.identifier_max_length
+        )
+        if new:
+            identifiers.check_new(provider, normalized)
+        return f"{provider}:{normalized}"
 
     def check_user_data(self, data: object, *, partial: bool) -> dict[str, Any]:
         """Validate ``user_data`` against the app's user columns; raise before any write."""
@@ -169,7 +175,7 @@ class Auth:
         user_data: Mapping[str, Any] | None = None,
     ) -> User:
         """Create a user keyed by ``provider:identifier``, with an optional password."""
-        provider_id = self.provider_id(provider, identifier)
+        provider_id = self.provider_id(provider, identifier, new=True)
         data = self.check_user_data(user_data, partial=False)
         hashed = None if password is None else self.hasher.hash(password)
         user_id = self._generate_user_id()
@@ -257,7 +263,7 @@ class Auth:
     def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
         """Re-key a user to another ``provider:identifier``."""
         require_str(user_id, "user_id")
-        provider_id = self.provider_id(provider, identifier)
+        provider_id = self.provider_id(provider, identifier, new=True)
         return self._user(self.storage.update_user(user_id, {"provider_id": provider_id}))
 
     def delete_user(self, user_id: str) -> None:
