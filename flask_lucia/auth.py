@@ -191,17 +191,21 @@ class Auth:
     def authenticate_user(
         self, provider: str, identifier: str, password: str, *, client_address: str | None = None
     ) -> User:
-        """The user whose password this is; throttled, and unknown users cost a full hash."""
+        """The user whose password this is; unknown users cost a full hash.
+
+        Throttled: the attempt is counted as a failure before the hash runs (so parallel
+        guesses cannot outrun the budget) and given back only when the password is right;
+        a hash that cannot be verified (``AUTH_OUTDATED_PASSWORD``) stays counted.
+        """
         provider_id = self.provider_id(provider, identifier)
-        self.hasher.normalize(password)
-        keys, now = self.throttle.keys(provider_id, client_address), now_ms()
-        self.throttle.check(keys, now)  # before any hashing
+        self.hasher.normalize(password)  # a bad or oversized password costs nothing more
+        keys = self.throttle.keys(provider_id, client_address)
+        reserved = self.throttle.reserve(keys, now_ms())  # before any hashing
         row = self.storage.user_with_hash(provider_id)
         verdict = self.hasher.verify(None if row is None else row[-1], password)
         if row is None or not verdict.ok:
-            self.throttle.failed(keys, now)
             raise LuciaError("AUTH_INVALID_PROVIDER_ID" if row is None else "AUTH_INVALID_PASSWORD")
-        self.throttle.succeeded(provider_id)
+        self.throttle.succeeded(reserved)
         user = self._user(tuple(row[:-1]))
         if verdict.needs_rehash:
             rehashed = self.hasher.hash(password, new=False)

@@ -1,0 +1,100 @@
+"""The sign-in throttle under attack: parallel guesses, lock-out, and what it counts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_lucia import Lucia
+from flask_lucia.passwords import Verdict
+
+from .conftest import ORIGIN, PASSWORD
+
+BURST = 64
+
+
+def guess(app: Flask, password: str, address: str, identifier: str = "ann@example.com") -> Any:
+    """One JSON sign-in from a fresh browser at ``address``."""
+    return app.test_client().post(
+        "/auth/sign-in",
+        json={"identifier": identifier, "password": password},
+        environ_base={"REMOTE_ADDR": address, "HTTP_ORIGIN": ORIGIN},
+    )
+
+
+def count_checks(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, before: Callable[[str], None]
+) -> list[str]:
+    """The passwords the app's hasher verifies from now on; ``before`` runs ahead of each."""
+    hasher = app.extensions["lucia"].hasher
+    real_verify = hasher.verify
+    checked: list[str] = []
+
+    def verify(stored: str | None, password: str) -> Verdict:
+        checked.append(password)
+        before(password)
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(hasher, "verify", verify)
+    return checked
+
+
+# -- item 1: parallel guesses ------------------------------------------------------------
+
+
+def test_parallel_wrong_guesses_run_no_more_checks_than_the_budget(
+    app: Flask, lucia: Lucia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    start = threading.Barrier(BURST)
+    checked = count_checks(app, monkeypatch, lambda _: None)
+
+    def attempt(i: int) -> int:
+        start.wait()
+        return int(guess(app, f"wrong guess {i}", f"198.51.100.{i}").status_code)
+
+    with ThreadPoolExecutor(BURST) as pool:
+        codes = list(pool.map(attempt, range(BURST)))
+    print(f"\npassword checks in a burst of {BURST} wrong guesses: {len(checked)}")
+    assert len(checked) <= 5
+    assert sorted(set(codes)) == [400, 429] and codes.count(400) == len(checked)
+
+
+def test_the_right_password_is_refused_while_the_budget_is_spent_in_flight(
+    app: Flask, lucia: Lucia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    in_flight, release = threading.Semaphore(0), threading.Event()
+
+    def hold_wrong_guesses(password: str) -> None:
+        if password != PASSWORD:
+            in_flight.release()
+            release.wait(30)
+
+    checked = count_checks(app, monkeypatch, hold_wrong_guesses)
+    with ThreadPoolExecutor(5) as pool:
+        wrong = [pool.submit(guess, app, f"wrong {i}", f"198.51.100.{i}") for i in range(5)]
+        try:
+            for _ in range(5):  # five wrong guesses are being checked, none has answered
+                assert in_flight.acquire(timeout=30)
+            right = guess(app, PASSWORD, "203.0.113.1")
+        finally:
+            release.set()
+        assert [f.result().status_code for f in wrong] == [400] * 5
+    assert right.status_code == 429 and right.json["error"] == "AUTH_TOO_MANY_ATTEMPTS"
+    assert PASSWORD not in checked
+
+
+def test_a_success_gives_back_the_attempt_it_counted_against_its_address(make_app: Any) -> None:
+    app = make_app(LUCIA_THROTTLE_IP_FREE_ATTEMPTS=3)
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    for _ in range(5):
+        assert guess(app, PASSWORD, "203.0.113.5").status_code == 200
+    codes = [guess(app, "wrong", "203.0.113.5", f"u{i}@example.com").status_code for i in range(4)]
+    assert codes == [400, 400, 400, 429]
