@@ -98,3 +98,36 @@ def test_a_success_gives_back_the_attempt_it_counted_against_its_address(make_ap
         assert guess(app, PASSWORD, "203.0.113.5").status_code == 200
     codes = [guess(app, "wrong", "203.0.113.5", f"u{i}@example.com").status_code for i in range(4)]
     assert codes == [400, 400, 400, 429]
+
+
+def test_the_statement_admits_exactly_when_the_policy_has_no_wait(make_app: Any) -> None:
+    app = make_app(
+        LUCIA_THROTTLE_FREE_ATTEMPTS=3,
+        LUCIA_THROTTLE_MAX_FAILURES=12,
+        LUCIA_THROTTLE_MAX_DELAY=20,  # 1, 2, 4, 8, 16 s, then 20 s
+    )
+    throttle = app.extensions["lucia"].throttle
+    storage, policy, now = throttle.storage, throttle.identifier, 10**12
+    table = storage.throttle
+    disagreements = []
+    with app.app_context():
+        for failures in range(15):
+            for since in (0, 999, 1000, 1999, 2000, 15_999, 16_000, 19_999, 20_000, 10**6):
+                for age in (since, 3_599_999, 3_600_000):
+                    row = (failures, now - age, now - since)
+                    with storage.write() as conn:
+                        conn.execute(table.delete())
+                        conn.execute(
+                            table.insert().values(
+                                key="id:k",
+                                failures=failures,
+                                window_start=row[1],
+                                last_failure=row[2],
+                            )
+                        )
+                    admitted = storage.reserve(
+                        {"id:k": policy.admits(table.c, now)}, now, policy.window
+                    )
+                    if admitted != (policy.wait(*row, now) == 0):
+                        disagreements.append((row, admitted))
+    assert disagreements == []
