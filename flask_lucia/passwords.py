@@ -85,14 +85,19 @@ class PasswordHasher:
         return self._argon2.hash(self.normalize(password, new=new))
 
     def verify(self, stored: str | None, password: str) -> Verdict:
-        """Check ``password`` against ``stored``; ``stored=None`` costs a dummy verify."""
+        """Check ``password`` against ``stored``; ``stored=None``, and a hash that cannot be
+        verified here (``AUTH_OUTDATED_PASSWORD``), cost a dummy verify."""
         if stored is None:
             self._verify_argon2(self._dummy, password)
             return Verdict(ok=False)
         if stored.startswith("$argon2"):
             ok = self._verify_argon2(stored, password)
             return Verdict(ok, ok and self._argon2.check_needs_rehash(stored))
-        return Verdict(self._verify_legacy(stored, password), needs_rehash=True)
+        try:
+            return Verdict(self._verify_legacy(stored, password), needs_rehash=True)
+        except LuciaError:  # AUTH_OUTDATED_PASSWORD: no faster than a wrong password
+            self._verify_argon2(self._dummy, password)
+            raise
 
     def _verify_argon2(self, stored: str, password: str) -> bool:
         try:

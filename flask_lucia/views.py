@@ -42,7 +42,11 @@ from .types import Session, User
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
-_CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
+#: Failures a client is told apart from a wrong password by nothing: not the answer,
+#: not the time (each costs a hash), not the throttle (each is counted).
+_CREDENTIAL_FAILURES = frozenset(
+    {"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD", "AUTH_OUTDATED_PASSWORD"}
+)
 
 
 def safe_redirect(target: object) -> str | None:
@@ -225,6 +229,16 @@ def _authenticate(identifier: str, password: str) -> User:
         raise
 
 
+def _confirm(session: Session, password: str) -> Session:
+    """Re-authentication; its failures answer as the sign-in's do."""
+    try:
+        return state().reauthenticate(session, password, client_address=request.remote_addr)
+    except LuciaError as error:
+        if error.code in _CREDENTIAL_FAILURES:
+            raise LuciaError("AUTH_INVALID_PASSWORD") from None
+        raise
+
+
 def _create(identifier: str, password: str, data: dict[str, Any]) -> User:
     auth = state()
     return auth.create_user(
@@ -326,14 +340,13 @@ def devices_page() -> ResponseReturnValue:
 def reauthenticate() -> ResponseReturnValue:
     """Confirm the password to make this session fresh (for ``fresh_login_required`` views)."""
     session: Session = g.get("_lucia_session")
-    auth = state()
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         body = request.get_json(silent=True)
         password = body.get("password") if isinstance(body, dict) else None
         if not isinstance(password, str) or not password:
             return _bad_request("'password' must be a non-empty string")
         try:
-            session = auth.reauthenticate(session, password, client_address=request.remote_addr)
+            session = _confirm(session, password)
         except LuciaError as error:
             return error_response(error)
         g._lucia_session = session
@@ -341,9 +354,7 @@ def reauthenticate() -> ResponseReturnValue:
     form = ConfirmForm(**form_options())
     if form.validate_on_submit():
         try:
-            auth.reauthenticate(
-                session, form.password.data or "", client_address=request.remote_addr
-            )
+            _confirm(session, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
         return redirect(safe_redirect(form.next.data) or "/", 303)

@@ -131,3 +131,69 @@ def test_the_statement_admits_exactly_when_the_policy_has_no_wait(make_app: Any)
                     if admitted != (policy.wait(*row, now) == 0):
                         disagreements.append((row, admitted))
     assert disagreements == []
+
+
+# -- item 13: what the throttle counts, and how alike failures look ------------------------
+
+
+def outdated_user(app: Flask) -> str:
+    """Ann, whose stored hash is in a format no verifier here reads; her user id."""
+    auth = app.extensions["lucia"]
+    with app.app_context():
+        user_id: str = auth.create_user("email", "ann@example.com", password=PASSWORD).user_id
+        auth.storage.update_user(user_id, {"hashed_password": "md5$0123456789abcdef"})
+    return user_id
+
+
+def test_an_unverifiable_hash_answers_like_a_wrong_password(app: Flask) -> None:
+    outdated_user(app)
+    with app.app_context():
+        app.lucia.create_user("email", "bob@example.com", password=PASSWORD)
+    outdated = guess(app, PASSWORD, "203.0.113.1")
+    wrong = guess(app, "wrong password", "203.0.113.2", "bob@example.com")
+    unknown = guess(app, "wrong password", "203.0.113.3", "nobody@example.com")
+    assert outdated.status_code == wrong.status_code == unknown.status_code == 400
+    assert outdated.json == wrong.json == unknown.json
+    assert outdated.json["error"] == "AUTH_INVALID_PASSWORD"
+
+
+def test_an_unverifiable_hash_is_counted_like_a_wrong_password(app: Flask) -> None:
+    outdated_user(app)
+    codes = [guess(app, PASSWORD, f"203.0.113.{i}").status_code for i in range(6)]
+    assert codes == [400] * 5 + [429]
+
+
+def test_an_unknown_user_is_counted_like_a_wrong_password(app: Flask) -> None:
+    codes = [guess(app, "x", f"203.0.113.{i}", "nobody@example.com").status_code for i in range(6)]
+    assert codes == [400] * 5 + [429]
+
+
+def test_confirming_against_an_unverifiable_hash_answers_like_a_wrong_password(
+    app: Flask,
+) -> None:
+    user_id = outdated_user(app)
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    with app.app_context():
+        _, tokens = app.lucia.create_session(user_id)
+    client.set_cookie("lucia_access_token", tokens.access_token)
+    response = client.post("/auth/confirm", json={"password": PASSWORD})
+    assert response.status_code == 400 and response.json["error"] == "AUTH_INVALID_PASSWORD"
+
+
+def test_an_unverifiable_hash_costs_a_full_hash(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argon2
+
+    outdated_user(app)
+    verified: list[str] = []
+    real_verify = argon2.PasswordHasher.verify
+
+    def spy(self: argon2.PasswordHasher, stored: str, password: str) -> bool:
+        verified.append(stored)
+        return bool(real_verify(self, stored, password))
+
+    monkeypatch.setattr(argon2.PasswordHasher, "verify", spy)
+    assert guess(app, PASSWORD, "203.0.113.1").status_code == 400
+    assert len(verified) == 1
