@@ -9,6 +9,7 @@ checks run than the budget allows, and a refused attempt never runs the hash.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,20 @@ def _int(value: int) -> sa.ColumnElement[int]:
     return sa.literal_column(str(int(value)), sa.BigInteger)
 
 
+def address_key(address: str) -> str:
+    """The counter of a client address: IPv4 per address, IPv6 per /64 (a subscriber gets
+    a whole /64, so per address would be no limit), IPv4-mapped IPv6 as its IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    except ValueError:
+        return address[:128]  # not an IP address (a Unix socket): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class Throttle:
     """Reserves, refuses and forgives sign-in attempts of one app."""
 
@@ -98,8 +113,9 @@ class Throttle:
 
     @staticmethod
     def keys(provider_id: str, address: str | None) -> list[str]:
-        """The counters a sign-in touches: its identifier, and its client address if known."""
-        return [f"id:{provider_id}"] + ([f"ip:{address}"] if address else [])
+        """The counters a sign-in touches: its identifier, and its client address if known
+        (per ``address_key``)."""
+        return [f"id:{provider_id}"] + ([f"ip:{address_key(address)}"] if address else [])
 
     def policy(self, key: str) -> Policy:
         """The policy a counter runs on."""

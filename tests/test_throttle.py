@@ -12,6 +12,7 @@ from flask import Flask
 
 from flask_lucia import Lucia
 from flask_lucia.passwords import Verdict
+from flask_lucia.throttle import address_key
 
 from .conftest import ORIGIN, PASSWORD
 
@@ -197,3 +198,28 @@ def test_an_unverifiable_hash_costs_a_full_hash(
     monkeypatch.setattr(argon2.PasswordHasher, "verify", spy)
     assert guess(app, PASSWORD, "203.0.113.1").status_code == 400
     assert len(verified) == 1
+
+
+def test_ipv6_clients_are_throttled_per_64_network(make_app: Any) -> None:
+    app = make_app(LUCIA_THROTTLE_IP_FREE_ATTEMPTS=3)
+    codes = [
+        guess(app, "wrong", f"2001:db8:1:2::{i + 1:x}", f"u{i}@example.com").status_code
+        for i in range(4)
+    ]
+    assert codes == [400, 400, 400, 429]
+    assert guess(app, "wrong", "2001:db8:1:3::1", "u9@example.com").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unix-socket", "unix-socket"),
+    ],
+)
+def test_the_address_counter_is_per_ipv4_address_and_ipv6_64(address: str, key: str) -> None:
+    assert address_key(address) == key
