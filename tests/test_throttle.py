@@ -223,3 +223,10 @@ def test_ipv6_clients_are_throttled_per_64_network(make_app: Any) -> None:
 )
 def test_the_address_counter_is_per_ipv4_address_and_ipv6_64(address: str, key: str) -> None:
     assert address_key(address) == key
+
+
+def test_an_email_is_one_counter_whatever_its_case_and_spaces(app: Flask) -> None:
+    spellings = ["Ann@Example.com", "ANN@EXAMPLE.COM", " ann@example.com", "aNN@example.Com "]
+    spellings += ["ann@example.com", "Ann@example.com"]
+    codes = [guess(app, "x", f"203.0.113.{i}", s).status_code for i, s in enumerate(spellings)]
+    assert codes == [400] * 5 + [429]
