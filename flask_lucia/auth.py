@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 
-from . import identifiers, signals
+from . import devices, identifiers, signals
 from .config import Settings
-from .cookies import clearing_cookies, token_cookies
+from .cookies import clearing_cookies, device_cookie, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .storage import SESSION_FIELDS, Storage
@@ -129,6 +129,32 @@ class Auth:
         """``Set-Cookie`` values that delete both auth cookies."""
         return clearing_cookies(self.settings, self.cookie_secure())
 
+    # -- device cookies ---------------------------------------------------------
+
+    def _secret_keys(self) -> list[str | bytes]:
+        """The app's secret key fallbacks, then its secret key; none: no device cookies."""
+        if self.settings.device_cookie is None or not current_app.secret_key:
+            return []
+        fallbacks = current_app.config.get("SECRET_KEY_FALLBACKS") or []
+        return [*fallbacks, current_app.secret_key]
+
+    def device_nonce(self, provider_id: str, cookie: str | None) -> str | None:
+        """The nonce of a device cookie this browser earned by signing in as
+        ``provider_id``; None for no cookie, a forged, expired or another account's."""
+        if cookie is None:
+            return None
+        max_age = self.settings.device_max_age // 1000
+        return devices.nonce(self._secret_keys(), provider_id, cookie, now_ms() // 1000, max_age)
+
+    def device_cookie(self, provider_id: str) -> str | None:
+        """``Set-Cookie`` of a new device cookie for ``provider_id``; None when device
+        cookies are off or the app has no ``SECRET_KEY``."""
+        keys = self._secret_keys()
+        if not keys:
+            return None
+        value = devices.issue(keys, provider_id, now_ms() // 1000)
+        return device_cookie(self.settings, value, self.cookie_secure())
+
     # -- input checks -----------------------------------------------------------
 
     def provider_id(self, provider: object, identifier: object, *, new: bool = False) -> str:
@@ -189,17 +215,26 @@ class Auth:
         return user
 
     def authenticate_user(
-        self, provider: str, identifier: str, password: str, *, client_address: str | None = None
+        self,
+        provider: str,
+        identifier: str,
+        password: str,
+        *,
+        client_address: str | None = None,
+        device: str | None = None,
     ) -> User:
         """The user whose password this is; unknown users cost a full hash.
 
         Throttled: the attempt is counted as a failure before the hash runs (so parallel
         guesses cannot outrun the budget) and given back only when the password is right;
-        a hash that cannot be verified (``AUTH_OUTDATED_PASSWORD``) stays counted.
+        a hash that cannot be verified (``AUTH_OUTDATED_PASSWORD``) stays counted. With
+        a valid ``device`` cookie for this account, it counts on that device's own
+        budget instead of the identifier's and the address's.
         """
         provider_id = self.provider_id(provider, identifier)
         self.hasher.normalize(password)  # a bad or oversized password costs nothing more
-        keys = self.throttle.keys(provider_id, client_address)
+        trusted = self.device_nonce(provider_id, device)
+        keys = self.throttle.keys(provider_id, client_address, trusted)
         reserved = self.throttle.reserve(keys, now_ms())  # before any hashing
         row = self.storage.user_with_hash(provider_id)
         verdict = self.hasher.verify(None if row is None else row[-1], password)
@@ -214,13 +249,20 @@ class Auth:
         return user
 
     def reauthenticate(
-        self, session: Session, password: str, *, client_address: str | None = None
+        self,
+        session: Session,
+        password: str,
+        *,
+        client_address: str | None = None,
+        device: str | None = None,
     ) -> Session:
         """Confirm the password of a session's user and make that session fresh (no new one)."""
         user = self.get_user(session.user_id)
         provider, _, identifier = user.provider_id.partition(":")
         try:
-            self.authenticate_user(provider, identifier, password, client_address=client_address)
+            self.authenticate_user(
+                provider, identifier, password, client_address=client_address, device=device
+            )
         except LuciaError as error:
             if error.code == "AUTH_INVALID_PROVIDER_ID":  # re-keyed meanwhile
                 raise LuciaError("AUTH_INVALID_PASSWORD") from None

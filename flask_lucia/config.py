@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_THROTTLE_MAX_DELAY": timedelta(minutes=15),
     "LUCIA_THROTTLE_IP_MAX_FAILURES": 1000,  # per client address and window
     "LUCIA_THROTTLE_IP_FREE_ATTEMPTS": 50,
+    "LUCIA_DEVICE_COOKIE_NAME": "lucia_device",  # None: no device cookies (no own budgets)
+    "LUCIA_DEVICE_COOKIE_MAX_AGE": timedelta(days=365),
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
     "LUCIA_PUBLIC_USER_COLUMNS": None,  # None: every user column is shown to the browser
     "LUCIA_SIGN_UP_COLUMNS": None,  # None: sign-up may set every user column
@@ -90,6 +92,8 @@ class Settings:
     public_columns: tuple[str, ...] | None
     sign_up_columns: tuple[str, ...]
     touch_interval: int
+    device_cookie: str | None
+    device_max_age: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
@@ -115,6 +119,10 @@ class Settings:
             public_columns=public,
             sign_up_columns=columns if sign_up is None else sign_up,
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
+            device_cookie=_device_cookie(config),
+            device_max_age=to_ms(
+                config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
+            ),
         )
 
 
@@ -130,6 +138,18 @@ def _columns(
     if unknown:
         raise ValueError(f"{key}: {', '.join(map(str, unknown))} not among the user columns")
     return names
+
+
+def _device_cookie(config: Mapping[str, Any]) -> str | None:
+    """``LUCIA_DEVICE_COOKIE_NAME``: a cookie name of its own, or None (device cookies off)."""
+    name = config["LUCIA_DEVICE_COOKIE_NAME"]
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ValueError("LUCIA_DEVICE_COOKIE_NAME must be a cookie name, or None to turn it off")
+    if name in (config["LUCIA_ACCESS_COOKIE_NAME"], config["LUCIA_REFRESH_COOKIE_NAME"]):
+        raise ValueError("LUCIA_DEVICE_COOKIE_NAME must differ from the token cookies' names")
+    return name
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

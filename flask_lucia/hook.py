@@ -116,6 +116,9 @@ def _adopt(found: Found | None) -> None:
 def after_request(response: Response) -> Response:
     """Write the cookies this request decided on; auth-dependent answers vary on Cookie."""
     cookies = g.pop("_lucia_cookies", None)
+    device = g.pop("_lucia_device_cookie", None)
+    if device is not None:
+        cookies = (*(cookies or ()), device)
     if cookies:
         for value in cookies:
             response.headers.add("Set-Cookie", value)
@@ -125,6 +128,22 @@ def after_request(response: Response) -> Response:
         else:  # the common case, without parsing a header set
             response.headers["Vary"] = "Cookie"
     return response
+
+
+def presented_device() -> str | None:
+    """The request's device cookie (None without one, or with device cookies off)."""
+    name = state().settings.device_cookie
+    return None if name is None else request.cookies.get(name)
+
+
+def remember_device(user: User) -> None:
+    """After a password proved ``user`` in this browser: give it a device cookie for that
+    account (its own throttle budget), unless it holds a valid one already."""
+    auth = state()
+    if auth.device_nonce(user.provider_id, presented_device()) is None:
+        cookie = auth.device_cookie(user.provider_id)
+        if cookie is not None:
+            g._lucia_device_cookie = cookie
 
 
 def sign_in(user_or_id: User | str, *, fresh: bool = True) -> Session:

@@ -1,4 +1,5 @@
-"""Sign-in throttling: growing delays, then a hard cap, per identifier and per client address.
+"""Sign-in throttling: growing delays, then a hard cap, per identifier and per client address,
+or per trusted device (``devices``) for a browser that signed in to the account before.
 
 Counters live in the database (one row per key), so every server and process
 sees the same count. An attempt is counted *before* its password is checked, by
@@ -112,13 +113,16 @@ class Throttle:
         )
 
     @staticmethod
-    def keys(provider_id: str, address: str | None) -> list[str]:
-        """The counters a sign-in touches: its identifier, and its client address if known
-        (per ``address_key``)."""
+    def keys(provider_id: str, address: str | None, device: str | None = None) -> list[str]:
+        """The counters a sign-in touches: a trusted device's own (``device``: the nonce of
+        its cookie for this account); else its identifier, and its client address if
+        known (per ``address_key``)."""
+        if device is not None:
+            return [f"dev:{device}"]
         return [f"id:{provider_id}"] + ([f"ip:{address_key(address)}"] if address else [])
 
     def policy(self, key: str) -> Policy:
-        """The policy a counter runs on."""
+        """The policy a counter runs on: a device's is its identifier's."""
         return self.address if key.startswith("ip:") else self.identifier
 
     def reserve(self, keys: Sequence[str], now: int) -> tuple[str, ...]:
@@ -146,8 +150,9 @@ class Throttle:
         return wait
 
     def succeeded(self, reserved: Sequence[str]) -> None:
-        """A success is no failure: its identifier's counter is cleared, and the attempt
-        counted against its address is given back (the rest of that count stays)."""
+        """A success is no failure: its identifier's (or device's) counter is cleared, and
+        the attempt counted against its address is given back (the rest of that count
+        stays)."""
         if reserved:
             addresses = [key for key in reserved if key.startswith("ip:")]
             cleared = [key for key in reserved if not key.startswith("ip:")]

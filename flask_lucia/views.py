@@ -30,6 +30,8 @@ from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_fo
 from .hook import (
     adopt_rotation,
     error_response,
+    presented_device,
+    remember_device,
     same_origin,
     set_retry_after,
     sign_in,
@@ -158,6 +160,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True)
+        remember_device(user)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
@@ -182,6 +185,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
         sign_in(user, fresh=True)
+        remember_device(user)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
 
@@ -220,6 +224,7 @@ def _authenticate(identifier: str, password: str) -> User:
             identifier,
             password,
             client_address=request.remote_addr,
+            device=presented_device(),
         )
     except ValueError:  # an identifier no user can have (too long)
         raise LuciaError("AUTH_INVALID_PASSWORD") from None
@@ -232,7 +237,9 @@ def _authenticate(identifier: str, password: str) -> User:
 def _confirm(session: Session, password: str) -> Session:
     """Re-authentication; its failures answer as the sign-in's do."""
     try:
-        return state().reauthenticate(session, password, client_address=request.remote_addr)
+        return state().reauthenticate(
+            session, password, client_address=request.remote_addr, device=presented_device()
+        )
     except LuciaError as error:
         if error.code in _CREDENTIAL_FAILURES:
             raise LuciaError("AUTH_INVALID_PASSWORD") from None
@@ -258,6 +265,7 @@ def _sign_in_json() -> ResponseReturnValue:
             raise
         return error_response(error)
     session = sign_in(user, fresh=True)
+    remember_device(user)
     return _no_store(jsonify(session_body(user, session)))
 
 
@@ -272,6 +280,7 @@ def _sign_up_json() -> ResponseReturnValue:
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     session = sign_in(user, fresh=True)
+    remember_device(user)
     response = jsonify(session_body(user, session))
     response.status_code = 201
     return _no_store(response)

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from flask_lucia import Lucia
 from flask_lucia.passwords import Verdict
 from flask_lucia.throttle import address_key
 
-from .conftest import ORIGIN, PASSWORD
+from .conftest import ORIGIN, PASSWORD, Clock, cookie
 
 BURST = 64
 
@@ -230,3 +231,186 @@ def test_an_email_is_one_counter_whatever_its_case_and_spaces(app: Flask) -> Non
     spellings += ["ann@example.com", "Ann@example.com"]
     codes = [guess(app, "x", f"203.0.113.{i}", s).status_code for i, s in enumerate(spellings)]
     assert codes == [400] * 5 + [429]
+
+
+# -- item 6: the owner's browsers keep a budget of their own ---------------------------------
+
+DEVICE = "lucia_device"
+
+
+def browser(app: Flask, address: str) -> FlaskClient:
+    """A browser at ``address`` that keeps its cookies."""
+    client = app.test_client()
+    client.environ_base.update(REMOTE_ADDR=address, HTTP_ORIGIN=ORIGIN)
+    return client
+
+
+def sign_in(client: FlaskClient, password: str, identifier: str = "ann@example.com") -> Any:
+    return client.post("/auth/sign-in", json={"identifier": identifier, "password": password})
+
+
+def lock_out(app: Flask) -> FlaskClient:
+    """Ann's own browser signs in once and out; then an attacker spends the identifier's
+    budget (10 failures an hour, no delays) from 10 addresses. Ann's browser."""
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)  # type: ignore[attr-defined]
+    owner = browser(app, "192.0.2.1")
+    assert sign_in(owner, PASSWORD).status_code == 200
+    owner.post("/auth/sign-out", json={})
+    assert cookie(owner, DEVICE)
+    codes = [guess(app, "wrong", f"198.51.100.{i}").status_code for i in range(11)]
+    assert codes == [400] * 10 + [429]
+    return owner
+
+
+LOCKABLE = {"LUCIA_THROTTLE_FREE_ATTEMPTS": 1000, "LUCIA_THROTTLE_MAX_FAILURES": 10}
+
+
+@pytest.fixture
+def locked(make_app: Any) -> Flask:
+    """An app whose identifier ``lock_out`` has locked; Ann's browser is ``app.owner``."""
+    app = make_app(**LOCKABLE)
+    app.owner = lock_out(app)  # type: ignore[attr-defined]
+    return app
+
+
+def test_the_owners_browser_signs_in_while_an_attacker_locks_the_identifier(
+    locked: Flask,
+) -> None:
+    assert sign_in(browser(locked, "192.0.2.1"), PASSWORD).status_code == 429  # a new browser
+    response = sign_in(locked.owner, PASSWORD)  # type: ignore[attr-defined]
+    assert response.status_code == 200
+    assert locked.owner.get("/auth/session").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_a_forged_device_cookie_gets_no_budget(locked: Flask) -> None:
+    forger = browser(locked, "198.51.100.99")
+    real = cookie(locked.owner, DEVICE)  # type: ignore[attr-defined]
+    assert real is not None
+    nonce, timestamp, signature = real.split(".")
+    for value in (f"{'A' * 24}.{timestamp}.{signature}", f"{nonce}.{timestamp}.{'x' * 43}", "x"):
+        forger.set_cookie(DEVICE, value)
+        assert sign_in(forger, PASSWORD).status_code == 429
+
+
+def test_a_device_cookie_signed_with_another_key_gets_no_budget(
+    locked: Flask, make_app: Any
+) -> None:
+    other = make_app(SECRET_KEY="another secret")
+    with other.app_context():
+        other.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    elsewhere = browser(other, "198.51.100.99")
+    assert sign_in(elsewhere, PASSWORD).status_code == 200
+    forger = browser(locked, "198.51.100.99")
+    forger.set_cookie(DEVICE, cookie(elsewhere, DEVICE) or "")
+    assert sign_in(forger, PASSWORD).status_code == 429
+
+
+def test_another_accounts_device_cookie_gets_no_budget(locked: Flask) -> None:
+    with locked.app_context():
+        locked.lucia.create_user("email", "eve@example.com", password=PASSWORD)
+    eve = browser(locked, "198.51.100.66")
+    assert sign_in(eve, PASSWORD, "eve@example.com").status_code == 200
+    assert cookie(eve, DEVICE)
+    assert sign_in(eve, PASSWORD).status_code == 429  # Eve's cookie, Ann's account
+
+
+def test_a_device_that_keeps_failing_is_throttled_on_its_own_budget(app: Flask) -> None:
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    owner = browser(app, "192.0.2.1")
+    assert sign_in(owner, PASSWORD).status_code == 200
+    codes = [sign_in(owner, "wrong password").status_code for _ in range(6)]
+    assert codes == [400] * 5 + [429]
+    assert sign_in(owner, PASSWORD).status_code == 429  # the device waits its delay
+    assert sign_in(browser(app, "192.0.2.2"), PASSWORD).status_code == 200  # others do not
+
+
+def test_an_expired_device_cookie_gets_no_budget(make_app: Any, clock: Clock) -> None:
+    app = make_app(
+        LUCIA_THROTTLE_FREE_ATTEMPTS=1000,
+        LUCIA_THROTTLE_MAX_FAILURES=3,
+        LUCIA_THROTTLE_WINDOW=10 * 86400,
+        LUCIA_DEVICE_COOKIE_MAX_AGE=86400,
+    )
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    owner = browser(app, "192.0.2.1")
+    assert sign_in(owner, PASSWORD).status_code == 200
+    owner.post("/auth/sign-out", json={})
+    for i in range(3):
+        guess(app, "wrong", f"198.51.100.{i}")
+    clock.advance(86400 + 1)
+    owner.set_cookie(DEVICE, cookie(owner, DEVICE) or "")  # a browser that kept it too long
+    assert sign_in(owner, PASSWORD).status_code == 429
+
+
+def test_sign_up_gives_the_browser_a_device_cookie(client: FlaskClient) -> None:
+    client.post("/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD})
+    assert cookie(client, DEVICE)
+
+
+def test_a_browser_with_a_valid_device_cookie_gets_no_new_one(app: Flask) -> None:
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    owner = browser(app, "192.0.2.1")
+    first = sign_in(owner, PASSWORD)
+    assert any(c.startswith(f"{DEVICE}=") for c in first.headers.getlist("Set-Cookie"))
+    again = sign_in(owner, PASSWORD)
+    assert not any(c.startswith(f"{DEVICE}=") for c in again.headers.getlist("Set-Cookie"))
+
+
+def test_the_device_cookie_is_httponly_secure_lax_and_lives_a_year(make_app: Any) -> None:
+    app = make_app(TESTING=False)
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    response = sign_in(browser(app, "192.0.2.1"), PASSWORD)
+    (device,) = [c for c in response.headers.getlist("Set-Cookie") if c.startswith(DEVICE)]
+    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=31536000"):
+        assert f"; {attribute}" in device
+
+
+@pytest.mark.parametrize("config", [{"SECRET_KEY": None}, {"LUCIA_DEVICE_COOKIE_NAME": None}])
+def test_without_a_secret_key_or_with_them_off_there_are_no_device_cookies(
+    make_app: Any, config: dict[str, Any]
+) -> None:
+    app = make_app(**config)
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    response = sign_in(browser(app, "192.0.2.1"), PASSWORD)
+    assert response.status_code == 200
+    assert len(response.headers.getlist("Set-Cookie")) == 2
+
+
+def test_the_sign_in_form_gives_a_device_cookie_and_honours_it(make_app: Any) -> None:
+    from .test_forms import post_form
+
+    app = make_app(**LOCKABLE)
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
+    owner = browser(app, "192.0.2.1")
+    signed_in = post_form(owner, "/auth/sign-in", identifier="ann@example.com", password=PASSWORD)
+    assert signed_in.status_code == 303 and cookie(owner, DEVICE)
+    owner.post("/auth/sign-out", json={})
+    for i in range(10):
+        guess(app, "wrong", f"198.51.100.{i}")
+    again = post_form(owner, "/auth/sign-in", identifier="ann@example.com", password=PASSWORD)
+    assert again.status_code == 303
+
+
+def test_authenticate_user_in_a_request_honours_and_gives_device_cookies(make_app: Any) -> None:
+    app = make_app(**LOCKABLE)
+
+    @app.post("/my-sign-in")
+    def my_sign_in() -> dict[str, str]:
+        user = app.lucia.authenticate_user("email", "ann@example.com", PASSWORD)  # type: ignore[attr-defined]
+        return {"user_id": user.user_id}
+
+    with app.app_context():
+        app.lucia.create_user("email", "ann@example.com", password=PASSWORD)  # type: ignore[attr-defined]
+    owner = browser(app, "192.0.2.1")
+    assert owner.post("/my-sign-in").status_code == 200 and cookie(owner, DEVICE)
+    for i in range(10):
+        guess(app, "wrong", f"198.51.100.{i}")
+    assert owner.post("/my-sign-in").status_code == 200
+    assert browser(app, "203.0.113.8").post("/my-sign-in").status_code == 429
