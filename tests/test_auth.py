@@ -226,6 +226,28 @@ def test_authenticate_user_with_a_wrong_password_raises_invalid_password(lucia: 
     assert error_code(excinfo) == "AUTH_INVALID_PASSWORD"
 
 
+def test_authenticate_user_refuses_a_huge_password_before_normalizing_or_hashing(
+    app: Flask, lucia: Lucia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unicodedata
+
+    make_user(lucia)
+    lengths: list[int] = []
+    real_normalize = unicodedata.normalize
+
+    def spy(form: str, text: str) -> str:
+        lengths.append(len(text))
+        return real_normalize(form, text)
+
+    monkeypatch.setattr(unicodedata, "normalize", spy)
+    hasher = app.extensions["lucia"].hasher
+    monkeypatch.setattr(hasher, "verify", lambda *a: pytest.fail("hashed a huge password"))
+    with pytest.raises(LuciaError) as excinfo:
+        lucia.authenticate_user("email", "ann@example.com", "x" * 10_000_000)
+    assert error_code(excinfo) == "AUTH_INVALID_PASSWORD"
+    assert all(length <= 256 for length in lengths)
+
+
 def test_authenticate_unknown_user_raises_invalid_provider_id(lucia: Lucia) -> None:
     with pytest.raises(LuciaError) as excinfo:
         lucia.authenticate_user("email", "nobody@example.com", PASSWORD)
