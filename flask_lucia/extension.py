@@ -144,7 +144,7 @@ class Lucia:
             client_address=request.remote_addr,
             device=hook.presented_device(),
         )
-        hook.remember_device(user)
+        hook.remember_device(provider, identifier)
         return user
 
     def get_user(self, user_id: str) -> User:

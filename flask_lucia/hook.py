@@ -136,12 +136,13 @@ def presented_device() -> str | None:
     return None if name is None else request.cookies.get(name)
 
 
-def remember_device(user: User) -> None:
-    """After a password proved ``user`` in this browser: give it a device cookie for that
-    account (its own throttle budget), unless it holds a valid one already."""
+def remember_device(provider: str, identifier: str) -> None:
+    """After a password proved ``provider:identifier`` in this browser: give it a device
+    cookie for that provider id (its own throttle budget), unless it has a valid one."""
     auth = state()
-    if auth.device_nonce(user.provider_id, presented_device()) is None:
-        cookie = auth.device_cookie(user.provider_id)
+    provider_id = auth.provider_id(provider, identifier)
+    if auth.device_nonce(provider_id, presented_device()) is None:
+        cookie = auth.device_cookie(provider_id)
         if cookie is not None:
             g._lucia_device_cookie = cookie
 

@@ -155,12 +155,13 @@ def sign_in_endpoint() -> ResponseReturnValue:
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     form = SignInForm(**form_options())
     if form.validate_on_submit():
+        identifier = (form.identifier.data or "").strip()
         try:
-            user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
+            user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True)
-        remember_device(user)
+        _remember_device(identifier)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
@@ -176,8 +177,9 @@ def sign_up_endpoint() -> ResponseReturnValue:
     form = sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
+        identifier = (form.identifier.data or "").strip()
         try:
-            user = _create((form.identifier.data or "").strip(), form.password.data or "", data)
+            user = _create(identifier, form.password.data or "", data)
         except LuciaError as error:
             return _form_page("lucia/sign_up.html", form, error)
         except (TypeError, ValueError) as error:
@@ -185,7 +187,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
         sign_in(user, fresh=True)
-        remember_device(user)
+        _remember_device(identifier)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
 
@@ -246,6 +248,11 @@ def _confirm(session: Session, password: str) -> Session:
         raise
 
 
+def _remember_device(identifier: str) -> None:
+    """A device cookie for the account this browser just proved the password of."""
+    remember_device(state().settings.password_provider, identifier)
+
+
 def _create(identifier: str, password: str, data: dict[str, Any]) -> User:
     auth = state()
     return auth.create_user(
@@ -265,7 +272,7 @@ def _sign_in_json() -> ResponseReturnValue:
             raise
         return error_response(error)
     session = sign_in(user, fresh=True)
-    remember_device(user)
+    _remember_device(identifier)
     return _no_store(jsonify(session_body(user, session)))
 
 
@@ -280,7 +287,7 @@ def _sign_up_json() -> ResponseReturnValue:
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     session = sign_in(user, fresh=True)
-    remember_device(user)
+    _remember_device(identifier)
     response = jsonify(session_body(user, session))
     response.status_code = 201
     return _no_store(response)
