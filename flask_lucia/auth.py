@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 
-from . import signals
+from . import devices, identifiers, signals
 from .config import Settings
-from .cookies import clearing_cookies, token_cookies
+from .cookies import clearing_cookies, device_cookie, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
 from .storage import SESSION_FIELDS, Storage
@@ -131,15 +131,47 @@ class Auth:
         """``Set-Cookie`` values that delete both auth cookies."""
         return clearing_cookies(self.settings, self.cookie_secure())
 
+    # -- device cookies ---------------------------------------------------------
+
+    def _secret_keys(self) -> list[str | bytes]:
+        """The app's secret key fallbacks, then its secret key; none: no device cookies."""
+        if self.settings.device_cookie is None or not current_app.secret_key:
+            return []
+        fallbacks = current_app.config.get("SECRET_KEY_FALLBACKS") or []
+        return [*fallbacks, current_app.secret_key]
+
+    def device_nonce(self, provider_id: str, cookie: str | None) -> str | None:
+        """The nonce of a device cookie this browser earned by signing in as
+        ``provider_id``; None for no cookie, a forged, expired or another account's."""
+        if cookie is None:
+            return None
+        max_age = self.settings.device_max_age // 1000
+        return devices.nonce(self._secret_keys(), provider_id, cookie, now_ms() // 1000, max_age)
+
+    def device_cookie(self, provider_id: str) -> str | None:
+        """``Set-Cookie`` of a new device cookie for ``provider_id``; None when device
+        cookies are off or the app has no ``SECRET_KEY``."""
+        keys = self._secret_keys()
+        if not keys:
+            return None
+        value = devices.issue(keys, provider_id, now_ms() // 1000)
+        return device_cookie(self.settings, value, self.cookie_secure())
+
     # -- input checks -----------------------------------------------------------
 
-    def provider_id(self, provider: object, identifier: object) -> str:
-        """``"provider:identifier"``, after checking both parts."""
+    def provider_id(self, provider: object, identifier: object, *, new: bool = False) -> str:
+        """``"provider:identifier"`` with the identifier normalized (``identifiers``): the
+        one place sign-up, sign-in, throttling and lookups get it from. ``new``: also
+        check that the provider can have it (an email must be an address)."""
         provider = require_str(provider, "provider", 64)
         if ":" in provider:
             raise ValueError("provider must not contain ':'")
-        identifier = require_str(identifier, "identifier", self.settings.identifier_max_length)
-        return f"{provider}:{identifier}"
+        normalized = identifiers.normalize(
+            provider, identifier, self.settings.identifier_max_length
+        )
+        if new:
+            identifiers.check_new(provider, normalized)
+        return f"{provider}:{normalized}"
 
     def check_user_data(self, data: object, *, partial: bool) -> dict[str, Any]:
         """Validate ``user_data`` against the app's user columns; raise before any write."""
@@ -171,7 +203,7 @@ class Auth:
         user_data: Mapping[str, Any] | None = None,
     ) -> Any:
         """Create a user keyed by ``provider:identifier``, with an optional password."""
-        key = self.provider_id(provider, identifier)
+        key = self.provider_id(provider, identifier, new=True)
         values = self.check_user_data(user_data, partial=False)
         hashed = None if password is None else self.hasher.hash(password)
         if self._generate_user_id is not None:
@@ -184,19 +216,32 @@ class Auth:
         return user
 
     def authenticate_user(
-        self, provider: str, identifier: str, password: str, *, client_address: str | None = None
+        self,
+        provider: str,
+        identifier: str,
+        password: str,
+        *,
+        client_address: str | None = None,
+        device: str | None = None,
     ) -> Any:
-        """The user whose password this is; throttled, and unknown users cost a full hash."""
+        """The user whose password this is; unknown users cost a full hash.
+
+        Throttled: the attempt is counted as a failure before the hash runs (so parallel
+        guesses cannot outrun the budget) and given back only when the password is right;
+        a hash that cannot be verified (``AUTH_OUTDATED_PASSWORD``) stays counted. With
+        a valid ``device`` cookie for this account, it counts on that device's own
+        budget instead of the identifier's and the address's.
+        """
         key = self.provider_id(provider, identifier)
-        self.hasher.normalize(password)
-        keys, now = self.throttle.keys(key, client_address), now_ms()
-        self.throttle.check(keys, now)  # before any hashing
+        self.hasher.normalize(password)  # a bad or oversized password costs nothing more
+        trusted = self.device_nonce(key, device)
+        keys = self.throttle.keys(key, client_address, trusted)
+        reserved = self.throttle.reserve(keys, now_ms())  # before any hashing
         row = self.storage.user_by_key(key)
         verdict = self.hasher.verify(None if row is None else row[-1], password)
         if row is None or not verdict.ok:
-            self.throttle.failed(keys, now)
             raise LuciaError("AUTH_INVALID_PROVIDER_ID" if row is None else "AUTH_INVALID_PASSWORD")
-        self.throttle.succeeded(key)
+        self.throttle.succeeded(reserved)
         user = self._user(tuple(row[:-1]))
         if verdict.needs_rehash:
             self.storage.set_key_password(key, self.hasher.hash(password, new=False))
@@ -204,7 +249,12 @@ class Auth:
         return user
 
     def reauthenticate(
-        self, session: Session, password: str, *, client_address: str | None = None
+        self,
+        session: Session,
+        password: str,
+        *,
+        client_address: str | None = None,
+        device: str | None = None,
     ) -> Session:
         """Confirm the password of a session's user and make that session fresh (no new one)."""
         with_password = [key for key, has in self.storage.user_keys(session.user_id) if has]
@@ -214,7 +264,9 @@ class Auth:
             raise LuciaError("AUTH_INVALID_PASSWORD")
         provider, _, identifier = with_password[0].partition(":")
         try:
-            self.authenticate_user(provider, identifier, password, client_address=client_address)
+            self.authenticate_user(
+                provider, identifier, password, client_address=client_address, device=device
+            )
         except LuciaError as error:
             if error.code == "AUTH_INVALID_PROVIDER_ID":  # re-keyed meanwhile
                 raise LuciaError("AUTH_INVALID_PASSWORD") from None
@@ -273,7 +325,7 @@ class Auth:
         """Re-key a user: its first key of ``provider`` (else its first key) becomes
         ``provider:identifier``, keeping its password and sessions."""
         user_id = self.users.check_id(user_id)
-        new = self.provider_id(provider, identifier)
+        new = self.provider_id(provider, identifier, new=True)
         keys = [key for key, _ in self.storage.user_keys(user_id)]
         if not keys:
             raise LuciaError("AUTH_INVALID_USER_ID")
@@ -296,7 +348,7 @@ class Auth:
         an existing ``password_hash`` (argon2, Werkzeug, bcrypt, Lucia scrypt: an app's
         users imported as they are, rehashed at their next sign-in)."""
         user_id = self.users.check_id(user_id)
-        key = self.provider_id(provider, identifier)
+        key = self.provider_id(provider, identifier, new=True)
         if password is not None and password_hash is not None:
             raise ValueError("give password or password_hash, not both")
         if password_hash is not None and not self.hasher.recognizes(password_hash):

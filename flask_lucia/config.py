@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_THROTTLE_MAX_DELAY": timedelta(minutes=15),
     "LUCIA_THROTTLE_IP_MAX_FAILURES": 1000,  # per client address and window
     "LUCIA_THROTTLE_IP_FREE_ATTEMPTS": 50,
+    "LUCIA_DEVICE_COOKIE_NAME": "lucia_device",  # None: no device cookies (no own budgets)
+    "LUCIA_DEVICE_COOKIE_MAX_AGE": timedelta(days=365),
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
@@ -99,6 +101,8 @@ class Settings:
     sign_up: bool
     max_body_size: int | None
     touch_interval: int
+    device_cookie: str | None
+    device_max_age: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
@@ -127,6 +131,10 @@ class Settings:
             sign_up=_flag(config, "LUCIA_SIGN_UP"),
             max_body_size=_size(config, "LUCIA_MAX_BODY_SIZE"),
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
+            device_cookie=_device_cookie(config, (access, refresh)),
+            device_max_age=to_ms(
+                config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
+            ),
         )
 
 
@@ -175,6 +183,21 @@ def _cookie_secure(config: Mapping[str, Any], names: tuple[str, str]) -> bool | 
             f"{' and '.join(wrong)} (see LUCIA_COOKIE_HOST_PREFIX)"
         )
     return True
+
+
+def _device_cookie(config: Mapping[str, Any], tokens: tuple[str, str]) -> str | None:
+    """``LUCIA_DEVICE_COOKIE_NAME``: a cookie name of its own (``__Host-`` prefixed as the
+    token cookies are), or None (device cookies off)."""
+    name = config["LUCIA_DEVICE_COOKIE_NAME"]
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ValueError("LUCIA_DEVICE_COOKIE_NAME must be a cookie name, or None to turn it off")
+    if config["LUCIA_COOKIE_HOST_PREFIX"] and not name.lower().startswith("__host-"):
+        name = HOST_PREFIX + name
+    if name in tokens:
+        raise ValueError("LUCIA_DEVICE_COOKIE_NAME must differ from the token cookies' names")
+    return name
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:

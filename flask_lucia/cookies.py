@@ -1,4 +1,4 @@
-"""The two auth cookies: names, attributes, building ``Set-Cookie`` values, and writing them."""
+"""The two auth cookies and the device cookie: names, attributes, ``Set-Cookie`` values."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ def clearing_cookies(settings: Settings, secure: bool) -> tuple[str, str]:
         _cookie(settings, settings.access_cookie, "", 0, secure),
         _cookie(settings, settings.refresh_cookie, "", 0, secure),
     )
+
+
+def device_cookie(settings: Settings, value: str, secure: bool) -> str:
+    """``Set-Cookie`` of a device cookie: the token cookies' attributes, and a lifetime
+    of ``LUCIA_DEVICE_COOKIE_MAX_AGE``."""
+    assert settings.device_cookie is not None
+    return _cookie(settings, settings.device_cookie, value, settings.device_max_age // 1000, secure)
 
 
 def set_cookie(response: Response, *cookie_strings: str) -> None:

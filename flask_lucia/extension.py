@@ -143,9 +143,22 @@ class Lucia:
 
     def authenticate_user(self, provider: str, identifier: str, password: str) -> Any:
         """The user whose password this is (``authenticateUser``); throttled per identifier,
-        and per client address inside a request."""
-        address = request.remote_addr if has_request_context() else None
-        return self.auth.authenticate_user(provider, identifier, password, client_address=address)
+        and per client address inside a request.
+
+        Inside a request the browser's device cookie counts too: one that signed in to
+        this account before has its own budget, and a success gives the browser one.
+        """
+        if not has_request_context():
+            return self.auth.authenticate_user(provider, identifier, password)
+        user = self.auth.authenticate_user(
+            provider,
+            identifier,
+            password,
+            client_address=request.remote_addr,
+            device=hook.presented_device(),
+        )
+        hook.remember_device(provider, identifier)
+        return user
 
     def get_user(self, user_id: Any) -> Any:
         """The user with this id (``getUser``)."""

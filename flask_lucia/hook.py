@@ -121,6 +121,9 @@ def after_request(response: Response) -> Response:
     """Write the cookies this request decided on (``private, no-store``); auth-dependent
     answers vary on Cookie."""
     cookies = g.pop("_lucia_cookies", None)
+    device = g.pop("_lucia_device_cookie", None)
+    if device is not None:
+        cookies = (*(cookies or ()), device)
     if cookies:
         set_cookie(response, *cookies)
     if cookies or "_lucia_session" in g:
@@ -129,6 +132,23 @@ def after_request(response: Response) -> Response:
         else:  # the common case, without parsing a header set
             response.headers["Vary"] = "Cookie"
     return response
+
+
+def presented_device() -> str | None:
+    """The request's device cookie (None without one, or with device cookies off)."""
+    name = state().settings.device_cookie
+    return None if name is None else request.cookies.get(name)
+
+
+def remember_device(provider: str, identifier: str) -> None:
+    """After a password proved ``provider:identifier`` in this browser: give it a device
+    cookie for that provider id (its own throttle budget), unless it has a valid one."""
+    auth = state()
+    provider_id = auth.provider_id(provider, identifier)
+    if auth.device_nonce(provider_id, presented_device()) is None:
+        cookie = auth.device_cookie(provider_id)
+        if cookie is not None:
+            g._lucia_device_cookie = cookie
 
 
 def sign_in(user_or_id: Any, *, fresh: bool = True) -> Session:

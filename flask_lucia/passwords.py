@@ -55,35 +55,49 @@ class PasswordHasher:
         self._dummy = self._argon2.hash("lucia-dummy-password-for-timing")
 
     def normalize(self, password: object, *, new: bool = False) -> str:
-        """NFKC-normalize; reject non-strings, and lengths outside the limits."""
+        """NFKC-normalize; reject non-strings, and lengths outside the limits.
+
+        Both limits first count the characters as typed, so an oversized password is
+        refused before any work on it; the maximum is checked again after NFKC, which
+        can lengthen a password (one ligature is up to three letters).
+        """
         if not isinstance(password, str):
             raise TypeError("password must be a str")
-        normalized = unicodedata.normalize("NFKC", password)
-        if len(normalized) > self.max_length:
-            raise LuciaError(
-                "AUTH_INVALID_PASSWORD",
-                f"Password must be at most {self.max_length} characters.",
-            )
-        if new and len(normalized) < self.min_length:
+        if len(password) > self.max_length:
+            raise self._too_long()
+        if new and len(password) < self.min_length:
             raise LuciaError(
                 "AUTH_INVALID_PASSWORD",
                 f"Password must be at least {self.min_length} characters.",
             )
+        normalized = unicodedata.normalize("NFKC", password)
+        if len(normalized) > self.max_length:
+            raise self._too_long()
         return normalized
+
+    def _too_long(self) -> LuciaError:
+        return LuciaError(
+            "AUTH_INVALID_PASSWORD", f"Password must be at most {self.max_length} characters."
+        )
 
     def hash(self, password: str, *, new: bool = True) -> str:
         """Hash a password (argon2id); ``new=False`` skips the minimum (rehashing old ones)."""
         return self._argon2.hash(self.normalize(password, new=new))
 
     def verify(self, stored: str | None, password: str) -> Verdict:
-        """Check ``password`` against ``stored``; ``stored=None`` costs a dummy verify."""
+        """Check ``password`` against ``stored``; ``stored=None``, and a hash that cannot be
+        verified here (``AUTH_OUTDATED_PASSWORD``), cost a dummy verify."""
         if stored is None:
             self._verify_argon2(self._dummy, password)
             return Verdict(ok=False)
         if stored.startswith("$argon2"):
             ok = self._verify_argon2(stored, password)
             return Verdict(ok, ok and self._argon2.check_needs_rehash(stored))
-        return Verdict(self._verify_legacy(stored, password), needs_rehash=True)
+        try:
+            return Verdict(self._verify_legacy(stored, password), needs_rehash=True)
+        except LuciaError:  # AUTH_OUTDATED_PASSWORD: no faster than a wrong password
+            self._verify_argon2(self._dummy, password)
+            raise
 
     def recognizes(self, stored: object) -> bool:
         """Whether ``stored`` is a hash this hasher can verify (to import existing users)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -20,6 +20,9 @@ from .schema import SCHEMA_VERSION, Tables, drop, prepare
 
 #: The most rows ``delete_expired_batch`` takes per table (bound parameters per statement).
 MAX_BATCH = 10_000
+
+#: How often a reservation is tried again when a racing server created its counter row.
+_RESERVE_TRIES = 3
 
 #: Session columns read alongside every user, in this order.
 SESSION_FIELDS = (
@@ -509,37 +512,57 @@ class Storage:
         with self.read() as conn:
             return list(conn.execute(stmt).all())
 
-    def record_failure(self, key: str, now: int, window: int) -> None:
-        """Count one failure for ``key`` atomically; a window older than ``window`` restarts."""
+    def reserve(self, admits: Mapping[str, sa.ColumnElement[bool]], now: int, window: int) -> bool:
+        """Count one attempt against every key whose row ``admits`` it, in one transaction;
+        if any key does not, count none and return False.
+
+        Checking a key and counting on it are one UPDATE, so racing requests cannot
+        both pass on the same count (PostgreSQL re-checks the condition on the row a
+        concurrent update left). Keys are taken in sorted order, so two reservations
+        never wait on each other's rows. A window older than ``window`` restarts.
+        """
         throttle = self.throttle
         stale = throttle.c.window_start <= now - window
-        update = (
-            throttle.update()
-            .where(throttle.c.key == key)
-            .values(
-                failures=sa.case((stale, 1), else_=throttle.c.failures + 1),
-                window_start=sa.case((stale, now), else_=throttle.c.window_start),
-                last_failure=now,
-            )
-        )
-        with self.write() as conn:
-            if conn.execute(update).rowcount:
-                return
-        try:
-            with self.write() as conn:
-                conn.execute(
-                    throttle.insert().values(
-                        key=key, failures=1, window_start=now, last_failure=now
-                    )
-                )
-        except sa.exc.IntegrityError:  # another server inserted it first: count on that row
-            with self.write() as conn:
-                conn.execute(update)
+        counted = {
+            "failures": sa.case((stale, 1), else_=throttle.c.failures + 1),
+            "window_start": sa.case((stale, now), else_=throttle.c.window_start),
+            "last_failure": now,
+        }
+        for _ in range(_RESERVE_TRIES):
+            try:
+                with self.write() as conn:
+                    for key in sorted(admits):
+                        update = throttle.update().where(throttle.c.key == key, admits[key])
+                        if conn.execute(update.values(**counted)).rowcount:
+                            continue
+                        found = sa.select(throttle.c.key).where(throttle.c.key == key)
+                        if conn.execute(found).first() is not None:
+                            raise _NotAdmitted  # rolls back what this call counted
+                        conn.execute(
+                            throttle.insert().values(
+                                key=key, failures=1, window_start=now, last_failure=now
+                            )
+                        )
+                return True
+            except _NotAdmitted:
+                return False
+            except sa.exc.IntegrityError:  # another server inserted a key first: count on it
+                continue
+        return False
 
-    def clear_failures(self, key: str) -> None:
-        """Forget a key's failures (after a successful sign-in)."""
+    def forgive(self, clear: Sequence[str], give_back: Sequence[str]) -> None:
+        """After a success: forget the ``clear`` keys' failures, and take back the one
+        attempt counted against each ``give_back`` key."""
+        throttle = self.throttle
         with self.write() as conn:
-            conn.execute(self.throttle.delete().where(self.throttle.c.key == key))
+            if clear:
+                conn.execute(throttle.delete().where(throttle.c.key.in_(list(clear))))
+            for key in give_back:
+                conn.execute(
+                    throttle.update()
+                    .where(throttle.c.key == key, throttle.c.failures > 0)
+                    .values(failures=throttle.c.failures - 1)
+                )
 
     # -- sessions and tokens ----------------------------------------------------
 
@@ -727,6 +750,10 @@ class Storage:
             if ids:
                 removed += conn.execute(sessions.delete().where(sessions.c.id.in_(ids))).rowcount
         return removed
+
+
+class _NotAdmitted(Exception):
+    """A throttle key refused an attempt: undo the reservation's other counts."""
 
 
 @contextmanager

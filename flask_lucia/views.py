@@ -31,6 +31,8 @@ from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_fo
 from .hook import (
     adopt_rotation,
     error_response,
+    presented_device,
+    remember_device,
     same_origin,
     set_retry_after,
     sign_in,
@@ -44,7 +46,11 @@ bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=Non
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
 _STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings"})
-_CREDENTIAL_FAILURES = frozenset({"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD"})
+#: Failures a client is told apart from a wrong password by nothing: not the answer,
+#: not the time (each costs a hash), not the throttle (each is counted).
+_CREDENTIAL_FAILURES = frozenset(
+    {"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD", "AUTH_OUTDATED_PASSWORD"}
+)
 
 
 @bp.url_value_preprocessor
@@ -195,11 +201,13 @@ def sign_in_endpoint() -> ResponseReturnValue:
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     form = SignInForm(**form_options())
     if form.validate_on_submit():
+        identifier = (form.identifier.data or "").strip()
         try:
-            user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
+            user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True)
+        _remember_device(identifier)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
@@ -217,8 +225,9 @@ def sign_up_endpoint() -> ResponseReturnValue:
     form = sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
+        identifier = (form.identifier.data or "").strip()
         try:
-            user = _create((form.identifier.data or "").strip(), form.password.data or "", data)
+            user = _create(identifier, form.password.data or "", data)
         except LuciaError as error:
             return _form_page("lucia/sign_up.html", form, error)
         except (TypeError, ValueError) as error:
@@ -226,6 +235,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
         sign_in(user, fresh=True)
+        _remember_device(identifier)
         return redirect(safe_redirect(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
 
@@ -272,6 +282,7 @@ def _authenticate(identifier: str, password: str) -> Any:
             identifier,
             password,
             client_address=request.remote_addr,
+            device=presented_device(),
         )
     except ValueError:  # an identifier no user can have (too long)
         raise LuciaError("AUTH_INVALID_PASSWORD") from None
@@ -279,6 +290,23 @@ def _authenticate(identifier: str, password: str) -> Any:
         if error.code in _CREDENTIAL_FAILURES:
             raise LuciaError("AUTH_INVALID_PASSWORD") from None
         raise
+
+
+def _confirm(session: Session, password: str) -> Session:
+    """Re-authentication; its failures answer as the sign-in's do."""
+    try:
+        return state().reauthenticate(
+            session, password, client_address=request.remote_addr, device=presented_device()
+        )
+    except LuciaError as error:
+        if error.code in _CREDENTIAL_FAILURES:
+            raise LuciaError("AUTH_INVALID_PASSWORD") from None
+        raise
+
+
+def _remember_device(identifier: str) -> None:
+    """A device cookie for the account this browser just proved the password of."""
+    remember_device(state().settings.password_provider, identifier)
 
 
 def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
@@ -300,6 +328,7 @@ def _sign_in_json() -> ResponseReturnValue:
             raise
         return error_response(error)
     session = sign_in(user, fresh=True)
+    _remember_device(identifier)
     return jsonify(session_body(user, session))
 
 
@@ -314,6 +343,7 @@ def _sign_up_json() -> ResponseReturnValue:
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     session = sign_in(user, fresh=True)
+    _remember_device(identifier)
     response = jsonify(session_body(user, session))
     response.status_code = 201
     return response
@@ -382,14 +412,13 @@ def devices_page() -> ResponseReturnValue:
 def reauthenticate() -> ResponseReturnValue:
     """Confirm the password to make this session fresh (for ``fresh_login_required`` views)."""
     session: Session = g.get("_lucia_session")
-    auth = state()
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         body = request.get_json(silent=True)
         password = body.get("password") if isinstance(body, dict) else None
         if not isinstance(password, str) or not password:
             return _bad_request("'password' must be a non-empty string")
         try:
-            session = auth.reauthenticate(session, password, client_address=request.remote_addr)
+            session = _confirm(session, password)
         except LuciaError as error:
             return error_response(error)
         g._lucia_session = session
@@ -397,9 +426,7 @@ def reauthenticate() -> ResponseReturnValue:
     form = ConfirmForm(**form_options())
     if form.validate_on_submit():
         try:
-            auth.reauthenticate(
-                session, form.password.data or "", client_address=request.remote_addr
-            )
+            _confirm(session, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
         return redirect(safe_redirect(form.next.data) or "/", 303)

@@ -142,6 +142,59 @@ def test_create_user_rejects_an_empty_identifier(lucia: Lucia) -> None:
         lucia.create_user("email", "")
 
 
+def test_an_email_identifier_is_trimmed_and_lowercased(lucia: Lucia) -> None:
+    user = lucia.create_user("email", "  Ann@Example.COM ", password=PASSWORD)
+    assert user.provider_id == "email:ann@example.com"
+
+
+def test_an_email_differing_only_in_case_is_a_duplicate(lucia: Lucia) -> None:
+    make_user(lucia, "victim@example.com")
+    with pytest.raises(LuciaError) as excinfo:
+        lucia.create_user("email", "Victim@Example.com", password=PASSWORD)
+    assert error_code(excinfo) == "AUTH_DUPLICATE_PROVIDER_ID"
+
+
+def test_every_lookup_of_an_email_ignores_case_and_spaces(lucia: Lucia) -> None:
+    user = make_user(lucia, "ann@example.com")
+    assert lucia.get_user_by_provider_id("email", " ANN@example.com") == user
+    assert lucia.authenticate_user("email", "Ann@Example.com ", PASSWORD) == user
+    lucia.update_user_provider_id(user.user_id, "email", "Anna@Example.com")
+    assert lucia.get_user_by_provider_id("email", "anna@example.com").user_id == user.user_id
+
+
+@pytest.mark.parametrize("identifier", ["not-an-email", "ann@", "@example.com", "a b@example.com"])
+def test_create_user_refuses_an_email_identifier_that_is_no_address(
+    app: Flask, lucia: Lucia, identifier: str
+) -> None:
+    with pytest.raises(ValueError, match="identifier is not a valid email address"):
+        lucia.create_user("email", identifier, password=PASSWORD)
+    assert count(app, "users") == 0
+
+
+def test_other_providers_trim_and_nfkc_normalize_without_lowercasing(lucia: Lucia) -> None:
+    user = lucia.create_user("username", " \uff21nn\ufb01 ")  # fullwidth A, fi ligature
+    assert user.provider_id == "username:Annfi"
+    assert lucia.get_user_by_provider_id("username", "Annfi") == user
+
+
+def test_a_huge_identifier_is_refused_before_it_is_normalized(
+    lucia: Lucia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unicodedata
+
+    lengths: list[int] = []
+    real_normalize = unicodedata.normalize
+
+    def spy(form: str, text: str) -> str:
+        lengths.append(len(text))
+        return real_normalize(form, text)
+
+    monkeypatch.setattr(unicodedata, "normalize", spy)
+    with pytest.raises(ValueError, match="at most 255 characters"):
+        lucia.get_user_by_provider_id("username", "\ufb03" * 1_000_000)
+    assert all(length <= 255 for length in lengths)
+
+
 def test_create_user_with_a_short_password_raises_invalid_password_and_writes_nothing(
     app: Flask, lucia: Lucia
 ) -> None:
@@ -171,6 +224,28 @@ def test_authenticate_user_with_a_wrong_password_raises_invalid_password(lucia: 
     with pytest.raises(LuciaError) as excinfo:
         lucia.authenticate_user("email", "ann@example.com", "wrong password")
     assert error_code(excinfo) == "AUTH_INVALID_PASSWORD"
+
+
+def test_authenticate_user_refuses_a_huge_password_before_normalizing_or_hashing(
+    app: Flask, lucia: Lucia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unicodedata
+
+    make_user(lucia)
+    lengths: list[int] = []
+    real_normalize = unicodedata.normalize
+
+    def spy(form: str, text: str) -> str:
+        lengths.append(len(text))
+        return real_normalize(form, text)
+
+    monkeypatch.setattr(unicodedata, "normalize", spy)
+    hasher = app.extensions["lucia"].hasher
+    monkeypatch.setattr(hasher, "verify", lambda *a: pytest.fail("hashed a huge password"))
+    with pytest.raises(LuciaError) as excinfo:
+        lucia.authenticate_user("email", "ann@example.com", "x" * 10_000_000)
+    assert error_code(excinfo) == "AUTH_INVALID_PASSWORD"
+    assert all(length <= 256 for length in lengths)
 
 
 def test_authenticate_unknown_user_raises_invalid_provider_id(lucia: Lucia) -> None:

@@ -220,3 +220,18 @@ def test_a_secure_prefixed_cookie_name_needs_secure_but_may_have_a_domain() -> N
 def test_the_host_prefix_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^LUCIA_COOKIE_HOST_PREFIX must be True or False"):
         settings(LUCIA_COOKIE_HOST_PREFIX="auto")
+
+
+def test_device_cookies_are_on_for_a_year_by_default() -> None:
+    s = settings()
+    assert (s.device_cookie, s.device_max_age) == ("lucia_device", 365 * 86_400_000)
+
+
+def test_device_cookies_can_be_turned_off() -> None:
+    assert settings(LUCIA_DEVICE_COOKIE_NAME=None).device_cookie is None
+
+
+@pytest.mark.parametrize("value", ["", 5, "lucia_access_token", "lucia_refresh_token"])
+def test_a_bad_device_cookie_name_is_refused_naming_the_key(value: object) -> None:
+    with pytest.raises(ValueError, match=r"^LUCIA_DEVICE_COOKIE_NAME must"):
+        settings(LUCIA_DEVICE_COOKIE_NAME=value)

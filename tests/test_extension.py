@@ -165,7 +165,8 @@ def set_cookies(app: Flask) -> list[str]:
 
 
 def test_cookies_are_httponly_lax_root_path_with_the_token_lifetime(make_app: Any) -> None:
-    access, refresh = set_cookies(make_app())
+    access, refresh, device = set_cookies(make_app())
+    assert device.startswith("lucia_device=") and "Max-Age=31536000" in device
     for value in (access, refresh):
         assert "HttpOnly" in value and "SameSite=Lax" in value and "Path=/" in value
     assert "Max-Age=899" in access or "Max-Age=900" in access

@@ -142,6 +142,14 @@ def test_signing_up_with_a_taken_identifier_shows_the_error(client: FlaskClient)
     assert "already exists" in response.text
 
 
+def test_signing_up_with_an_identifier_that_is_not_an_email_shows_the_error(
+    client: FlaskClient,
+) -> None:
+    response = post_form(client, "/auth/sign-up", identifier="not-an-email", password=PASSWORD)
+    assert response.status_code == 400 and "not a valid email address" in response.text
+    assert client.get("/auth/session").status_code == 401
+
+
 def test_signing_up_with_a_short_password_shows_the_error(client: FlaskClient) -> None:
     response = post_form(client, "/auth/sign-up", identifier="a@example.com", password="short")
     assert response.status_code == 400 and "at least 8 characters" in response.text

@@ -633,7 +633,7 @@ def test_with_the_host_prefix_sign_in_sets_host_cookies_and_the_hook_reads_them(
     client = host_client(host_app)
     response = client.post("/auth/sign-up", json={"identifier": "a@b.c", "password": PASSWORD})
     names = {value.split("=", 1)[0] for value in response.headers.getlist("Set-Cookie")}
-    assert names == {HOST_ACCESS, HOST_REFRESH}
+    assert names == {HOST_ACCESS, HOST_REFRESH, "__Host-lucia_device"}
     assert all("; Secure" in v for v in response.headers.getlist("Set-Cookie"))
     assert client.get("/me").json == {"user_id": response.json["user"]["user_id"]}
 

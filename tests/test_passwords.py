@@ -155,6 +155,29 @@ def test_maximum_counts_the_normalized_password(hasher: PasswordHasher) -> None:
         hasher.hash("\ufb03" * 100)  # 100 ligatures, 300 letters after NFKC
 
 
+def test_minimum_counts_the_password_as_typed(hasher: PasswordHasher) -> None:
+    with pytest.raises(LuciaError, match="at least 8") as caught:
+        hasher.normalize("\ufb03" * 3, new=True)  # 3 ligatures typed, 9 letters after NFKC
+    assert caught.value.code == "AUTH_INVALID_PASSWORD"
+
+
+def test_an_oversized_password_is_refused_before_it_is_normalized(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    normalized: list[int] = []
+    real_normalize = unicodedata.normalize
+
+    def spy(form: str, text: str) -> str:
+        normalized.append(len(text))
+        return real_normalize(form, text)
+
+    monkeypatch.setattr(unicodedata, "normalize", spy)
+    with pytest.raises(LuciaError, match="at most 256") as caught:
+        hasher.normalize("\ufb03" * 10_000_000)
+    assert caught.value.code == "AUTH_INVALID_PASSWORD"
+    assert normalized == []
+
+
 @pytest.mark.parametrize("password", [None, b"password123", 12345678])
 def test_non_string_password_is_a_type_error(hasher: PasswordHasher, password: object) -> None:
     with pytest.raises(TypeError, match="password must be a str"):

@@ -222,7 +222,7 @@ def production_cookies(make_app: Any) -> list[str]:
         "/auth/sign-up", json={"identifier": "a@example.com", "password": PASSWORD}
     )
     cookies = response.headers.getlist("Set-Cookie")
-    assert len(cookies) == 2
+    assert len(cookies) == 3  # the two token cookies and the device cookie
     return cookies
 
 

@@ -264,6 +264,31 @@ def test_sign_up_with_a_taken_identifier_is_409(client: FlaskClient) -> None:
     assert response.json["error"] == "AUTH_DUPLICATE_PROVIDER_ID"
 
 
+def test_sign_up_with_a_taken_email_in_other_case_is_409(client: FlaskClient) -> None:
+    sign_up(client, "victim@example.com")
+    response = client.post(
+        "/auth/sign-up", json={"identifier": "Victim@Example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 409
+    assert response.json["error"] == "AUTH_DUPLICATE_PROVIDER_ID"
+
+
+def test_sign_in_finds_an_email_whatever_its_case(client: FlaskClient) -> None:
+    sign_up(client, "ann@example.com")
+    client.post("/auth/sign-out", json={})
+    assert sign_in(client, " ANN@Example.com", PASSWORD).status_code == 200
+
+
+def test_sign_up_with_an_identifier_that_is_not_an_email_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/auth/sign-up", json={"identifier": "not-an-email", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == "AUTH_INVALID_REQUEST"
+    assert "not a valid email address" in response.json["message"]
+    assert client.get("/auth/session").status_code == 401
+
+
 def test_sign_up_with_a_taken_unique_column_is_409(client: FlaskClient) -> None:
     sign_up(client, "a@example.com", username="ann")
     response = client.post(
