@@ -6,7 +6,6 @@ import contextlib
 import os
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -24,7 +23,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
-from .csrf import origin_of
 from .decorators import login_required, wants_json
 from .errors import LuciaError
 from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
@@ -37,6 +35,7 @@ from .hook import (
     sign_out,
     state,
 )
+from .redirects import safe_next_url
 from .script import session_body
 from .types import Session
 
@@ -96,22 +95,6 @@ def _refuse_framing(response: Response) -> Response:
     return response
 
 
-def safe_redirect(target: object) -> str | None:
-    """``target`` if it is a path on this site, else None (no open redirects)."""
-    if not isinstance(target, str) or not target or len(target) > 2048:
-        return None
-    if any(ord(c) < 32 or c == "\\" for c in target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        if origin_of(target) != origin_of(request.host_url):
-            return None
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-    return target if target.startswith("/") and not target.startswith("//") else None
-
-
 def _bad_request(message: str) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", message), 400)
 
@@ -167,7 +150,7 @@ def sign_out_endpoint() -> ResponseReturnValue:
     if not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = request.get_json(silent=True) if request.is_json else request.form
-    target = safe_redirect(body.get("redirect") if isinstance(body, dict) else None)
+    target = safe_next_url(body.get("redirect") if isinstance(body, dict) else None)
     sign_out()
     if not request.is_json and request.form:
         return redirect(target or "/", 303)
@@ -200,7 +183,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -226,7 +209,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
         sign_in(user, fresh=True)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -248,7 +231,7 @@ def _form_page(
     if not _forms_enabled():
         raise NotFound()
     if request.method == "GET":
-        form.next.data = safe_redirect(request.args.get("next")) or ""
+        form.next.data = safe_next_url(request.args.get("next")) or ""
     message = None if error is None else error.message
     if message and current_app.secret_key:
         flash(message, "error")
@@ -402,5 +385,5 @@ def reauthenticate() -> ResponseReturnValue:
             )
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/confirm.html", form)
