@@ -10,16 +10,44 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import BooleanField, Field, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput
 
 
-class SignInForm(FlaskForm):  # type: ignore[misc]
+class _RememberInput(CheckboxInput):
+    """The checkbox after a hidden ``false`` of the same name, so that an unticked box
+    still posts a value."""
+
+    def __call__(self, field: Field, **kwargs: Any) -> Markup:
+        hidden = Markup('<input type="hidden" name="{}" value="false">').format(escape(field.name))
+        return hidden + super().__call__(field, **kwargs)
+
+
+class RememberField(BooleanField):
+    """ "Remember me", ticked by default. The last posted value decides; a post without the
+    field at all (a form page an app made before it existed) keeps the default."""
+
+    widget = _RememberInput()
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            self.data = valuelist[-1] not in self.false_values
+
+
+class _Credentials(FlaskForm):  # type: ignore[misc]
     """Identifier and password, plus where to go afterwards."""
 
     identifier = StringField("Email", validators=[DataRequired(), Length(max=255)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     next = HiddenField()
+
+
+class SignInForm(_Credentials):
+    """The credentials and "remember me" (off: the cookies end with the browser session)."""
+
+    remember = RememberField("Remember me", default=True)
 
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]
@@ -29,8 +57,8 @@ class ConfirmForm(FlaskForm):  # type: ignore[misc]
     next = HiddenField()
 
 
-class SignUpForm(SignInForm):
-    """Sign-in's fields plus one per user column (see ``sign_up_form``)."""
+class SignUpForm(_Credentials):
+    """The credentials plus one field per user column (see ``sign_up_form``)."""
 
     data_fields: tuple[str, ...] = ()
 

@@ -32,6 +32,7 @@ SESSION_FIELDS = (
     "last_used_at",
     "user_agent",
     "ip_address",
+    "remember",
 )
 
 
