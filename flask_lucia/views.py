@@ -29,6 +29,7 @@ from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_fo
 from .hook import (
     adopt_rotation,
     error_response,
+    issue_session,
     same_origin,
     set_retry_after,
     sign_in,
@@ -37,7 +38,7 @@ from .hook import (
 )
 from .redirects import safe_next_url
 from .script import session_body
-from .types import Session
+from .types import Session, Tokens
 
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -99,9 +100,9 @@ def _bad_request(message: str) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", message), 400)
 
 
-def _credentials() -> tuple[dict[str, Any], str, str] | Response:
+def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
     """A sign-in/up request's JSON object, identifier and password; or a 403 or 400."""
-    if not same_origin(required=False):  # login CSRF: a browser on another site
+    if check_origin and not same_origin(required=False):  # login CSRF: a browser elsewhere
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -112,6 +113,56 @@ def _credentials() -> tuple[dict[str, Any], str, str] | Response:
     if not isinstance(password, str) or not password:
         return _bad_request("'password' must be a non-empty string")
     return body, identifier.strip(), password
+
+
+def _transport() -> str | Response:
+    """Where a JSON request wants its tokens: ``"cookie"`` (the default) or ``"body"`` (API
+    and native clients: tokens in the JSON, no cookie set or cleared); else a 400."""
+    body = request.get_json(silent=True)
+    value = body.get("transport", "cookie") if isinstance(body, dict) else "cookie"
+    if value not in ("cookie", "body"):
+        return _bad_request('\'transport\' must be "body" or "cookie"')
+    return str(value)
+
+
+def _origin_checked(transport: str) -> bool:
+    """Whether a sign-in/up needs the login-CSRF check: always, but for a body-transport
+    request without auth cookies, which sets no cookie a cross-site page could plant."""
+    if transport == "cookie":
+        return True
+    settings, cookies = state().settings, request.cookies
+    return settings.access_cookie in cookies or settings.refresh_cookie in cookies
+
+
+def _remember(body: dict[str, Any]) -> bool | Response:
+    """``remember`` of a sign-in/up body (default true), or a 400 for a non-boolean."""
+    value = body.get("remember", True)
+    if not isinstance(value, bool):
+        return _bad_request("'remember' must be true or false")
+    return value
+
+
+def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
+    """The token pair of a body-transport answer, with expiries in unix ms."""
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "access_expires": session.expires_ms,
+        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
+    }
+
+
+def _signed_in(user: Any, transport: str, remember: bool, status: int = 200) -> Response:
+    """Start a fresh session for ``user``: cookies set (``cookie``), or the tokens in the
+    body and no cookie (``body``)."""
+    if transport == "body":
+        session, tokens = issue_session(user, fresh=True)
+        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
+    else:
+        session = sign_in(user, fresh=True, remember=remember)
+        response = jsonify(session_body(user, session))
+    response.status_code = status
+    return response
 
 
 @bp.get("/session")
@@ -125,7 +176,13 @@ def session_status() -> ResponseReturnValue:
 
 @bp.post("/refresh")
 def refresh() -> ResponseReturnValue:
-    """Rotate the tokens from the refresh cookie (once per request, even after the hook)."""
+    """Rotate the tokens from the refresh cookie (once per request, even after the hook),
+    or with ``"transport": "body"`` the refresh token of the JSON body."""
+    transport = _transport()
+    if isinstance(transport, Response):
+        return transport
+    if transport == "body":
+        return _refresh_from_body()
     auth = state()
     found = g.get("_lucia_refreshed")
     if found is None:
@@ -142,6 +199,25 @@ def refresh() -> ResponseReturnValue:
         adopt_rotation(found)
     body = {"expires": found.session.expires_ms, "checksum": found.session.checksum}
     return jsonify(body)
+
+
+def _refresh_from_body() -> ResponseReturnValue:
+    """Rotate ``{"refresh_token": ...}`` by the cookie rules (grace, reuse revokes the
+    session); the new pair goes in the body, and no cookie is set or cleared."""
+    body = request.get_json(silent=True)
+    token = body.get("refresh_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        return _bad_request("'refresh_token' must be a non-empty string")
+    try:
+        found = state().refresh(token)
+    except LuciaError as error:
+        if error.code != "AUTH_INVALID_REFRESH_TOKEN":
+            raise
+        return error_response(error)
+    assert found.tokens is not None
+    session = found.session
+    payload = {"expires": session.expires_ms, "checksum": session.checksum}
+    return jsonify({**payload, **_token_body(session, found.tokens)})
 
 
 @bp.post("/sign-out", endpoint="sign_out")
@@ -182,7 +258,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        sign_in(user, fresh=True)
+        sign_in(user, fresh=True, remember=bool(form.remember.data))
         return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
@@ -271,35 +347,47 @@ def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     )
 
 
-def _sign_in_json() -> ResponseReturnValue:
-    parsed = _credentials()
+def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:
+    """A JSON sign-in/up: its body, identifier, password, transport and remember; or the
+    error answer."""
+    transport = _transport()
+    if isinstance(transport, Response):
+        return transport
+    parsed = _credentials(check_origin=_origin_checked(transport))
     if isinstance(parsed, Response):
         return parsed
-    _, identifier, password = parsed
+    body, identifier, password = parsed
+    remember = _remember(body)
+    if isinstance(remember, Response):
+        return remember
+    return body, identifier, password, transport, remember
+
+
+def _sign_in_json() -> ResponseReturnValue:
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    _, identifier, password, transport, remember = options
     try:
         user = _authenticate(identifier, password)
     except LuciaError as error:
         if error.code != "AUTH_INVALID_PASSWORD":
             raise
         return error_response(error)
-    session = sign_in(user, fresh=True)
-    return jsonify(session_body(user, session))
+    return _signed_in(user, transport, remember)
 
 
 def _sign_up_json() -> ResponseReturnValue:
-    parsed = _credentials()
-    if isinstance(parsed, Response):
-        return parsed
-    body, identifier, password = parsed
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    body, identifier, password, transport, remember = options
     columns = state().settings.sign_up_columns
     try:
         user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    session = sign_in(user, fresh=True)
-    response = jsonify(session_body(user, session))
-    response.status_code = 201
-    return response
+    return _signed_in(user, transport, remember, status=201)
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
