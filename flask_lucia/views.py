@@ -25,7 +25,14 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from .decorators import login_required, wants_json
 from .errors import LuciaError
-from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
+from .forms import (
+    ConfirmForm,
+    SignInForm,
+    SignUpForm,
+    confirm_form,
+    sign_in_form,
+    sign_up_form,
+)
 from .hook import (
     adopt_rotation,
     error_response,
@@ -252,7 +259,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
         return _sign_in_json()
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
-    form = SignInForm(**form_options())
+    form = sign_in_form()
     if form.validate_on_submit():
         try:
             user = _authenticate((form.identifier.data or "").strip(), form.password.data or "")
@@ -465,7 +472,7 @@ def reauthenticate() -> ResponseReturnValue:
             return error_response(error)
         g._lucia_session = session
         return jsonify({"fresh": True, "expires": session.expires_ms})
-    form = ConfirmForm(**form_options())
+    form = confirm_form()
     if form.validate_on_submit():
         try:
             auth.reauthenticate(

@@ -220,3 +220,33 @@ def test_a_secure_prefixed_cookie_name_needs_secure_but_may_have_a_domain() -> N
 def test_the_host_prefix_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^LUCIA_COOKIE_HOST_PREFIX must be True or False"):
         settings(LUCIA_COOKIE_HOST_PREFIX="auto")
+
+
+# LUCIA_IDENTIFIER_LABEL
+
+
+def test_the_identifier_label_is_email_for_the_email_provider() -> None:
+    assert settings().identifier_label == "Email"
+
+
+@pytest.mark.parametrize(
+    ("provider", "label"), [("username", "Username"), ("employee_number", "Employee number")]
+)
+def test_the_identifier_label_is_named_after_another_provider(provider: str, label: str) -> None:
+    assert settings(LUCIA_PASSWORD_PROVIDER=provider).identifier_label == label
+
+
+def test_an_identifier_label_the_app_sets_wins() -> None:
+    configured = settings(LUCIA_PASSWORD_PROVIDER="username", LUCIA_IDENTIFIER_LABEL="Login")
+    assert configured.identifier_label == "Login"
+
+
+@pytest.mark.parametrize("value", [42, b"Email", ["Email"]])
+def test_an_identifier_label_that_is_not_a_str_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match=r"^LUCIA_IDENTIFIER_LABEL must be a str or None"):
+        settings(LUCIA_IDENTIFIER_LABEL=value)
+
+
+def test_an_empty_identifier_label_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^LUCIA_IDENTIFIER_LABEL must not be empty"):
+        settings(LUCIA_IDENTIFIER_LABEL="  ")
