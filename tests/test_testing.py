@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -188,3 +194,68 @@ def test_a_form_post_after_a_form_sign_in_is_refused_for_a_plain_client(notes: F
     sign_in_with_the_form(client)
     response = client.post("/notes", data={"text": "hello"})
     assert response.status_code == 403 and response.json["error"] == "AUTH_INVALID_REQUEST"
+
+
+# -- the fixtures of docs/testing.rst, run as they are -----------------------------------
+
+DOCS = pathlib.Path(__file__).parent.parent / "docs" / "testing.rst"
+
+MYAPP = """
+import sqlalchemy as sa
+from flask import Flask, render_template_string, request
+
+from flask_lucia import Lucia, login_required
+
+lucia = Lucia(user_columns=[sa.Column("username", sa.String(32))])
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "dev"
+    app.config.update(test_config or {})
+    lucia.init_app(app)
+
+    @app.get("/dashboard")
+    @login_required
+    def dashboard():
+        return render_template_string("Hello, {{ current_user.username }}")
+
+    @app.post("/notes")
+    @login_required
+    def notes():
+        return f"saved {request.form['text']}", 201
+
+    return app
+"""
+
+
+def documented_files() -> dict[str, str]:
+    """The code blocks of docs/testing.rst that start with ``# <file name>``."""
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?: {4}.*)?\n)+)", DOCS.read_text())
+    files = {}
+    for block in blocks:
+        code = textwrap.dedent(block)
+        first = code.splitlines()[0]
+        if first.startswith("# ") and first.endswith(".py"):
+            files[first[2:]] = code
+    return files
+
+
+def test_the_documented_pytest_fixtures_and_tests_pass(tmp_path: Any) -> None:
+    files = documented_files()
+    assert set(files) == {"conftest.py", "test_notes.py"}
+    for name, code in {**files, "myapp.py": MYAPP}.items():
+        (tmp_path / name).write_text(code)
+    root = pathlib.Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    env.pop("LUCIA_TEST_DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout
