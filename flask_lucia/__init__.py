@@ -6,6 +6,7 @@ from .errors import LuciaError
 from .extension import Lucia
 from .hook import sign_in, sign_out
 from .proxies import current_session, current_user
+from .redirects import safe_next_url
 from .tokens import generate_random_string
 from .types import AnonymousUser, Session, Tokens, User
 
@@ -21,6 +22,7 @@ __all__ = [
     "fresh_login_required",
     "generate_random_string",
     "login_required",
+    "safe_next_url",
     "set_cookie",
     "sign_in",
     "sign_out",

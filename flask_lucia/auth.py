@@ -94,7 +94,7 @@ class Auth:
         return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
-        sid, uid, created, _, idle, fresh_until, last_used, agent, ip = row[
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember = row[
             start : start + _N_SESSION
         ]
         return Session(
@@ -107,9 +107,12 @@ class Auth:
             last_used_at=None if last_used is None else from_ms(last_used),
             user_agent=agent,
             ip_address=ip,
+            remember=bool(remember),
         )
 
-    def _tokens(self, access: str, access_exp: int, refresh: str, refresh_exp: int) -> Tokens:
+    def _tokens(
+        self, access: str, access_exp: int, refresh: str, refresh_exp: int, remember: bool = True
+    ) -> Tokens:
         now = now_ms()
         cookies = token_cookies(
             self.settings,
@@ -118,6 +121,7 @@ class Auth:
             refresh,
             max(0, (refresh_exp - now) // 1000),
             self.cookie_secure(),
+            persistent=remember,
         )
         return Tokens(access, refresh, cookies)
 
@@ -385,8 +389,12 @@ class Auth:
         fresh: bool = False,
         user_agent: str | None = None,
         ip_address: str | None = None,
+        remember: bool = True,
     ) -> tuple[Session, Tokens]:
-        """A new session for a user, with its first token pair."""
+        """A new session for a user, with its first token pair; with ``remember`` False its
+        cookies (these and every rotation's) are browser-session cookies."""
+        if not isinstance(remember, bool):
+            raise TypeError(f"remember must be True or False, not {type(remember).__name__}")
         user_id = self.users.check_id(user_id)
         s, now = self.settings, now_ms()
         expires_at = now + s.max_age
@@ -403,6 +411,7 @@ class Auth:
             "last_used_at": now,
             "user_agent": None if user_agent is None else user_agent[:512],
             "ip_address": None if ip_address is None else ip_address[:64],
+            "remember": remember,
         }
         with self.storage.write() as conn:
             self.storage.insert_session(conn, values)
@@ -419,8 +428,9 @@ class Auth:
             last_used_at=from_ms(now),
             user_agent=values["user_agent"],
             ip_address=values["ip_address"],
+            remember=remember,
         )
-        return session, self._tokens(access, access_exp, refresh, refresh_exp)
+        return session, self._tokens(access, access_exp, refresh, refresh_exp, remember)
 
     def find(self, access_token: str) -> Found | None:
         """The request path: one indexed query; None for any invalid or expired token."""
@@ -529,7 +539,8 @@ class Auth:
             self._session(row, start, access_exp, now), idle_expires=from_ms(refresh_exp)
         )
         user = self._user(row, start + _N_SESSION, attach=False)
-        return Found(user, session, self._tokens(access, access_exp, refresh, refresh_exp))
+        tokens = self._tokens(access, access_exp, refresh, refresh_exp, session.remember)
+        return Found(user, session, tokens)
 
     def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:
         """Rotate a refresh token into a new pair in the same session."""

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
+    "LUCIA_IDENTIFIER_LABEL": None,  # None: "Email" for the email provider, else its name
     "LUCIA_PASSWORD_TIME_COST": 2,
     "LUCIA_PASSWORD_MEMORY_COST": 19456,  # KiB: OWASP's 19 MiB
     "LUCIA_PASSWORD_PARALLELISM": 1,
@@ -95,6 +96,7 @@ class Settings:
     csrf: bool
     trusted_origins: frozenset[str]
     password_provider: str
+    identifier_label: str
     identifier_max_length: int
     public_columns: tuple[str, ...]
     sign_up_columns: tuple[str, ...]
@@ -125,6 +127,7 @@ class Settings:
             csrf=_flag(config, "LUCIA_CSRF_PROTECTION"),
             trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
             password_provider=config["LUCIA_PASSWORD_PROVIDER"],
+            identifier_label=_identifier_label(config),
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
             sign_up_columns=sign_up,
@@ -183,6 +186,22 @@ def _cookie_secure(config: Mapping[str, Any], names: tuple[str, str]) -> bool | 
             f"{' and '.join(wrong)} (see LUCIA_COOKIE_HOST_PREFIX)"
         )
     return True
+
+
+def _identifier_label(config: Mapping[str, Any]) -> str:
+    """``LUCIA_IDENTIFIER_LABEL``, or by default one named after the password provider:
+    "Email" for ``email``, "Username" for ``username``."""
+    label = config["LUCIA_IDENTIFIER_LABEL"]
+    if label is None:
+        provider = config["LUCIA_PASSWORD_PROVIDER"]
+        if not isinstance(provider, str):
+            raise TypeError(f"LUCIA_PASSWORD_PROVIDER must be a str, not {provider!r}")
+        return "Email" if provider == "email" else provider.replace("_", " ").capitalize()
+    if not isinstance(label, str):
+        raise TypeError(f"LUCIA_IDENTIFIER_LABEL must be a str or None, not {label!r}")
+    if not label.strip():
+        raise ValueError("LUCIA_IDENTIFIER_LABEL must not be empty")
+    return label
 
 
 def _device_cookie(config: Mapping[str, Any], tokens: tuple[str, str]) -> str | None:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from .config import Settings
 
 
-def _cookie(settings: Settings, name: str, value: str, max_age: int, secure: bool) -> str:
+def _cookie(settings: Settings, name: str, value: str, max_age: int | None, secure: bool) -> str:
     samesite = cast(Literal["Strict", "Lax", "None"] | None, settings.cookie_samesite)
     return dump_cookie(
         name,
@@ -31,11 +31,18 @@ def token_cookies(
     refresh_token: str,
     refresh_max_age: int,
     secure: bool,
+    *,
+    persistent: bool = True,
 ) -> tuple[str, str]:
-    """``Set-Cookie`` values for a token pair; ``Max-Age`` is each token's lifetime (s)."""
+    """``Set-Cookie`` values for a token pair; ``Max-Age`` is each token's lifetime (s).
+
+    Not ``persistent`` ("remember me" off): neither ``Max-Age`` nor ``Expires``, so the
+    browser drops both cookies when it closes; the tokens still expire on the server.
+    """
+    access_age, refresh_age = (access_max_age, refresh_max_age) if persistent else (None, None)
     return (
-        _cookie(settings, settings.access_cookie, access_token, access_max_age, secure),
-        _cookie(settings, settings.refresh_cookie, refresh_token, refresh_max_age, secure),
+        _cookie(settings, settings.access_cookie, access_token, access_age, secure),
+        _cookie(settings, settings.refresh_cookie, refresh_token, refresh_age, secure),
     )
 
 

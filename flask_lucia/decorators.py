@@ -10,14 +10,14 @@ from flask import current_app, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .errors import LuciaError
-from .hook import error_response
+from .hook import bearer_token, error_response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def wants_json() -> bool:
-    """True for API-style requests: a JSON body, or JSON preferred over HTML."""
-    if request.is_json:
+    """True for API-style requests: a JSON body, a bearer token, or JSON preferred over HTML."""
+    if request.is_json or bearer_token() is not None:
         return True
     best = request.accept_mimetypes.best_match(("text/html", "application/json"))
     return best == "application/json"

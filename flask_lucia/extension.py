@@ -229,9 +229,12 @@ class Lucia:
         """Drop flask-lucia's tables of the current app (never the app's user model)."""
         self.auth.storage.drop_tables()
 
-    def create_session(self, user_id: Any, *, fresh: bool = False) -> tuple[Session, Tokens]:
-        """A new session and token pair for a user (``createSession``)."""
-        return self.auth.create_session(user_id, fresh=fresh)
+    def create_session(
+        self, user_id: Any, *, fresh: bool = False, remember: bool = True
+    ) -> tuple[Session, Tokens]:
+        """A new session and token pair for a user (``createSession``); ``remember=False``
+        makes its cookies browser-session cookies."""
+        return self.auth.create_session(user_id, fresh=fresh, remember=remember)
 
     def validate_access_token(self, access_token: str) -> Session:
         """The session of a valid access token (``validateAccessToken``)."""
@@ -281,9 +284,12 @@ class Lucia:
         _current_only(request)
         return hook.validate_request()
 
-    def sign_in(self, user_or_id: User | str, *, fresh: bool = True) -> Session:
-        """Start a new session for this request; cookies go on the response."""
-        return hook.sign_in(user_or_id, fresh=fresh)
+    def sign_in(
+        self, user_or_id: User | str, *, fresh: bool = True, remember: bool = True
+    ) -> Session:
+        """Start a new session for this request; cookies go on the response.
+        ``remember=False``: browser-session cookies (no ``Max-Age``), for "remember me" off."""
+        return hook.sign_in(user_or_id, fresh=fresh, remember=remember)
 
     def sign_out(self) -> None:
         """End this request's session; the response clears the cookies."""

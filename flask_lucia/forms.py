@@ -4,35 +4,121 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import BooleanField, Field, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, EmailInput
 
 
-class SignInForm(FlaskForm):  # type: ignore[misc]
+class _RememberInput(CheckboxInput):
+    """The checkbox after a hidden ``false`` of the same name, so that an unticked box
+    still posts a value."""
+
+    def __call__(self, field: Field, **kwargs: Any) -> Markup:
+        hidden = Markup('<input type="hidden" name="{}" value="false">').format(escape(field.name))
+        return hidden + super().__call__(field, **kwargs)
+
+
+class RememberField(BooleanField):
+    """The "remember me" box, ticked by default. The last posted value decides; a post
+    without the field at all (a form page an app made before it existed) keeps the default."""
+
+    widget = _RememberInput()
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            self.data = valuelist[-1] not in self.false_values
+
+
+class _Credentials(FlaskForm):  # type: ignore[misc]
     """Identifier and password, plus where to go afterwards."""
 
     identifier = StringField("Email", validators=[DataRequired(), Length(max=255)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
     next = HiddenField()
+
+
+class SignInForm(_Credentials):
+    """The credentials and "remember me" (off: the cookies end with the browser session)."""
+
+    remember = RememberField("Remember me", default=True)
 
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]
     """The password again, to make a stale session fresh."""
 
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
     next = HiddenField()
 
 
-class SignUpForm(SignInForm):
-    """Sign-in's fields plus one per user column (see ``sign_up_form``)."""
+class SignUpForm(_Credentials):
+    """The credentials plus one field per user column (see ``sign_up_form``)."""
 
     data_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What an app's forms follow from its config: the identifier's label, whether it is
+    an email address, and the longest identifier and password."""
+
+    label: str
+    email: bool
+    identifier_max: int
+    password_max: int
+
+
+def _shape() -> Shape:
+    auth = current_app.extensions["lucia"]
+    settings = auth.settings
+    return Shape(
+        label=settings.identifier_label,
+        email=settings.password_provider == "email",
+        identifier_max=settings.identifier_max_length,
+        password_max=auth.hasher.max_length,
+    )
+
+
+def _password(shape: Shape) -> Any:
+    return PasswordField("Password", validators=[DataRequired(), Length(max=shape.password_max)])
+
+
+def _identifier(shape: Shape) -> Any:
+    """An ``email`` input for the email provider; for any other a text input that phones
+    do not capitalize or correct, since those identifiers are used as typed."""
+    validators = [DataRequired(), Length(max=shape.identifier_max)]
+    if shape.email:
+        return StringField(shape.label, validators=validators, widget=EmailInput())
+    plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
+    return StringField(shape.label, validators=validators, render_kw=plain)
+
+
+@lru_cache(maxsize=32)
+def _shaped(base: type[Any], shape: Shape) -> type[Any]:
+    """``base`` with its identifier and password fields made for ``shape``."""
+    fields: dict[str, Any] = {"password": _password(shape)}
+    if issubclass(base, _Credentials):
+        fields["identifier"] = _identifier(shape)
+    return type(base.__name__, (base,), fields)
+
+
+def sign_in_form() -> SignInForm:
+    """The sign-in form for this app (labels and limits from its config)."""
+    form: SignInForm = _shaped(SignInForm, _shape())(**form_options())
+    return form
+
+
+def confirm_form() -> ConfirmForm:
+    """The password confirmation form for this app."""
+    form: ConfirmForm = _shaped(ConfirmForm, _shape())(**form_options())
+    return form
 
 
 def _field(column: sa.Column[Any]) -> Field:
@@ -54,10 +140,10 @@ def _field(column: sa.Column[Any]) -> Field:
 
 
 @lru_cache(maxsize=32)
-def _sign_up_class(columns: tuple[sa.Column[Any], ...]) -> type[SignUpForm]:
+def _sign_up_class(columns: tuple[sa.Column[Any], ...], shape: Shape) -> type[SignUpForm]:
     fields = {column.name: _field(column) for column in columns}
     attrs: dict[str, Any] = {**fields, "data_fields": tuple(fields)}
-    return type("AppSignUpForm", (SignUpForm,), attrs)
+    return type("AppSignUpForm", (_shaped(SignUpForm, shape),), attrs)
 
 
 def form_options() -> dict[str, Any]:
@@ -67,5 +153,5 @@ def form_options() -> dict[str, Any]:
 
 def sign_up_form(columns: Sequence[sa.Column[Any]]) -> SignUpForm:
     """The sign-up form for this app: identifier, password and its user columns."""
-    form: SignUpForm = _sign_up_class(tuple(columns))(**form_options())
+    form: SignUpForm = _sign_up_class(tuple(columns), _shape())(**form_options())
     return form

@@ -16,7 +16,7 @@ from .auth import Auth, Found
 from .cookies import set_cookie
 from .csrf import SAFE_METHODS, origin_allowed
 from .errors import LuciaError
-from .types import Session
+from .types import Session, Tokens
 
 
 def state() -> Auth:
@@ -151,23 +151,35 @@ def remember_device(provider: str, identifier: str) -> None:
             g._lucia_device_cookie = cookie
 
 
-def sign_in(user_or_id: Any, *, fresh: bool = True) -> Session:
-    """Start a new session for this request's client (ending any it had: no fixation)."""
+def sign_in(user_or_id: Any, *, fresh: bool = True, remember: bool = True) -> Session:
+    """Start a new session for this request's client (ending any it had: no fixation).
+
+    ``remember=False``: its cookies, now and at every rotation, are browser-session cookies.
+    """
     auth = state()
     user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
     previous = g.get("_lucia_session")
     if previous is not None:
         auth.invalidate_user_session(previous.user_id, previous.session_id)
+    session, tokens = issue_session(user, fresh=fresh, remember=remember)
+    g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
+    _rotate_csrf_token()
+    return session
+
+
+def issue_session(user: Any, *, fresh: bool, remember: bool = True) -> tuple[Session, Tokens]:
+    """A new session for ``user`` recorded with this request's user agent and address, and
+    its tokens; this request's own session and cookies are left alone (API clients)."""
+    auth = state()
     session, tokens = auth.create_session(
         auth.users.id_of(user),
         fresh=fresh,
         user_agent=request.user_agent.string or None,
         ip_address=request.remote_addr,
+        remember=remember,
     )
-    g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
-    _rotate_csrf_token()
     signals.send(signals.user_signed_in, user=user, session=session)
-    return session
+    return session, tokens
 
 
 def sign_out() -> None:

@@ -80,6 +80,8 @@ class Tables:
             sa.Column("last_used_at", sa.BigInteger, nullable=True),
             sa.Column("user_agent", sa.String(512), nullable=True),
             sa.Column("ip_address", sa.String(64), nullable=True),
+            # False: "remember me" was off, so its cookies live only as long as the browser.
+            sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
             keep_existing=True,
         )
         self.access_tokens = self._token_table(f"{prefix}access_tokens")
@@ -211,6 +213,8 @@ def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
     inspector = sa.inspect(conn)
     missing = [t for t in tables.all if not inspector.has_table(t.name, schema=t.schema)]
     tables.metadata.create_all(conn, tables=missing, checkfirst=False)
+    if tables.sessions not in missing:
+        _add_missing_columns(conn, tables.sessions)
     if found == 1:
         _upgrade_1_to_2(conn, tables)
     if _stored_version(conn, tables) != SCHEMA_VERSION:
@@ -218,6 +222,17 @@ def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
         conn.execute(table.delete().where(table.c.name == "flask-lucia"))
         conn.execute(table.insert().values(name="flask-lucia", version=SCHEMA_VERSION))
     return [t.name for t in missing]
+
+
+def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
+    """Add the columns an existing table lacks (``sessions.remember`` joined schema 2 after
+    its first databases were made); their server defaults fill the rows already there."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name, table.schema)}
+    quoted = conn.dialect.identifier_preparer.format_table(table)
+    for column in table.columns:
+        if column.name not in present:
+            ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {ddl}")
 
 
 def _upgrade_1_to_2(conn: Connection, tables: Tables) -> None:

@@ -66,6 +66,7 @@ class Session:
     last_used_at: datetime | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    remember: bool = True
 
     @property
     def checksum(self) -> str:

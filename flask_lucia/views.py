@@ -6,7 +6,6 @@ import contextlib
 import os
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -24,13 +23,20 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
-from .csrf import origin_of
 from .decorators import login_required, wants_json
 from .errors import LuciaError
-from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
+from .forms import (
+    ConfirmForm,
+    SignInForm,
+    SignUpForm,
+    confirm_form,
+    sign_in_form,
+    sign_up_form,
+)
 from .hook import (
     adopt_rotation,
     error_response,
+    issue_session,
     presented_device,
     remember_device,
     same_origin,
@@ -39,8 +45,9 @@ from .hook import (
     sign_out,
     state,
 )
+from .redirects import safe_next_url
 from .script import session_body
-from .types import Session
+from .types import Session, Tokens
 
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -102,29 +109,13 @@ def _refuse_framing(response: Response) -> Response:
     return response
 
 
-def safe_redirect(target: object) -> str | None:
-    """``target`` if it is a path on this site, else None (no open redirects)."""
-    if not isinstance(target, str) or not target or len(target) > 2048:
-        return None
-    if any(ord(c) < 32 or c == "\\" for c in target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        if origin_of(target) != origin_of(request.host_url):
-            return None
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-    return target if target.startswith("/") and not target.startswith("//") else None
-
-
 def _bad_request(message: str) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", message), 400)
 
 
-def _credentials() -> tuple[dict[str, Any], str, str] | Response:
+def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
     """A sign-in/up request's JSON object, identifier and password; or a 403 or 400."""
-    if not same_origin(required=False):  # login CSRF: a browser on another site
+    if check_origin and not same_origin(required=False):  # login CSRF: a browser elsewhere
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -135,6 +126,59 @@ def _credentials() -> tuple[dict[str, Any], str, str] | Response:
     if not isinstance(password, str) or not password:
         return _bad_request("'password' must be a non-empty string")
     return body, identifier.strip(), password
+
+
+def _transport() -> str | Response:
+    """Where a JSON request wants its tokens: ``"cookie"`` (the default) or ``"body"`` (API
+    and native clients: tokens in the JSON, no cookie set or cleared); else a 400."""
+    body = request.get_json(silent=True)
+    value = body.get("transport", "cookie") if isinstance(body, dict) else "cookie"
+    if value not in ("cookie", "body"):
+        return _bad_request('\'transport\' must be "body" or "cookie"')
+    return str(value)
+
+
+def _origin_checked(transport: str) -> bool:
+    """Whether a sign-in/up needs the login-CSRF check: always, but for a body-transport
+    request without auth cookies, which sets no cookie a cross-site page could plant."""
+    if transport == "cookie":
+        return True
+    settings, cookies = state().settings, request.cookies
+    return settings.access_cookie in cookies or settings.refresh_cookie in cookies
+
+
+def _remember(body: dict[str, Any]) -> bool | Response:
+    """``remember`` of a sign-in/up body (default true), or a 400 for a non-boolean."""
+    value = body.get("remember", True)
+    if not isinstance(value, bool):
+        return _bad_request("'remember' must be true or false")
+    return value
+
+
+def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
+    """The token pair of a body-transport answer, with expiries in unix ms."""
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "access_expires": session.expires_ms,
+        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
+    }
+
+
+def _signed_in(
+    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
+) -> Response:
+    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
+    or the tokens in the body and no cookie at all (``body``)."""
+    if transport == "body":
+        session, tokens = issue_session(user, fresh=True)
+        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
+    else:
+        session = sign_in(user, fresh=True, remember=remember)
+        _remember_device(identifier)
+        response = jsonify(session_body(user, session))
+    response.status_code = status
+    return response
 
 
 @bp.get("/session")
@@ -148,7 +192,13 @@ def session_status() -> ResponseReturnValue:
 
 @bp.post("/refresh")
 def refresh() -> ResponseReturnValue:
-    """Rotate the tokens from the refresh cookie (once per request, even after the hook)."""
+    """Rotate the tokens from the refresh cookie (once per request, even after the hook),
+    or with ``"transport": "body"`` the refresh token of the JSON body."""
+    transport = _transport()
+    if isinstance(transport, Response):
+        return transport
+    if transport == "body":
+        return _refresh_from_body()
     auth = state()
     found = g.get("_lucia_refreshed")
     if found is None:
@@ -167,13 +217,32 @@ def refresh() -> ResponseReturnValue:
     return jsonify(body)
 
 
+def _refresh_from_body() -> ResponseReturnValue:
+    """Rotate ``{"refresh_token": ...}`` by the cookie rules (grace, reuse revokes the
+    session); the new pair goes in the body, and no cookie is set or cleared."""
+    body = request.get_json(silent=True)
+    token = body.get("refresh_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        return _bad_request("'refresh_token' must be a non-empty string")
+    try:
+        found = state().refresh(token)
+    except LuciaError as error:
+        if error.code != "AUTH_INVALID_REFRESH_TOKEN":
+            raise
+        return error_response(error)
+    assert found.tokens is not None
+    session = found.session
+    payload = {"expires": session.expires_ms, "checksum": session.checksum}
+    return jsonify({**payload, **_token_body(session, found.tokens)})
+
+
 @bp.post("/sign-out", endpoint="sign_out")
 def sign_out_endpoint() -> ResponseReturnValue:
     """End this session; answer where to go next (a same-origin path, or null)."""
     if not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = request.get_json(silent=True) if request.is_json else request.form
-    target = safe_redirect(body.get("redirect") if isinstance(body, dict) else None)
+    target = safe_next_url(body.get("redirect") if isinstance(body, dict) else None)
     sign_out()
     if not request.is_json and request.form:
         return redirect(target or "/", 303)
@@ -199,16 +268,16 @@ def sign_in_endpoint() -> ResponseReturnValue:
         return _sign_in_json()
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
-    form = SignInForm(**form_options())
+    form = sign_in_form()
     if form.validate_on_submit():
         identifier = (form.identifier.data or "").strip()
         try:
             user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        sign_in(user, fresh=True)
+        sign_in(user, fresh=True, remember=bool(form.remember.data))
         _remember_device(identifier)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -236,7 +305,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
             )
         sign_in(user, fresh=True)
         _remember_device(identifier)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -258,7 +327,7 @@ def _form_page(
     if not _forms_enabled():
         raise NotFound()
     if request.method == "GET":
-        form.next.data = safe_redirect(request.args.get("next")) or ""
+        form.next.data = safe_next_url(request.args.get("next")) or ""
     message = None if error is None else error.message
     if message and current_app.secret_key:
         flash(message, "error")
@@ -316,37 +385,47 @@ def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     )
 
 
-def _sign_in_json() -> ResponseReturnValue:
-    parsed = _credentials()
+def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:
+    """A JSON sign-in/up: its body, identifier, password, transport and remember; or the
+    error answer."""
+    transport = _transport()
+    if isinstance(transport, Response):
+        return transport
+    parsed = _credentials(check_origin=_origin_checked(transport))
     if isinstance(parsed, Response):
         return parsed
-    _, identifier, password = parsed
+    body, identifier, password = parsed
+    remember = _remember(body)
+    if isinstance(remember, Response):
+        return remember
+    return body, identifier, password, transport, remember
+
+
+def _sign_in_json() -> ResponseReturnValue:
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    _, identifier, password, transport, remember = options
     try:
         user = _authenticate(identifier, password)
     except LuciaError as error:
         if error.code != "AUTH_INVALID_PASSWORD":
             raise
         return error_response(error)
-    session = sign_in(user, fresh=True)
-    _remember_device(identifier)
-    return jsonify(session_body(user, session))
+    return _signed_in(user, identifier, transport, remember)
 
 
 def _sign_up_json() -> ResponseReturnValue:
-    parsed = _credentials()
-    if isinstance(parsed, Response):
-        return parsed
-    body, identifier, password = parsed
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    body, identifier, password, transport, remember = options
     columns = state().settings.sign_up_columns
     try:
         user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    session = sign_in(user, fresh=True)
-    _remember_device(identifier)
-    response = jsonify(session_body(user, session))
-    response.status_code = 201
-    return response
+    return _signed_in(user, identifier, transport, remember, status=201)
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
@@ -423,11 +502,11 @@ def reauthenticate() -> ResponseReturnValue:
             return error_response(error)
         g._lucia_session = session
         return jsonify({"fresh": True, "expires": session.expires_ms})
-    form = ConfirmForm(**form_options())
+    form = confirm_form()
     if form.validate_on_submit():
         try:
             _confirm(session, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
-        return redirect(safe_redirect(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or "/", 303)
     return _form_page("lucia/confirm.html", form)

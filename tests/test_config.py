@@ -235,3 +235,33 @@ def test_device_cookies_can_be_turned_off() -> None:
 def test_a_bad_device_cookie_name_is_refused_naming_the_key(value: object) -> None:
     with pytest.raises(ValueError, match=r"^LUCIA_DEVICE_COOKIE_NAME must"):
         settings(LUCIA_DEVICE_COOKIE_NAME=value)
+
+
+# LUCIA_IDENTIFIER_LABEL
+
+
+def test_the_identifier_label_is_email_for_the_email_provider() -> None:
+    assert settings().identifier_label == "Email"
+
+
+@pytest.mark.parametrize(
+    ("provider", "label"), [("username", "Username"), ("employee_number", "Employee number")]
+)
+def test_the_identifier_label_is_named_after_another_provider(provider: str, label: str) -> None:
+    assert settings(LUCIA_PASSWORD_PROVIDER=provider).identifier_label == label
+
+
+def test_an_identifier_label_the_app_sets_wins() -> None:
+    configured = settings(LUCIA_PASSWORD_PROVIDER="username", LUCIA_IDENTIFIER_LABEL="Login")
+    assert configured.identifier_label == "Login"
+
+
+@pytest.mark.parametrize("value", [42, b"Email", ["Email"]])
+def test_an_identifier_label_that_is_not_a_str_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match=r"^LUCIA_IDENTIFIER_LABEL must be a str or None"):
+        settings(LUCIA_IDENTIFIER_LABEL=value)
+
+
+def test_an_empty_identifier_label_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^LUCIA_IDENTIFIER_LABEL must not be empty"):
+        settings(LUCIA_IDENTIFIER_LABEL="  ")

@@ -12,6 +12,8 @@ from flask import Flask, after_this_request, render_template_string
 from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
+from flask_lucia.testing import sign_in_client
+
 from .conftest import ORIGIN, PASSWORD, cookie, sign_up
 
 
@@ -161,6 +163,87 @@ def test_a_field_too_long_for_its_column_is_a_form_error(client: FlaskClient) ->
     )
     assert response.status_code == 400
     assert "Field cannot be longer than 32 characters." in response.text
+
+
+# -- the identifier field and limits follow the config -----------------------------
+
+
+def identifier_input(page: str) -> str:
+    found = re.search(r'<input[^>]*name="identifier"[^>]*>', page)
+    assert found, "no identifier input"
+    return found.group(0)
+
+
+def password_input(page: str) -> str:
+    found = re.search(r'<input[^>]*name="password"[^>]*>', page)
+    assert found, "no password input"
+    return found.group(0)
+
+
+@pytest.mark.parametrize("path", ["/auth/sign-in", "/auth/sign-up"])
+def test_the_email_provider_gets_an_email_input_labelled_email(
+    client: FlaskClient, path: str
+) -> None:
+    page = client.get(path).text
+    field = identifier_input(page)
+    assert '<label for="identifier">Email</label>' in page
+    assert 'type="email"' in field and 'autocomplete="username"' in field
+
+
+@pytest.mark.parametrize("path", ["/auth/sign-in", "/auth/sign-up"])
+def test_a_username_provider_gets_a_text_input_labelled_username(make_app: Any, path: str) -> None:
+    page = make_app(LUCIA_PASSWORD_PROVIDER="username").test_client().get(path).text
+    field = identifier_input(page)
+    assert '<label for="identifier">Username</label>' in page and ">Email<" not in page
+    assert 'type="text"' in field and 'type="email"' not in field
+    assert 'autocomplete="username"' in field and 'autocapitalize="none"' in field
+
+
+def test_the_identifier_label_follows_lucia_identifier_label(make_app: Any) -> None:
+    app = make_app(LUCIA_PASSWORD_PROVIDER="username", LUCIA_IDENTIFIER_LABEL="Login name")
+    page = app.test_client().get("/auth/sign-in").text
+    assert '<label for="identifier">Login name</label>' in page
+
+
+def test_a_username_app_signs_up_and_in_through_its_forms(make_app: Any) -> None:
+    app = make_app(LUCIA_PASSWORD_PROVIDER="username")
+    client = app.test_client()
+    up = post_form(client, "/auth/sign-up", identifier="ann", password=PASSWORD)
+    client.post("/auth/sign-out", json={}, headers={"Origin": ORIGIN})
+    back = post_form(client, "/auth/sign-in", identifier="ann", password=PASSWORD)
+    assert up.status_code == back.status_code == 303
+    with app.app_context():
+        assert app.lucia.get_user_by_provider_id("username", "ann")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/auth/sign-in", "/auth/sign-up"])
+def test_the_password_maxlength_is_lucia_password_max_length(
+    client: FlaskClient, path: str
+) -> None:
+    assert 'maxlength="256"' in password_input(client.get(path).text)
+
+
+def test_the_password_maxlength_follows_a_configured_max(make_app: Any) -> None:
+    app = make_app(LUCIA_PASSWORD_MAX_LENGTH=64)
+    client = app.test_client()
+    for path in ("/auth/sign-in", "/auth/sign-up"):
+        assert 'maxlength="64"' in password_input(client.get(path).text)
+    with app.app_context():
+        user = app.lucia.create_user("email", "ann@example.com", password=PASSWORD)  # type: ignore[attr-defined]
+    sign_in_client(client, user, fresh=False)
+    assert 'maxlength="64"' in password_input(client.get("/auth/confirm").text)
+
+
+def test_the_identifier_maxlength_follows_lucia_identifier_max_length(make_app: Any) -> None:
+    page = make_app(LUCIA_IDENTIFIER_MAX_LENGTH=80).test_client().get("/auth/sign-in").text
+    assert 'maxlength="80"' in identifier_input(page)
+
+
+def test_a_password_over_the_max_is_a_form_error(make_app: Any) -> None:
+    client = make_app(LUCIA_PASSWORD_MAX_LENGTH=64).test_client()
+    response = post_form(client, "/auth/sign-in", identifier="a@example.com", password="p" * 65)
+    assert response.status_code == 400
+    assert "Field cannot be longer than 64 characters." in response.text
 
 
 # -- configuration and overrides ---------------------------------------------------

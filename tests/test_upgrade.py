@@ -107,9 +107,9 @@ class OldDatabase:
     def drop(self) -> None:
         """Drop every table the test made, whatever schema they ended in."""
         metadata = sa.MetaData()
-        metadata.reflect(self.engine)
-        own = [t for name, t in metadata.tables.items() if name.startswith(self.prefix)]
-        metadata.drop_all(self.engine, tables=own)
+        # Only this test's tables: others in a shared database may vanish while it looks.
+        metadata.reflect(self.engine, only=lambda name, _: name.startswith(self.prefix))
+        metadata.drop_all(self.engine)
         self.engine.dispose()
 
 
@@ -172,6 +172,19 @@ def test_an_upgrade_keeps_live_sessions_live_and_revoked_ones_revoked(
     assert live.status_code == 200 and live.json["user"]["user_id"] == "ann-id"
     assert revoked.status_code == 401
     assert refreshed.status_code == 200
+
+
+def test_an_upgrade_keeps_old_sessions_remembered(make_app: AppFactory, old: OldDatabase) -> None:
+    app = _app(make_app, old)
+
+    refreshed = _browser(app, "", old.live_refresh).post("/auth/refresh")
+
+    cookies = [v for v in refreshed.headers.getlist("Set-Cookie") if v.startswith("lucia_")]
+    assert refreshed.status_code == 200 and len(cookies) == 2
+    assert all("Max-Age=" in value for value in cookies)
+    with app.app_context():
+        (session,) = app.lucia.get_user_sessions("ann-id")  # type: ignore[attr-defined]
+    assert session.remember is True
 
 
 def test_an_upgrade_keeps_the_apps_foreign_keys_into_users(
