@@ -7,23 +7,27 @@ and malformed values are ``TypeError``/``ValueError`` raised before any write.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from flask import current_app
+from sqlalchemy.engine import Connection
 
 from . import signals
 from .config import Settings
 from .cookies import clearing_cookies, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
-from .storage import SESSION_FIELDS, Storage
+from .storage import SESSION_FIELDS, RefreshRow, Storage
 from .throttle import Throttle
 from .tokens import (
     digest,
+    family_digest,
     generate_random_string,
     is_well_formed,
     new_token,
@@ -38,7 +42,7 @@ _USER, _EXPIRES, _IDLE, _LAST_USED = (
     SESSION_FIELDS.index(name)
     for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
-#: How many successors a grace-period replay may follow (tabs that raced twice).
+#: How many tokens a grace-period replay may open on its way to the live pair.
 _MAX_CHAIN = 8
 
 
@@ -48,6 +52,32 @@ class Found(NamedTuple):
     user: User
     session: Session
     tokens: Tokens | None = None
+
+
+class Reused(NamedTuple):
+    """A refresh that found a stolen token and revoked its session."""
+
+    session_id: str
+    user_id: str
+
+
+class Pair(NamedTuple):
+    """A refresh that ends with a live pair: the session and user row, tokens, expiries."""
+
+    row: Sequence[Any]
+    access: str
+    access_exp: int
+    refresh: str
+    refresh_exp: int
+
+
+class Step(enum.Enum):
+    """What presenting a refresh token does, judged from its session's refresh rows."""
+
+    ROTATE = "rotate"  # the live token: spend it into a new pair
+    FOLLOW = "follow"  # spent within the grace: the pair its spending made (racing tabs)
+    REUSED = "reused"  # spent after the grace: stolen, the session is revoked
+    EXPIRED = "expired"  # past its own expiry: refused, nothing else happens
 
 
 def now_ms() -> int:
@@ -247,12 +277,13 @@ class Auth:
     def update_user_password(
         self, user_id: str, password: str | None, *, keep_session: str | None = None
     ) -> User:
-        """Set (or with None, remove) a password; ends every session but ``keep_session``."""
+        """Set (or with None, remove) a password; ends every session but ``keep_session``.
+
+        One transaction: the new password never lands while the other sessions live on.
+        """
         require_str(user_id, "user_id")
         hashed = None if password is None else self.hasher.hash(password)
-        user = self._user(self.storage.update_user(user_id, {"hashed_password": hashed}))
-        self.storage.delete_user_sessions(user_id, keep=keep_session)
-        return user
+        return self._user(self.storage.set_password(user_id, hashed, keep_session))
 
     def update_user_provider_id(self, user_id: str, provider: str, identifier: str) -> User:
         """Re-key a user to another ``provider:identifier``."""
@@ -343,13 +374,18 @@ class Auth:
         return self.validate(access_token).session
 
     def validate_refresh_token(self, refresh_token: str) -> str:
-        """The user id of a refresh token that would refresh (no rotation)."""
+        """The user id of a refresh token that would refresh (no rotation, no revocation)."""
         if is_well_formed(refresh_token):
             now = now_ms()
             with self.storage.read() as conn:
-                row = self.storage.session_by_refresh(conn, digest(refresh_token))
-            if row is not None and _refreshable(row, now, self.settings.grace):
-                return str(row[3 + _USER])
+                found = self.storage.refresh_state(
+                    conn, digest(refresh_token), family_digest(refresh_token), lock=False
+                )
+            if found is not None and _alive(found[0], now):
+                row, rows = found
+                step = _judge(refresh_token, rows, now, self.settings.grace)
+                if step in (Step.ROTATE, Step.FOLLOW):
+                    return str(row[_USER])
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
     def refresh(self, refresh_token: str) -> Found:
@@ -362,61 +398,69 @@ class Auth:
         if not is_well_formed(refresh_token):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
         now = now_ms()
-        for _ in range(_MAX_CHAIN):
-            outcome = self._spend(refresh_token, now)
-            if isinstance(outcome, Found):
-                signals.send(signals.session_refreshed, session=outcome.session)
-                return outcome
-            refresh_token = outcome  # its successor was rotated too: follow the chain
-        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        outcome = self.storage.transaction(
+            partial(self._spend, token=refresh_token, now=now), immediate=True
+        )
+        if isinstance(outcome, Reused):
+            signals.send(
+                signals.refresh_token_reused, session_id=outcome.session_id, user_id=outcome.user_id
+            )
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked")
+        found = self._rotated(*outcome, now=now)  # built outside the transaction: short locks
+        signals.send(signals.session_refreshed, session=found.session)
+        return found
 
-    def _spend(self, token: str, now: int) -> Found | str:
-        """One step of ``refresh``: a new pair, the live successor, or the next token."""
+    def _spend(self, conn: Connection, token: str, now: int) -> Pair | Reused:
+        """``refresh`` in one transaction that locks the session row first, so nothing else
+        rotates or ends the session meanwhile: a new pair, the live pair, or a revocation."""
         storage, s = self.storage, self.settings
+        found = storage.refresh_state(conn, digest(token), family_digest(token), lock=True)
+        if found is None or not _alive(found[0], now):
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown, or its session is over
+        row, rows = found
+        session_id = str(row[0])
+        for _ in range(_MAX_CHAIN):
+            old = digest(token)
+            step = _judge(token, rows, now, s.grace)
+            if step is not Step.FOLLOW:
+                break
+            successor = rows[old].successor
+            assert successor is not None
+            access, token = unseal(token, successor)
+            access_exp = storage.access_expiry(conn, digest(access))
+            if access_exp is not None and access_exp > now:  # the live pair
+                return Pair(row, access, access_exp, token, row[_IDLE])
+            # that pair was rotated too (or its access token expired): go on from it
+        else:
+            step = Step.REUSED  # more rotations behind than a racing tab can be
+        if step is Step.EXPIRED:
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        if step is Step.REUSED:
+            storage.delete_session(conn, session_id)
+            return Reused(session_id, str(row[_USER]))
+        # ROTATE: spend the token into a new pair
         access, refresh = new_token(), new_token()
-        old = digest(token)
-        with storage.write() as conn:
-            session_id = storage.spend_refresh(conn, old, now, seal(token, access, refresh))
-            if session_id is not None:  # this call spent it: issue the new pair
-                row = storage.session_with_user(conn, session_id)
-                if row is None or row[_EXPIRES] <= now:
-                    raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-                access_exp = min(now + s.access_ttl, row[_EXPIRES])
-                refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
-                storage.issue_tokens(
-                    conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
-                )
-                return self._rotated(row, 0, access, access_exp, refresh, refresh_exp, now)
-            # refresh row: token expiry, spent_at, successor, then session and user fields
-            row = storage.session_by_refresh(conn, old)
-            if row is None or row[1] is None or row[3 + _EXPIRES] <= now:
-                raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown or expired
-            spent_at, successor, session_id = row[1], row[2], row[3]
-            if successor is not None and now - spent_at <= s.grace:
-                access, refresh = unseal(token, successor)
-                access_exp = storage.access_expiry(conn, digest(access))
-                if access_exp is None:
-                    return refresh
-                idle = row[3 + _IDLE]
-                return self._rotated(row, 3, access, access_exp, refresh, idle, now)
-            storage.delete_session(conn, session_id)  # replayed after the grace: stolen
-        signals.send(signals.refresh_token_reused, session_id=session_id, user_id=row[3 + _USER])
-        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked")
+        access_exp = min(now + s.access_ttl, row[_EXPIRES])
+        refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
+        storage.spend_refresh(conn, old, now, seal(token, access, refresh))
+        storage.issue_tokens(
+            conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
+        )
+        return Pair(row, access, access_exp, refresh, refresh_exp)
 
     def _rotated(
         self,
         row: Sequence[Any],
-        start: int,
         access: str,
         access_exp: int,
         refresh: str,
         refresh_exp: int,
+        *,
         now: int,
     ) -> Found:
-        session = replace(
-            self._session(row, start, access_exp, now), idle_expires=from_ms(refresh_exp)
-        )
-        user = self._user(row, start + _N_SESSION)
+        """The ``Found`` of a refresh: session and user from ``row``, the pair as cookies."""
+        session = replace(self._session(row, 0, access_exp, now), idle_expires=from_ms(refresh_exp))
+        user = self._user(row, _N_SESSION)
         return Found(user, session, self._tokens(access, access_exp, refresh, refresh_exp))
 
     def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:
@@ -467,13 +511,19 @@ class Auth:
         return [self._session(row, 1, row[0] if row[0] is not None else now, now) for row in rows]
 
 
-def _refreshable(row: Sequence[Any], now: int, grace: int) -> bool:
-    """A refresh row (expiry, spent, successor, session...) that ``refresh`` would accept."""
-    expires, spent, successor = row[0], row[1], row[2]
-    session_alive = row[3 + _EXPIRES] > now
-    if spent is None:
-        return bool(expires > now and session_alive)
-    return bool(successor is not None and now - spent <= grace and session_alive)
+def _alive(row: Sequence[Any], now: int) -> bool:
+    """True while a session (its fields first in ``row``) is within both its lifetimes."""
+    return bool(row[_EXPIRES] > now and row[_IDLE] > now)
+
+
+def _judge(token: str, rows: Mapping[str, RefreshRow], now: int, grace: int) -> Step:
+    """What presenting ``token`` does, given every refresh row of its session."""
+    mine = rows.get(digest(token))
+    if mine is None or mine.spent_at is None:
+        return Step.ROTATE if mine is not None and mine.expires_at > now else Step.EXPIRED
+    if mine.successor is not None and now - mine.spent_at <= grace:
+        return Step.FOLLOW
+    return Step.REUSED
 
 
 def _check_value(column: Any, value: object) -> None:

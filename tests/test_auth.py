@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -330,6 +331,48 @@ def test_update_user_password_ends_the_users_sessions(lucia: Lucia) -> None:
     lucia.update_user_password(user.user_id, "a new password")
     with pytest.raises(LuciaError):
         lucia.validate_access_token(tokens.access_token)
+
+
+def refuse_ending_sessions(app: Flask) -> Callable[[], None]:
+    """Make every delete of a session fail in the database (a trigger); returns the undo."""
+    storage = app.extensions["lucia"].storage
+    table = storage.sessions.name
+    with storage.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {table}_keep BEFORE DELETE ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'sessions cannot end'); END"
+            )
+            return lambda: None  # dropped with its table
+        conn.exec_driver_sql(
+            f"CREATE FUNCTION {table}_keep() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'sessions cannot end' USING ERRCODE = '23000'; END $$"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table}_keep BEFORE DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_keep()"
+        )
+
+    def undo() -> None:
+        with storage.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP FUNCTION {table}_keep() CASCADE")
+
+    return undo
+
+
+def test_a_password_change_that_cannot_end_the_other_sessions_changes_nothing(
+    app: Flask, lucia: Lucia
+) -> None:
+    user = make_user(lucia)
+    _, tokens = lucia.create_session(user.user_id)
+    undo = refuse_ending_sessions(app)
+    try:
+        with pytest.raises(sa.exc.IntegrityError):
+            lucia.update_user_password(user.user_id, "a new password")
+    finally:
+        undo()
+    assert lucia.authenticate_user("email", "ann@example.com", PASSWORD) == user
+    lucia.validate_access_token(tokens.access_token)
 
 
 def test_update_user_password_to_none_removes_it(lucia: Lucia) -> None:
