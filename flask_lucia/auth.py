@@ -23,13 +23,14 @@ from .config import Settings
 from .cookies import clearing_cookies, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
-from .storage import SESSION_FIELDS, RefreshRow, Storage
+from .storage import FAMILY_SPENT_AT, SESSION_FIELDS, RefreshRow, Storage
 from .throttle import Throttle
 from .tokens import (
     digest,
     family_digest,
     generate_random_string,
     is_well_formed,
+    new_refresh_token,
     new_token,
     seal,
     unseal,
@@ -42,8 +43,13 @@ _USER, _EXPIRES, _IDLE, _LAST_USED = (
     SESSION_FIELDS.index(name)
     for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
-#: How many tokens a grace-period replay may open on its way to the live pair.
-_MAX_CHAIN = 8
+#: Spent refresh rows a session keeps: the latest (reuse of the predecessor) and, while
+#: within the grace, two more for tabs that raced twice. With the live token and
+#: the family row, a session has at most SPENT_KEPT + 2 refresh rows however fast it rotates.
+SPENT_KEPT = 3
+#: How many tokens a grace-period replay may open on its way to the live pair: as many as
+#: there are spent rows, and one more for a live token whose access token has expired.
+_MAX_CHAIN = SPENT_KEPT + 1
 
 
 class Found(NamedTuple):
@@ -76,7 +82,7 @@ class Step(enum.Enum):
 
     ROTATE = "rotate"  # the live token: spend it into a new pair
     FOLLOW = "follow"  # spent within the grace: the pair its spending made (racing tabs)
-    REUSED = "reused"  # spent after the grace: stolen, the session is revoked
+    REUSED = "reused"  # any other token of the session: stolen, the session is revoked
     EXPIRED = "expired"  # past its own expiry: refused, nothing else happens
 
 
@@ -311,7 +317,7 @@ class Auth:
         expires_at = now + s.max_age
         access_exp = min(now + s.access_ttl, expires_at)
         refresh_exp = min(now + s.refresh_ttl, expires_at)
-        access, refresh = new_token(), new_token()
+        access, refresh = new_token(), new_refresh_token()
         values: dict[str, Any] = {
             "id": generate_random_string(24),
             "user_id": user_id,
@@ -328,6 +334,7 @@ class Auth:
             self.storage.issue_tokens(
                 conn, values["id"], (digest(access), access_exp), (digest(refresh), refresh_exp)
             )
+            self.storage.insert_family(conn, values["id"], family_digest(refresh), expires_at)
         session = Session(
             session_id=values["id"],
             user_id=user_id,
@@ -393,7 +400,8 @@ class Auth:
 
         A spent token presented again within the grace opens the pair its first
         use made (one live chain however many tabs race); after the grace it is
-        taken as stolen and the whole session is revoked.
+        taken as stolen and the whole session is revoked, as is any older token
+        of the session (known by its family once its row is gone).
         """
         if not is_well_formed(refresh_token):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
@@ -414,7 +422,8 @@ class Auth:
         """``refresh`` in one transaction that locks the session row first, so nothing else
         rotates or ends the session meanwhile: a new pair, the live pair, or a revocation."""
         storage, s = self.storage, self.settings
-        found = storage.refresh_state(conn, digest(token), family_digest(token), lock=True)
+        family = family_digest(token)
+        found = storage.refresh_state(conn, digest(token), family, lock=True)
         if found is None or not _alive(found[0], now):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown, or its session is over
         row, rows = found
@@ -438,11 +447,14 @@ class Auth:
         if step is Step.REUSED:
             storage.delete_session(conn, session_id)
             return Reused(session_id, str(row[_USER]))
-        # ROTATE: spend the token into a new pair
-        access, refresh = new_token(), new_token()
+        # ROTATE: spend the token into a new pair; rows no longer needed go
+        access, refresh = new_token(), new_refresh_token(token)
         access_exp = min(now + s.access_ttl, row[_EXPIRES])
         refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
         storage.spend_refresh(conn, old, now, seal(token, access, refresh))
+        storage.delete_refresh(conn, _unneeded(old, rows, now, s.grace))
+        if family not in rows:  # a session from before token families
+            storage.insert_family(conn, session_id, family, row[_EXPIRES])
         storage.issue_tokens(
             conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
         )
@@ -517,13 +529,34 @@ def _alive(row: Sequence[Any], now: int) -> bool:
 
 
 def _judge(token: str, rows: Mapping[str, RefreshRow], now: int, grace: int) -> Step:
-    """What presenting ``token`` does, given every refresh row of its session."""
+    """What presenting ``token`` does, given every refresh row of its session.
+
+    A token of the session's family with no row was rotated out long ago: reuse.
+    """
     mine = rows.get(digest(token))
-    if mine is None or mine.spent_at is None:
-        return Step.ROTATE if mine is not None and mine.expires_at > now else Step.EXPIRED
+    if mine is None:
+        return Step.REUSED
+    if mine.spent_at is None:
+        return Step.ROTATE if mine.expires_at > now else Step.EXPIRED
     if mine.successor is not None and now - mine.spent_at <= grace:
         return Step.FOLLOW
     return Step.REUSED
+
+
+def _unneeded(old: str, rows: Mapping[str, RefreshRow], now: int, grace: int) -> list[str]:
+    """Refresh rows that spending ``old`` now leaves useless: spent rows past the grace
+    (their sealed successors with them) and all but the newest ``SPENT_KEPT - 1`` within
+    it (``old`` becomes the latest). The family row stays."""
+    spent = sorted(
+        (
+            (r.spent_at, r.digest)
+            for r in rows.values()
+            if r.digest != old and r.spent_at is not None and r.spent_at != FAMILY_SPENT_AT
+        ),
+        reverse=True,
+    )
+    recent = [d for at, d in spent if now - at <= grace][: SPENT_KEPT - 1]
+    return [d for _, d in spent if d not in recent]
 
 
 def _check_value(column: Any, value: object) -> None:

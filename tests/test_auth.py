@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +13,8 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from flask_lucia import Lucia, LuciaError, Session, Tokens, User, generate_random_string, signals
-from flask_lucia.tokens import digest
+from flask_lucia.auth import SPENT_KEPT
+from flask_lucia.tokens import digest, family_digest, new_refresh_token, unseal
 
 from .conftest import PASSWORD, Clock, all_rows
 
@@ -611,6 +612,187 @@ def test_refresh_session_rejects_malformed_tokens(lucia: Lucia, token: Any) -> N
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
 
 
+# -- refresh chains: bounded rows, wiped seals, token families -------------------------
+
+GRACE_MS = 30_000
+TOUCH = 5 * 60  # LUCIA_TOUCH_INTERVAL, seconds
+
+
+class RefreshRow(NamedTuple):
+    digest: str
+    session_id: str
+    expires_at: int
+    spent_at: int | None
+    successor: bytes | None
+
+
+def refresh_rows(app: Flask, session_id: str | None = None) -> list[RefreshRow]:
+    """The refresh token table (of one session), as a copy of the database holds it."""
+    table = app.extensions["lucia"].storage.refresh_tokens
+    statement = sa.select(table)
+    if session_id is not None:
+        statement = statement.where(table.c.session_id == session_id)
+    with app.extensions["lucia"].storage.engine.connect() as conn:
+        return [RefreshRow(*row) for row in conn.execute(statement)]
+
+
+def reuse_signals() -> Any:
+    """A context manager collecting the session ids ``refresh_token_reused`` names."""
+    seen: list[str] = []
+    recorder = signals.refresh_token_reused.connected_to(
+        lambda app, session_id, user_id: seen.append(session_id)
+    )
+    return recorder, seen
+
+
+def test_three_hundred_fast_refreshes_leave_at_most_five_refresh_rows(
+    app: Flask, lucia: Lucia
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(300):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    rows = refresh_rows(app, session.session_id)
+    print(f"\nrefresh rows of a session after 300 refreshes: {len(rows)}")
+    assert len(rows) <= SPENT_KEPT + 2 == 5
+    lucia.validate_access_token(tokens.access_token)
+
+
+def test_refreshes_a_grace_apart_leave_three_refresh_rows(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(20):
+        clock.advance(31)
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    # the live token, its predecessor, the family row
+    assert len(refresh_rows(app, session.session_id)) == 3
+
+
+def test_after_many_refreshes_a_replay_of_the_predecessor_still_revokes(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(300):
+        predecessor = tokens
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(TOUCH + 1)
+    lucia.validate_access_token(tokens.access_token)  # the live pair is in use
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(predecessor.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(tokens.access_token)
+
+
+def test_after_many_refreshes_a_replay_of_the_first_token_still_revokes(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(300):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    assert digest(first.refresh_token) not in {r.digest for r in refresh_rows(app)}
+    clock.advance(31)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)  # no row left: known by its family
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(tokens.access_token)
+
+
+def test_a_replay_more_rotations_behind_than_kept_is_reuse_even_within_the_grace(
+    lucia: Lucia,
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(SPENT_KEPT + 1):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)
+    assert reused == [session.session_id]
+
+
+def test_a_replay_as_many_rotations_behind_as_kept_gets_the_live_pair(lucia: Lucia) -> None:
+    _, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(SPENT_KEPT):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    _, again = lucia.refresh_session(first.refresh_token)
+    assert again.access_token == tokens.access_token
+
+
+def test_a_token_that_was_never_issued_revokes_nothing(lucia: Lucia) -> None:
+    _, tokens = lucia.create_session(make_user(lucia).user_id)
+    with pytest.raises(LuciaError):
+        lucia.refresh_session(new_refresh_token())
+    lucia.validate_access_token(tokens.access_token)
+
+
+def test_a_session_without_a_family_row_gets_one_at_its_next_rotation(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    table = app.extensions["lucia"].storage.refresh_tokens
+    with app.extensions["lucia"].storage.engine.begin() as conn:  # as made before families
+        conn.execute(table.delete().where(table.c.digest == family_digest(first.refresh_token)))
+    _, tokens = lucia.refresh_session(first.refresh_token)
+    for _ in range(5):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(31)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)
+    assert reused == [session.session_id]
+
+
+def test_a_sealed_successor_is_wiped_by_the_next_rotation_after_its_grace(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(31)  # that successor's grace has passed
+    lucia.refresh_session(tokens.refresh_token)
+    now = int(clock.now * 1000)
+    sealed = [r for r in refresh_rows(app, session.session_id) if r.successor is not None]
+    assert sealed
+    assert all(r.spent_at is not None and now - r.spent_at <= GRACE_MS for r in sealed)
+
+
+def open_seals(rows: list[RefreshRow], tokens: set[str]) -> set[str]:
+    """Every token an attacker opens from ``tokens`` and a copy of the refresh table."""
+    opened = set(tokens)
+    while True:
+        found = {
+            token
+            for row in rows
+            if row.successor is not None
+            for held in opened
+            if digest(held) == row.digest
+            for token in unseal(held, row.successor)
+        }
+        if found <= opened:
+            return opened
+        opened |= found
+
+
+def test_old_refresh_tokens_and_a_copy_of_the_database_open_no_live_token(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    _, tokens = lucia.create_session(make_user(lucia).user_id)
+    issued = [tokens]
+    for _ in range(40):
+        clock.advance(15 * 60)
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+        issued.append(tokens)
+    *old, _predecessor, live = issued  # the predecessor opens the live pair within its grace
+    opened = open_seals(refresh_rows(app), {t.refresh_token for t in old})
+    assert live.access_token not in opened
+    assert live.refresh_token not in opened
+
+
 def test_invalidate_session_ends_it(lucia: Lucia) -> None:
     _, tokens = lucia.create_session(make_user(lucia).user_id)
     lucia.invalidate_session(tokens.access_token)
@@ -683,8 +865,8 @@ def test_delete_expired_sessions_returns_the_rows_removed(lucia: Lucia, clock: C
     lucia.create_session(bob.user_id)
     clock.advance(15 * 24 * 3600)
     lucia.create_session(ann.user_id)
-    # two expired sessions, each with one access and one refresh token row
-    assert lucia.delete_expired_sessions() == 6
+    # two expired sessions, each with one access and one refresh token row and a family row
+    assert lucia.delete_expired_sessions() == 8
     assert lucia.delete_expired_sessions() == 0
 
 
@@ -699,7 +881,8 @@ def test_expired_batches_remove_the_same_rows_whatever_the_batch_size(
     lucia.create_session(ann.user_id)  # live, with live tokens
     clock.advance(14 * 24 * 3600 - 8 * 60)  # the first three idle out; the last one lives
     batches = list(lucia.auth.expired_batches(batch_size))
-    assert sum(batches) == 3 * 3 + 1  # three sessions with two tokens; the live access token
+    # three sessions with two tokens and a family row; the live access token
+    assert sum(batches) == 3 * 4 + 1
     assert len(batches) == (3 if batch_size == 1 else 2 if batch_size == 2 else 1)
     assert len(lucia.get_user_sessions(ann.user_id)) == 1
 
