@@ -43,8 +43,8 @@ _USER, _EXPIRES, _IDLE, _LAST_USED = (
     SESSION_FIELDS.index(name)
     for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
-#: Spent refresh rows a session keeps: the latest (reuse of the predecessor) and, while
-#: within the grace, two more for tabs that raced twice. With the live token and
+#: Spent refresh rows a session keeps: the latest (a lost answer, reuse of the predecessor)
+#: and, while within the grace, two more for tabs that raced twice. With the live token and
 #: the family row, a session has at most SPENT_KEPT + 2 refresh rows however fast it rotates.
 SPENT_KEPT = 3
 #: How many tokens a grace-period replay may open on its way to the live pair: as many as
@@ -82,6 +82,7 @@ class Step(enum.Enum):
 
     ROTATE = "rotate"  # the live token: spend it into a new pair
     FOLLOW = "follow"  # spent within the grace: the pair its spending made (racing tabs)
+    RECOVER = "recover"  # spent after the grace, successor never used: a lost answer
     REUSED = "reused"  # any other token of the session: stolen, the session is revoked
     EXPIRED = "expired"  # past its own expiry: refused, nothing else happens
 
@@ -390,8 +391,8 @@ class Auth:
                 )
             if found is not None and _alive(found[0], now):
                 row, rows = found
-                step = _judge(refresh_token, rows, now, self.settings.grace)
-                if step in (Step.ROTATE, Step.FOLLOW):
+                step = _judge(refresh_token, rows, row[_LAST_USED], now, self.settings.grace)
+                if step in (Step.ROTATE, Step.FOLLOW, Step.RECOVER):
                     return str(row[_USER])
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
@@ -399,9 +400,10 @@ class Auth:
         """Rotate a refresh token: the old one is spent, the old access token dies.
 
         A spent token presented again within the grace opens the pair its first
-        use made (one live chain however many tabs race); after the grace it is
-        taken as stolen and the whole session is revoked, as is any older token
-        of the session (known by its family once its row is gone).
+        use made (one live chain however many tabs race). After the grace it is
+        taken as stolen and the whole session is revoked, unless the pair it was
+        spent into was never used: then the answer was lost on its way, and the
+        token is spent again into a new pair while that unused pair is retired.
         """
         if not is_well_formed(refresh_token):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
@@ -430,7 +432,7 @@ class Auth:
         session_id = str(row[0])
         for _ in range(_MAX_CHAIN):
             old = digest(token)
-            step = _judge(token, rows, now, s.grace)
+            step = _judge(token, rows, row[_LAST_USED], now, s.grace)
             if step is not Step.FOLLOW:
                 break
             successor = rows[old].successor
@@ -447,12 +449,13 @@ class Auth:
         if step is Step.REUSED:
             storage.delete_session(conn, session_id)
             return Reused(session_id, str(row[_USER]))
-        # ROTATE: spend the token into a new pair; rows no longer needed go
+        # ROTATE, or RECOVER: spend the token (again) into a new pair. A recovery retires
+        # the unused successor, so whoever presents it later is caught as a reuse.
         access, refresh = new_token(), new_refresh_token(token)
         access_exp = min(now + s.access_ttl, row[_EXPIRES])
         refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
         storage.spend_refresh(conn, old, now, seal(token, access, refresh))
-        storage.delete_refresh(conn, _unneeded(old, rows, now, s.grace))
+        storage.delete_refresh(conn, _unneeded(old, rows, now, s.grace, step))
         if family not in rows:  # a session from before token families
             storage.insert_family(conn, session_id, family, row[_EXPIRES])
         storage.issue_tokens(
@@ -528,25 +531,39 @@ def _alive(row: Sequence[Any], now: int) -> bool:
     return bool(row[_EXPIRES] > now and row[_IDLE] > now)
 
 
-def _judge(token: str, rows: Mapping[str, RefreshRow], now: int, grace: int) -> Step:
+def _judge(
+    token: str, rows: Mapping[str, RefreshRow], last_used: int | None, now: int, grace: int
+) -> Step:
     """What presenting ``token`` does, given every refresh row of its session.
 
-    A token of the session's family with no row was rotated out long ago: reuse.
+    A token of the session's family with no row was rotated out long ago: reuse. A spent
+    token after the grace is a lost answer only while the pair it was spent into is the
+    live one: its sealed successor (kept until the next rotation) opens to the unspent
+    refresh token, and the session was not used since (``last_used_at``, written at most
+    once per touch interval, is not later than the spending).
     """
     mine = rows.get(digest(token))
     if mine is None:
         return Step.REUSED
     if mine.spent_at is None:
         return Step.ROTATE if mine.expires_at > now else Step.EXPIRED
-    if mine.successor is not None and now - mine.spent_at <= grace:
+    if mine.successor is None:  # wiped: not the predecessor of the live pair
+        return Step.REUSED
+    if now - mine.spent_at <= grace:
         return Step.FOLLOW
-    return Step.REUSED
+    successor = rows.get(digest(unseal(token, mine.successor)[1]))
+    unused = successor is not None and successor.spent_at is None
+    used_since = last_used is not None and last_used > mine.spent_at
+    return Step.RECOVER if unused and not used_since else Step.REUSED
 
 
-def _unneeded(old: str, rows: Mapping[str, RefreshRow], now: int, grace: int) -> list[str]:
+def _unneeded(
+    old: str, rows: Mapping[str, RefreshRow], now: int, grace: int, step: Step
+) -> list[str]:
     """Refresh rows that spending ``old`` now leaves useless: spent rows past the grace
-    (their sealed successors with them) and all but the newest ``SPENT_KEPT - 1`` within
-    it (``old`` becomes the latest). The family row stays."""
+    (their sealed successors with them), all but the newest ``SPENT_KEPT - 1`` within it
+    (``old`` becomes the latest), and on a recovery the unused live successor. The family
+    row stays."""
     spent = sorted(
         (
             (r.spent_at, r.digest)
@@ -556,7 +573,10 @@ def _unneeded(old: str, rows: Mapping[str, RefreshRow], now: int, grace: int) ->
         reverse=True,
     )
     recent = [d for at, d in spent if now - at <= grace][: SPENT_KEPT - 1]
-    return [d for _, d in spent if d not in recent]
+    drop = [d for _, d in spent if d not in recent]
+    if step is Step.RECOVER:
+        drop += [r.digest for r in rows.values() if r.spent_at is None]
+    return drop
 
 
 def _check_value(column: Any, value: object) -> None:

@@ -503,11 +503,12 @@ def test_validate_refresh_token_rejects_an_unknown_token(lucia: Lucia) -> None:
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
 
 
-def test_validate_refresh_token_rejects_a_token_spent_beyond_the_grace(
+def test_validate_refresh_token_rejects_a_token_spent_beyond_the_grace_and_succeeded(
     lucia: Lucia, clock: Clock
 ) -> None:
     _, tokens = lucia.create_session(make_user(lucia).user_id)
-    lucia.refresh_session(tokens.refresh_token)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    lucia.refresh_session(successor.refresh_token)  # the successor was used
     clock.advance(31)
     with pytest.raises(LuciaError):
         lucia.validate_refresh_token(tokens.refresh_token)
@@ -565,7 +566,8 @@ def test_a_spent_refresh_token_after_the_grace_revokes_the_session(
 ) -> None:
     session, tokens = lucia.create_session(make_user(lucia).user_id)
     _, current = lucia.refresh_session(tokens.refresh_token)
-    clock.advance(31)
+    clock.advance(5 * 60 + 1)  # past the grace and the touch interval
+    lucia.validate_access_token(current.access_token)  # the successor is in use
     reused: list[str] = []
     with (
         signals.refresh_token_reused.connected_to(
@@ -612,7 +614,7 @@ def test_refresh_session_rejects_malformed_tokens(lucia: Lucia, token: Any) -> N
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
 
 
-# -- refresh chains: bounded rows, wiped seals, token families -------------------------
+# -- refresh chains: lost answers, bounded rows, wiped seals, token families ------------
 
 GRACE_MS = 30_000
 TOUCH = 5 * 60  # LUCIA_TOUCH_INTERVAL, seconds
@@ -643,6 +645,103 @@ def reuse_signals() -> Any:
         lambda app, session_id, user_id: seen.append(session_id)
     )
     return recorder, seen
+
+
+def test_a_lost_refresh_answer_is_recovered_after_the_grace_in_the_same_session(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, lost = lucia.refresh_session(tokens.refresh_token)  # the answer never arrives
+    clock.advance(60)
+    recorder, reused = reuse_signals()
+    with recorder:
+        again_session, again = lucia.refresh_session(tokens.refresh_token)
+    assert reused == []
+    assert again_session.session_id == session.session_id
+    assert again.refresh_token not in (tokens.refresh_token, lost.refresh_token)
+    assert lucia.validate_access_token(again.access_token).session_id == session.session_id
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(lost.access_token)  # the unused pair is retired
+
+
+def test_a_lost_answer_recovered_twice_still_works(lucia: Lucia, clock: Clock) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    lucia.refresh_session(tokens.refresh_token)  # that answer is lost too
+    clock.advance(60)
+    _, again = lucia.refresh_session(tokens.refresh_token)
+    assert lucia.validate_access_token(again.access_token).session_id == session.session_id
+
+
+def test_validate_refresh_token_accepts_the_token_of_a_lost_answer(
+    lucia: Lucia, clock: Clock
+) -> None:
+    user = make_user(lucia)
+    _, tokens = lucia.create_session(user.user_id)
+    lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    assert lucia.validate_refresh_token(tokens.refresh_token) == user.user_id
+
+
+def test_presenting_the_retired_successor_of_a_lost_answer_revokes_the_session(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, lost = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    _, recovered = lucia.refresh_session(tokens.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(lost.refresh_token)  # whoever holds it is not the recoverer
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(recovered.access_token)
+
+
+def test_a_thief_replaying_an_unused_predecessor_is_caught_at_the_owners_next_refresh(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, stolen = lucia.create_session(make_user(lucia).user_id)
+    _, owners = lucia.refresh_session(stolen.refresh_token)
+    clock.advance(60)
+    _, thiefs = lucia.refresh_session(stolen.refresh_token)  # looks like a lost answer
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(owners.refresh_token)  # the owner's next request
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(thiefs.access_token)
+
+
+def test_a_replay_after_the_grace_revokes_once_the_successor_was_refreshed(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    _, live = lucia.refresh_session(successor.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(tokens.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(live.access_token)
+
+
+def test_a_replay_after_the_grace_revokes_once_the_successors_access_token_was_used(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(TOUCH + 1)
+    lucia.validate_access_token(successor.access_token)  # marks the session used
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(tokens.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(successor.access_token)
 
 
 def test_three_hundred_fast_refreshes_leave_at_most_five_refresh_rows(
