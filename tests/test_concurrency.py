@@ -179,9 +179,11 @@ def owner(app: Flask) -> FlaskClient:
 
 
 def report(kind: str, rounds: int, tally: Tally) -> None:
+    ending = sum(e.startswith("ending call") for e in tally.errors)
     print(
-        f"\n{kind} racing refreshes: {len(tally.errors)} errors, "
-        f"{tally.survivors} surviving sessions, out of {rounds} rounds {tally.errors[:5]}"
+        f"\n{kind} racing refreshes, {rounds} rounds: {ending} ending calls answered 503, "
+        f"{len(tally.errors) - ending} refreshes failed with DATABASE_*, "
+        f"{tally.survivors} sessions still usable after the ending call returned"
     )
 
 
