@@ -716,7 +716,7 @@ def _begin_immediate(conn: Connection) -> None:
         return
     dbapi_connection: Any = conn.connection.dbapi_connection
     if not dbapi_connection.in_transaction:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a busy lock raises a DBAPIError: retried
 
 
 def _transient(exc: sa.exc.DBAPIError) -> bool:

@@ -236,20 +236,20 @@ def test_a_sign_out_racing_refreshes_always_ends_the_session(
 SHORT_BUSY_TIMEOUT = {"connect_args": {"timeout": 0.05}}
 
 
-def hold_a_conflicting_lock(app: Flask, session_id: str, revoking: threading.Event) -> None:
-    """Get in the way of a revoke of ``session_id`` until it has to give up once.
+def hold_a_conflicting_lock(app: Flask, session_id: str, writing: threading.Event) -> None:
+    """Get in the way of a write to session ``session_id`` until it has to give up once.
 
     SQLite: hold the write lock past the app's busy timeout, then let go. PostgreSQL: lock
-    the session's token rows (the order that used to deadlock), wait for the revoke to
+    the session's token rows (the order that used to deadlock), wait for the write to
     queue behind them, then ask for the session row it holds: a deadlock, which the server
-    breaks by aborting the revoke (it has waited longest).
+    breaks by aborting the write (it has waited longest).
     """
     storage = app.extensions["lucia"].storage
     refresh = storage.refresh_tokens
     with storage.engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            revoking.wait(5)
+            writing.wait(5)
             time.sleep(0.15)  # three busy timeouts of 50 ms: the first try fails
             conn.rollback()
             return
@@ -259,29 +259,41 @@ def hold_a_conflicting_lock(app: Flask, session_id: str, revoking: threading.Eve
                 .where(refresh.c.session_id == session_id)
                 .with_for_update()
             )
-            revoking.wait(5)
-            time.sleep(0.3)  # the revoke now waits for these rows, holding the session row
+            writing.wait(5)
+            time.sleep(0.3)  # the write now waits for these rows, holding the session row
             sessions = storage.sessions
             conn.execute(
                 sa.select(sessions.c.id).where(sessions.c.id == session_id).with_for_update()
             )
 
 
-def test_a_revoke_that_meets_a_lock_conflict_is_tried_again_and_ends_the_session(
-    make_app: Any,
+def revoke(app: Flask, user_id: str, session: Session, tokens: Tokens) -> None:
+    """End the session, then check that it is gone."""
+    app.lucia.invalidate_user_session(user_id, session.session_id)
+    with pytest.raises(LuciaError):
+        app.lucia.validate_access_token(tokens.access_token)
+
+
+def refresh(app: Flask, user_id: str, session: Session, tokens: Tokens) -> None:
+    """Rotate the session's tokens, then check that the new pair works."""
+    _, rotated = app.lucia.refresh_session(tokens.refresh_token)
+    assert app.lucia.validate_access_token(rotated.access_token).session_id == session.session_id
+
+
+@pytest.mark.parametrize("write", [revoke, refresh], ids=["revoke", "refresh"])
+def test_a_write_that_meets_a_lock_conflict_is_tried_again_not_answered_503(
+    make_app: Any, write: Callable[[Flask, str, Session, Tokens], None]
 ) -> None:
     # On SQLite, a busy timeout of 50 ms: the first try gives up while the lock is held.
     app = make_app() if TEST_DATABASE_URL else make_app(LUCIA_ENGINE_OPTIONS=SHORT_BUSY_TIMEOUT)
     with app.app_context():
         user = app.lucia.create_user("email", "a@example.com")
         session, tokens = app.lucia.create_session(user.user_id)
-    revoking = threading.Event()
+    writing = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        holder = pool.submit(hold_a_conflicting_lock, app, session.session_id, revoking)
+        holder = pool.submit(hold_a_conflicting_lock, app, session.session_id, writing)
         time.sleep(0.1)  # the lock is taken
         with app.app_context():
-            revoking.set()
-            app.lucia.invalidate_user_session(user.user_id, session.session_id)
+            writing.set()
+            write(app, user.user_id, session, tokens)
         holder.result(10)
-    with app.app_context(), pytest.raises(LuciaError):
-        app.lucia.validate_access_token(tokens.access_token)
