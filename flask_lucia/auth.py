@@ -7,24 +7,29 @@ and malformed values are ``TypeError``/``ValueError`` raised before any write.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, NamedTuple
 
 from flask import current_app
+from sqlalchemy.engine import Connection
 
 from . import devices, identifiers, signals
 from .config import Settings
 from .cookies import clearing_cookies, device_cookie, token_cookies
 from .errors import LuciaError
 from .passwords import PasswordHasher
-from .storage import SESSION_FIELDS, Storage
+from .storage import FAMILY_SPENT_AT, SESSION_FIELDS, RefreshRow, Storage
 from .throttle import Throttle
 from .tokens import (
     digest,
+    family_digest,
     generate_random_string,
     is_well_formed,
+    new_refresh_token,
     new_token,
     seal,
     unseal,
@@ -38,8 +43,13 @@ _USER, _EXPIRES, _IDLE, _LAST_USED = (
     SESSION_FIELDS.index(name)
     for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
-#: How many successors a grace-period replay may follow (tabs that raced twice).
-_MAX_CHAIN = 8
+#: Spent refresh rows a session keeps: the latest (a lost answer, reuse of the predecessor)
+#: and, while within the grace, two more for tabs that raced twice. With the live token and
+#: the family row, a session has at most SPENT_KEPT + 2 refresh rows however fast it rotates.
+SPENT_KEPT = 3
+#: How many tokens a grace-period replay may open on its way to the live pair: as many as
+#: there are spent rows, and one more for a live token whose access token has expired.
+_MAX_CHAIN = SPENT_KEPT + 1
 
 
 class Found(NamedTuple):
@@ -48,6 +58,33 @@ class Found(NamedTuple):
     user: Any  # a ``User``, or an instance of the app's user model
     session: Session
     tokens: Tokens | None = None
+
+
+class Reused(NamedTuple):
+    """A refresh that found a stolen token and revoked its session."""
+
+    session_id: str
+    user_id: Any
+
+
+class Pair(NamedTuple):
+    """A refresh that ends with a live pair: the session and user row, tokens, expiries."""
+
+    row: Sequence[Any]
+    access: str
+    access_exp: int
+    refresh: str
+    refresh_exp: int
+
+
+class Step(enum.Enum):
+    """What presenting a refresh token does, judged from its session's refresh rows."""
+
+    ROTATE = "rotate"  # the live token: spend it into a new pair
+    FOLLOW = "follow"  # spent within the grace: the pair its spending made (racing tabs)
+    RECOVER = "recover"  # spent after the grace, successor never used: a lost answer
+    REUSED = "reused"  # any other token of the session: stolen, the session is revoked
+    EXPIRED = "expired"  # past its own expiry: refused, nothing else happens
 
 
 def now_ms() -> int:
@@ -400,7 +437,7 @@ class Auth:
         expires_at = now + s.max_age
         access_exp = min(now + s.access_ttl, expires_at)
         refresh_exp = min(now + s.refresh_ttl, expires_at)
-        access, refresh = new_token(), new_token()
+        access, refresh = new_token(), new_refresh_token()
         values: dict[str, Any] = {
             "id": generate_random_string(24),
             "user_id": user_id,
@@ -418,6 +455,7 @@ class Auth:
             self.storage.issue_tokens(
                 conn, values["id"], (digest(access), access_exp), (digest(refresh), refresh_exp)
             )
+            self.storage.insert_family(conn, values["id"], family_digest(refresh), expires_at)
         session = Session(
             session_id=values["id"],
             user_id=user_id,
@@ -465,80 +503,100 @@ class Auth:
         return self.validate(access_token).session
 
     def validate_refresh_token(self, refresh_token: str) -> Any:
-        """The user id of a refresh token that would refresh (no rotation)."""
+        """The user id of a refresh token that would refresh (no rotation, no revocation)."""
         if is_well_formed(refresh_token):
             now = now_ms()
             with self.storage.read() as conn:
-                row = self.storage.session_by_refresh(conn, digest(refresh_token))
-            if row is not None and _refreshable(row, now, self.settings.grace):
-                return row[3 + _USER]
+                found = self.storage.refresh_state(
+                    conn, digest(refresh_token), family_digest(refresh_token), lock=False
+                )
+            if found is not None and _alive(found[0], now):
+                row, rows = found
+                step = _judge(refresh_token, rows, row[_LAST_USED], now, self.settings.grace)
+                if step in (Step.ROTATE, Step.FOLLOW, Step.RECOVER):
+                    return row[_USER]
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
     def refresh(self, refresh_token: str) -> Found:
         """Rotate a refresh token: the old one is spent, the old access token dies.
 
         A spent token presented again within the grace opens the pair its first
-        use made (one live chain however many tabs race); after the grace it is
-        taken as stolen and the whole session is revoked.
+        use made (one live chain however many tabs race). After the grace it is
+        taken as stolen and the whole session is revoked, unless the pair it was
+        spent into was never used: then the answer was lost on its way, and the
+        token is spent again into a new pair while that unused pair is retired.
         """
         if not is_well_formed(refresh_token):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
         now = now_ms()
-        for _ in range(_MAX_CHAIN):
-            outcome = self._spend(refresh_token, now)
-            if isinstance(outcome, Found):
-                signals.send(signals.session_refreshed, session=outcome.session)
-                return outcome
-            refresh_token = outcome  # its successor was rotated too: follow the chain
-        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        outcome = self.storage.transaction(
+            partial(self._spend, token=refresh_token, now=now), immediate=True
+        )
+        if isinstance(outcome, Reused):
+            signals.send(
+                signals.refresh_token_reused, session_id=outcome.session_id, user_id=outcome.user_id
+            )
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked")
+        found = self._rotated(*outcome, now=now)  # built outside the transaction: short locks
+        signals.send(signals.session_refreshed, session=found.session)
+        return found
 
-    def _spend(self, token: str, now: int) -> Found | str:
-        """One step of ``refresh``: a new pair, the live successor, or the next token."""
+    def _spend(self, conn: Connection, token: str, now: int) -> Pair | Reused:
+        """``refresh`` in one transaction that locks the session row first, so nothing else
+        rotates or ends the session meanwhile: a new pair, the live pair, or a revocation."""
         storage, s = self.storage, self.settings
-        access, refresh = new_token(), new_token()
-        old = digest(token)
-        with storage.write() as conn:
-            session_id = storage.spend_refresh(conn, old, now, seal(token, access, refresh))
-            if session_id is not None:  # this call spent it: issue the new pair
-                row = storage.session_with_user(conn, session_id)
-                if row is None or row[_EXPIRES] <= now:
-                    raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
-                access_exp = min(now + s.access_ttl, row[_EXPIRES])
-                refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
-                storage.issue_tokens(
-                    conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
-                )
-                return self._rotated(row, 0, access, access_exp, refresh, refresh_exp, now)
-            # refresh row: token expiry, spent_at, successor, then session and user fields
-            row = storage.session_by_refresh(conn, old)
-            if row is None or row[1] is None or row[3 + _EXPIRES] <= now:
-                raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown or expired
-            spent_at, successor, session_id = row[1], row[2], row[3]
-            if successor is not None and now - spent_at <= s.grace:
-                access, refresh = unseal(token, successor)
-                access_exp = storage.access_expiry(conn, digest(access))
-                if access_exp is None:
-                    return refresh
-                idle = row[3 + _IDLE]
-                return self._rotated(row, 3, access, access_exp, refresh, idle, now)
-            storage.delete_session(conn, session_id)  # replayed after the grace: stolen
-        signals.send(signals.refresh_token_reused, session_id=session_id, user_id=row[3 + _USER])
-        raise LuciaError("AUTH_INVALID_REFRESH_TOKEN", "refresh token reused; session revoked")
+        family = family_digest(token)
+        found = storage.refresh_state(conn, digest(token), family, lock=True)
+        if found is None or not _alive(found[0], now):
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown, or its session is over
+        row, rows = found
+        session_id = str(row[0])
+        for _ in range(_MAX_CHAIN):
+            old = digest(token)
+            step = _judge(token, rows, row[_LAST_USED], now, s.grace)
+            if step is not Step.FOLLOW:
+                break
+            successor = rows[old].successor
+            assert successor is not None
+            access, token = unseal(token, successor)
+            access_exp = storage.access_expiry(conn, digest(access))
+            if access_exp is not None and access_exp > now:  # the live pair
+                return Pair(row, access, access_exp, token, row[_IDLE])
+            # that pair was rotated too (or its access token expired): go on from it
+        else:
+            step = Step.REUSED  # more rotations behind than a racing tab can be
+        if step is Step.EXPIRED:
+            raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
+        if step is Step.REUSED:
+            storage.delete_session(conn, session_id)
+            return Reused(session_id, row[_USER])
+        # ROTATE, or RECOVER: spend the token (again) into a new pair. A recovery retires
+        # the unused successor, so whoever presents it later is caught as a reuse.
+        access, refresh = new_token(), new_refresh_token(token)
+        access_exp = min(now + s.access_ttl, row[_EXPIRES])
+        refresh_exp = min(now + s.refresh_ttl, row[_EXPIRES])
+        storage.spend_refresh(conn, old, now, seal(token, access, refresh))
+        storage.delete_refresh(conn, _unneeded(old, rows, now, s.grace, step))
+        if family not in rows:  # a session from before token families
+            storage.insert_family(conn, session_id, family, row[_EXPIRES])
+        storage.issue_tokens(
+            conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
+        )
+        return Pair(row, access, access_exp, refresh, refresh_exp)
 
     def _rotated(
         self,
         row: Sequence[Any],
-        start: int,
         access: str,
         access_exp: int,
         refresh: str,
         refresh_exp: int,
+        *,
         now: int,
     ) -> Found:
-        session = replace(
-            self._session(row, start, access_exp, now), idle_expires=from_ms(refresh_exp)
-        )
-        user = self._user(row, start + _N_SESSION, attach=False)
+        """The ``Found`` of a refresh: session and user from ``row``, the pair as cookies."""
+        session = replace(self._session(row, 0, access_exp, now), idle_expires=from_ms(refresh_exp))
+        user = self._user(row, _N_SESSION, attach=False)
         tokens = self._tokens(access, access_exp, refresh, refresh_exp, session.remember)
         return Found(user, session, tokens)
 
@@ -595,13 +653,57 @@ def _random_user_id() -> str:
     return generate_random_string(15)
 
 
-def _refreshable(row: Sequence[Any], now: int, grace: int) -> bool:
-    """A refresh row (expiry, spent, successor, session...) that ``refresh`` would accept."""
-    expires, spent, successor = row[0], row[1], row[2]
-    session_alive = row[3 + _EXPIRES] > now
-    if spent is None:
-        return bool(expires > now and session_alive)
-    return bool(successor is not None and now - spent <= grace and session_alive)
+def _alive(row: Sequence[Any], now: int) -> bool:
+    """True while a session (its fields first in ``row``) is within both its lifetimes."""
+    return bool(row[_EXPIRES] > now and row[_IDLE] > now)
+
+
+def _judge(
+    token: str, rows: Mapping[str, RefreshRow], last_used: int | None, now: int, grace: int
+) -> Step:
+    """What presenting ``token`` does, given every refresh row of its session.
+
+    A token of the session's family with no row was rotated out long ago: reuse. A spent
+    token after the grace is a lost answer only while the pair it was spent into is the
+    live one: its sealed successor (kept until the next rotation) opens to the unspent
+    refresh token, and the session was not used since (``last_used_at``, written at most
+    once per touch interval, is not later than the spending).
+    """
+    mine = rows.get(digest(token))
+    if mine is None:
+        return Step.REUSED
+    if mine.spent_at is None:
+        return Step.ROTATE if mine.expires_at > now else Step.EXPIRED
+    if mine.successor is None:  # wiped: not the predecessor of the live pair
+        return Step.REUSED
+    if now - mine.spent_at <= grace:
+        return Step.FOLLOW
+    successor = rows.get(digest(unseal(token, mine.successor)[1]))
+    unused = successor is not None and successor.spent_at is None
+    used_since = last_used is not None and last_used > mine.spent_at
+    return Step.RECOVER if unused and not used_since else Step.REUSED
+
+
+def _unneeded(
+    old: str, rows: Mapping[str, RefreshRow], now: int, grace: int, step: Step
+) -> list[str]:
+    """Refresh rows that spending ``old`` now leaves useless: spent rows past the grace
+    (their sealed successors with them), all but the newest ``SPENT_KEPT - 1`` within it
+    (``old`` becomes the latest), and on a recovery the unused live successor. The family
+    row stays."""
+    spent = sorted(
+        (
+            (r.spent_at, r.digest)
+            for r in rows.values()
+            if r.digest != old and r.spent_at is not None and r.spent_at != FAMILY_SPENT_AT
+        ),
+        reverse=True,
+    )
+    recent = [d for at, d in spent if now - at <= grace][: SPENT_KEPT - 1]
+    drop = [d for _, d in spent if d not in recent]
+    if step is Step.RECOVER:
+        drop += [r.digest for r in rows.values() if r.spent_at is None]
+    return drop
 
 
 def _check_value(column: Any, value: object) -> None:

@@ -17,7 +17,8 @@ user_signed_in = _signals.signal("user-signed-in")
 user_signed_out = _signals.signal("user-signed-out")
 #: A refresh token was rotated. kwargs: ``session``.
 session_refreshed = _signals.signal("session-refreshed")
-#: A spent refresh token came back after the grace; the session was revoked.
+#: A refresh token of a session came back after it was used (spent past the grace, its
+#: successor in use, or rotated out long ago); the session was revoked.
 #: kwargs: ``session_id``, ``user_id``.
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A password hash was replaced by one with current parameters. kwargs: ``user``.

@@ -6,10 +6,13 @@ Times are integer unix milliseconds: cheap to compare, identical on every databa
 from __future__ import annotations
 
 import math
+import random
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -23,6 +26,27 @@ MAX_BATCH = 10_000
 
 #: How often a reservation is tried again when a racing server created its counter row.
 _RESERVE_TRIES = 3
+
+#: Tries of a write transaction that the database aborts for a deadlock, a serialization
+#: failure or a busy lock, and the longest pause before the first retry (doubled each time,
+#: each pause drawn at random below it so that the losers do not collide again).
+WRITE_ATTEMPTS = 5
+RETRY_PAUSE = 0.01
+
+#: ``spent_at`` of a session's family row (see ``insert_family``): never a real spending time.
+FAMILY_SPENT_AT = 0
+
+T = TypeVar("T")
+
+
+class RefreshRow(NamedTuple):
+    """One row of a session's refresh tokens."""
+
+    digest: str
+    expires_at: int
+    spent_at: int | None
+    successor: bytes | None
+
 
 #: Session columns read alongside every user, in this order.
 SESSION_FIELDS = (
@@ -225,31 +249,25 @@ class Storage:
             .select_from(access.join(session_user, sessions.c.id == access.c.session_id))
             .where(access.c.digest == sa.bindparam("digest"))
         )
-        self._session_by_refresh = (
-            sa.select(
-                refresh.c.expires_at,
-                refresh.c.spent_at,
-                refresh.c.successor,
-                *self.session_fields,
-                *self.user_fields,
-            )
-            .select_from(refresh.join(session_user, sessions.c.id == refresh.c.session_id))
-            .where(refresh.c.digest == sa.bindparam("digest"))
+        # A refresh token's session, found by the token's digest or (a token rotated out
+        # long ago) by its family's: session and user fields.
+        owner = sa.select(refresh.c.session_id).where(
+            refresh.c.digest.in_([sa.bindparam("digest"), sa.bindparam("family")])
         )
-        self._session_with_user = (
+        self._session_by_refresh = (
             sa.select(*self.session_fields, *self.user_fields)
             .select_from(session_user)
-            .where(sessions.c.id == sa.bindparam("session_id"))
+            .where(sessions.c.id.in_(owner.scalar_subquery()))
         )
+        # The same, locking the session row: the first lock every refresh takes.
+        self._lock_session_by_refresh = self._session_by_refresh.with_for_update(of=sessions)
+        self._refresh_rows = sa.select(
+            refresh.c.digest, refresh.c.expires_at, refresh.c.spent_at, refresh.c.successor
+        ).where(refresh.c.session_id == sa.bindparam("session_id"))
         self._spend_refresh = (
             refresh.update()
-            .where(
-                refresh.c.digest == sa.bindparam("b_digest"),
-                refresh.c.spent_at.is_(None),
-                refresh.c.expires_at > sa.bindparam("b_now"),
-            )
+            .where(refresh.c.digest == sa.bindparam("b_digest"))
             .values(spent_at=sa.bindparam("b_now"), successor=sa.bindparam("b_sealed"))
-            .returning(refresh.c.session_id)
         )
 
     @property
@@ -318,6 +336,33 @@ class Storage:
         """One transaction: every write of an operation lands, or none does."""
         with _errors("DATABASE_UPDATE_FAILED"), self.engine.begin() as conn:
             yield conn
+
+    def transaction(self, work: Callable[[Connection], T], *, immediate: bool = False) -> T:
+        """Run ``work`` in one write transaction, and again when the database aborted it for
+        a deadlock, a serialization failure or a busy lock (a few tries, short random pauses).
+
+        ``work`` must only touch the database (it may run more than once). ``immediate``
+        takes SQLite's write lock before the first statement, so what ``work`` reads
+        first cannot change before it writes (PostgreSQL's row locks do that there).
+        """
+        engine = self.engine
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            started = time.monotonic()
+            try:
+                with engine.begin() as conn:
+                    if immediate:
+                        _begin_immediate(conn)
+                    return work(conn)
+            except (sa.exc.IntegrityError, sa.exc.DataError):
+                raise
+            except sa.exc.DBAPIError as exc:
+                waited = time.monotonic() - started
+                if attempt == WRITE_ATTEMPTS or not _transient(exc, waited):
+                    raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
+            except sa.exc.TimeoutError as exc:
+                raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
+            time.sleep(random.uniform(0, RETRY_PAUSE * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")  # pragma: no cover - the last try raised
 
     def dispose(self) -> None:
         """Close pooled connections (tests, forks)."""
@@ -445,18 +490,23 @@ class Storage:
         self, user_id: Any, targets: Sequence[str], hashed: str | None, keep: str | None
     ) -> None:
         """Set the password of a user's keys ``targets`` and end its sessions but ``keep``,
-        in one transaction: a changed password never leaves an old session behind."""
+        in one transaction: a changed password never leaves an old session behind. The
+        user's row is locked first (users, then sessions, then tokens, as everywhere)."""
         keys, sessions = self.keys, self.sessions
-        with self.write() as conn:
+        ending = sessions.delete().where(sessions.c.user_id == user_id)
+        if keep is not None:
+            ending = ending.where(sessions.c.id != keep)
+
+        def work(conn: Connection) -> None:
+            self._lock_user(conn, user_id)
             conn.execute(
                 keys.update()
                 .where(keys.c.user_id == user_id, keys.c.id.in_(list(targets)))
                 .values(hashed_password=hashed)
             )
-            ended = sessions.delete().where(sessions.c.user_id == user_id)
-            if keep is not None:
-                ended = ended.where(sessions.c.id != keep)
-            conn.execute(ended)
+            conn.execute(ending)
+
+        self.transaction(work)
 
     def _lock_user(self, conn: Connection, user_id: Any) -> None:
         """Hold the user's row until the transaction ends: ``FOR UPDATE`` on servers; on
@@ -487,20 +537,26 @@ class Storage:
 
     def delete_user(self, user_id: Any) -> bool:
         """Delete a user with its keys and sessions, or nothing while the app's rows still
-        point at it (``AUTH_USER_REFERENCED``)."""
-        referenced = sa.exc.IntegrityError
+        point at it (``AUTH_USER_REFERENCED``). The user's row is locked first."""
+        sessions, keys = self.sessions, self.keys
+
+        def work(conn: Connection) -> bool:
+            try:
+                self._lock_user(conn, user_id)
+            except LuciaError:  # no such user: nothing to delete
+                return False
+            for column in self.referencing():
+                stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
+                if conn.execute(stmt).first() is not None:
+                    raise LuciaError("AUTH_USER_REFERENCED")
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+            conn.execute(keys.delete().where(keys.c.user_id == user_id))
+            return conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount > 0
+
         try:
-            with self.write() as conn:
-                for column in self.referencing():
-                    stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
-                    if conn.execute(stmt).first() is not None:
-                        raise LuciaError("AUTH_USER_REFERENCED")
-                conn.execute(self.sessions.delete().where(self.sessions.c.user_id == user_id))
-                conn.execute(self.keys.delete().where(self.keys.c.user_id == user_id))
-                result = conn.execute(self.users.delete().where(self.user_pk == user_id))
-        except referenced:  # a foreign key the metadata does not know of
+            return self.transaction(work)
+        except sa.exc.IntegrityError:  # a foreign key the metadata does not know of
             raise LuciaError("AUTH_USER_REFERENCED") from None
-        return result.rowcount > 0
 
     # -- throttling -------------------------------------------------------------
 
@@ -573,13 +629,21 @@ class Storage:
         assert self._read_engine is not None and self._validate_query is not None
         return self._validate_query.first(self._read_engine, {"digest": digest})
 
-    def session_by_refresh(self, conn: Connection, digest: str) -> Sequence[Any] | None:
-        """Refresh token expiry, spent time, sealed successor, session and user fields."""
-        return conn.execute(self._session_by_refresh, {"digest": digest}).first()
+    def refresh_state(
+        self, conn: Connection, digest: str, family: str, *, lock: bool
+    ) -> tuple[Sequence[Any], dict[str, RefreshRow]] | None:
+        """The session and user fields of the session a refresh token (``digest``) or its
+        family (``family``) belongs to, and every refresh row of that session by digest.
 
-    def session_with_user(self, conn: Connection, session_id: str) -> Sequence[Any] | None:
-        """Session and user fields of a session id."""
-        return conn.execute(self._session_with_user, {"session_id": session_id}).first()
+        With ``lock`` the session row is locked first: every refresh and every ending of a
+        session locks the session row before any token row, so they cannot deadlock.
+        """
+        statement = self._lock_session_by_refresh if lock else self._session_by_refresh
+        row = conn.execute(statement, {"digest": digest, "family": family}).first()
+        if row is None:
+            return None
+        found = conn.execute(self._refresh_rows, {"session_id": row[0]})
+        return row, {r.digest: RefreshRow(*r) for r in found}
 
     def access_expiry(self, conn: Connection, digest: str) -> int | None:
         """The expiry of a live access token, by digest."""
@@ -588,12 +652,27 @@ class Storage:
         )
         return conn.execute(stmt).scalar()
 
-    def spend_refresh(self, conn: Connection, digest: str, now: int, sealed: bytes) -> str | None:
-        """Mark an unspent, unexpired refresh token spent; the session id if this call won."""
-        row = conn.execute(
-            self._spend_refresh, {"b_digest": digest, "b_now": now, "b_sealed": sealed}
-        ).first()
-        return None if row is None else str(row[0])
+    def spend_refresh(self, conn: Connection, digest: str, now: int, sealed: bytes) -> None:
+        """Mark a refresh token spent at ``now`` with its sealed successor (session locked)."""
+        conn.execute(self._spend_refresh, {"b_digest": digest, "b_now": now, "b_sealed": sealed})
+
+    def delete_refresh(self, conn: Connection, digests: Sequence[str]) -> None:
+        """Delete refresh rows by digest (spent ones no longer needed, or a retired successor)."""
+        if digests:
+            table = self.refresh_tokens
+            conn.execute(table.delete().where(table.c.digest.in_(list(digests))))
+
+    def insert_family(self, conn: Connection, session_id: str, family: str, expires: int) -> None:
+        """Record a session's token family: a refresh row keyed by the family's digest.
+
+        It never refreshes (no token has that digest); an unknown refresh token of this
+        family is one rotated out long ago, so presenting it is reuse.
+        """
+        conn.execute(
+            self.refresh_tokens.insert().values(
+                digest=family, session_id=session_id, expires_at=expires, spent_at=FAMILY_SPENT_AT
+            )
+        )
 
     def insert_session(self, conn: Connection, values: dict[str, Any]) -> None:
         """Insert a session row (the user must exist)."""
@@ -662,22 +741,24 @@ class Storage:
         access, sessions = self.access_tokens, self.sessions
         owner = sa.select(access.c.session_id).where(access.c.digest == digest).scalar_subquery()
         stmt = sessions.delete().where(sessions.c.id == owner).returning(sessions.c.user_id)
-        with self.write() as conn:
-            row = conn.execute(stmt).first()
+        row = self.transaction(lambda conn: conn.execute(stmt).first())
         return None if row is None else str(row[0])
 
     def delete_user_sessions(
         self, user_id: str, *, session_id: str | None = None, keep: str | None = None
     ) -> int:
-        """Delete a user's sessions: all, one (``session_id``), or all but ``keep``."""
+        """Delete a user's sessions: all, one (``session_id``), or all but ``keep``.
+
+        The session rows are locked (deleted) before their tokens go by cascade, the order
+        a refresh takes too; a deadlock or busy lock is retried, never left half done.
+        """
         sessions = self.sessions
         stmt = sessions.delete().where(sessions.c.user_id == user_id)
         if session_id is not None:
             stmt = stmt.where(sessions.c.id == session_id)
         if keep is not None:
             stmt = stmt.where(sessions.c.id != keep)
-        with self.write() as conn:
-            return conn.execute(stmt).rowcount
+        return self.transaction(lambda conn: conn.execute(stmt).rowcount)
 
     def delete_expired(self, now: int, user_id: str) -> int:
         """Delete one user's expired sessions and token rows; the rows removed."""
@@ -685,7 +766,9 @@ class Storage:
         owned = sa.select(sessions.c.id).where(sessions.c.user_id == user_id)
         expired = sa.or_(sessions.c.expires_at <= now, sessions.c.idle_expires_at <= now)
         dead = sa.select(sessions.c.id).where(sessions.c.user_id == user_id, expired)
-        with self.write() as conn:
+
+        def work(conn: Connection) -> int:
+            conn.execute(dead.with_for_update())  # sessions before their tokens, as everywhere
             removed = 0
             for table in (access, refresh):
                 stale = sa.or_(table.c.expires_at <= now, table.c.session_id.in_(dead))
@@ -695,7 +778,9 @@ class Storage:
             removed += conn.execute(
                 sessions.delete().where(sessions.c.user_id == user_id, expired)
             ).rowcount
-        return removed
+            return removed
+
+        return self.transaction(work)
 
     def delete_stale_failures(self, before: int) -> int:
         """Forget throttle counters whose last failure is older than ``before``."""
@@ -728,11 +813,15 @@ class Storage:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
             raise ValueError(f"limit must be an int from 1 to {MAX_BATCH}")
         sessions, access, refresh = self.sessions, self.access_tokens, self.refresh_tokens
-        removed = 0
-        with self.write() as conn:
+
+        def work(conn: Connection) -> int:
+            removed = 0
             dead: dict[str, None] = {}
             for column in (sessions.c.expires_at, sessions.c.idle_expires_at):
-                found = conn.execute(sa.select(sessions.c.id).where(column <= now).limit(limit))
+                # Locked before their tokens are touched: the order every writer takes.
+                found = conn.execute(
+                    sa.select(sessions.c.id).where(column <= now).limit(limit).with_for_update()
+                )
                 dead.update(dict.fromkeys(found.scalars()))
             ids = list(dead)[:limit]
             for table in (access, refresh):
@@ -750,7 +839,9 @@ class Storage:
                     ).rowcount
             if ids:
                 removed += conn.execute(sessions.delete().where(sessions.c.id.in_(ids))).rowcount
-        return removed
+            return removed
+
+        return self.transaction(work)
 
 
 class _NotAdmitted(Exception):
@@ -774,6 +865,32 @@ def _no_wait(conn: Connection) -> Iterator[None]:
 
 class _Disconnected(Exception):
     """The database dropped the connection of a read that may be tried once more."""
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """On SQLite, open the transaction holding the write lock (waiting for it as configured)."""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if not dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a busy lock raises a DBAPIError: retried
+
+
+#: A SQLite busy error that came after this long waited out its busy timeout: the lock
+#: is held (a hung writer), and trying again would only multiply the wait.
+SQLITE_WAITED = 0.5
+
+
+def _transient(exc: sa.exc.DBAPIError, waited: float) -> bool:
+    """True for a failure that trying the transaction again can cure: PostgreSQL's
+    deadlock (40P01) and serialization failure (40001), and SQLite's busy lock when SQLite
+    gave up at once (to avoid a deadlock) rather than after its busy timeout."""
+    cause = exc.orig
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if state in ("40001", "40P01"):
+        return True
+    busy = isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+    return busy and waited < SQLITE_WAITED
 
 
 def _database_error(code: ErrorCode, exc: BaseException) -> LuciaError:

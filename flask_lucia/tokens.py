@@ -10,6 +10,9 @@ import string
 ALPHABET = string.ascii_letters + string.digits
 #: 32 characters of a 62-letter alphabet: 190 bits, above ASVS's 128.
 TOKEN_LENGTH = 32
+#: Leading characters that every refresh token of one session shares (its family, 59 bits);
+#: the other 22 characters (131 bits) are drawn anew for each token.
+FAMILY_LENGTH = 10
 _ALPHABET_SET = frozenset(ALPHABET)
 
 
@@ -48,6 +51,20 @@ def _byte_table(alphabet: str) -> tuple[bytes, bytes] | None:
 def new_token() -> str:
     """A fresh access or refresh token (raw; only its digest is ever stored)."""
     return generate_random_string(TOKEN_LENGTH)
+
+
+def new_refresh_token(family_of: str | None = None) -> str:
+    """A fresh refresh token in the family of ``family_of`` (a token of the same session),
+    or in a new family; only the rest is new, and only its digest is ever stored."""
+    family = (
+        generate_random_string(FAMILY_LENGTH) if family_of is None else family_of[:FAMILY_LENGTH]
+    )
+    return family + generate_random_string(TOKEN_LENGTH - FAMILY_LENGTH)
+
+
+def family_digest(token: str) -> str:
+    """The digest a refresh token's family is stored under; no token has it as its own."""
+    return hashlib.sha256(b"lucia-family:" + token[:FAMILY_LENGTH].encode("ascii")).hexdigest()
 
 
 def digest(token: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,8 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from flask_lucia import Lucia, LuciaError, Session, Tokens, User, generate_random_string, signals
-from flask_lucia.tokens import digest
+from flask_lucia.auth import SPENT_KEPT
+from flask_lucia.tokens import digest, family_digest, new_refresh_token, unseal
 
 from .conftest import PASSWORD, Clock, all_rows
 
@@ -407,6 +409,48 @@ def test_update_user_password_ends_the_users_sessions(lucia: Lucia) -> None:
         lucia.validate_access_token(tokens.access_token)
 
 
+def refuse_ending_sessions(app: Flask) -> Callable[[], None]:
+    """Make every delete of a session fail in the database (a trigger); returns the undo."""
+    storage = app.extensions["lucia"].storage
+    table = storage.sessions.name
+    with storage.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {table}_keep BEFORE DELETE ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'sessions cannot end'); END"
+            )
+            return lambda: None  # dropped with its table
+        conn.exec_driver_sql(
+            f"CREATE FUNCTION {table}_keep() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'sessions cannot end' USING ERRCODE = '23000'; END $$"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table}_keep BEFORE DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_keep()"
+        )
+
+    def undo() -> None:
+        with storage.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP FUNCTION {table}_keep() CASCADE")
+
+    return undo
+
+
+def test_a_password_change_that_cannot_end_the_other_sessions_changes_nothing(
+    app: Flask, lucia: Lucia
+) -> None:
+    user = make_user(lucia)
+    _, tokens = lucia.create_session(user.user_id)
+    undo = refuse_ending_sessions(app)
+    try:
+        with pytest.raises(sa.exc.IntegrityError):
+            lucia.update_user_password(user.user_id, "a new password")
+    finally:
+        undo()
+    assert lucia.authenticate_user("email", "ann@example.com", PASSWORD) == user
+    lucia.validate_access_token(tokens.access_token)
+
+
 def test_update_user_password_to_none_removes_it(lucia: Lucia) -> None:
     user = make_user(lucia)
     lucia.update_user_password(user.user_id, None)
@@ -534,11 +578,12 @@ def test_validate_refresh_token_rejects_an_unknown_token(lucia: Lucia) -> None:
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
 
 
-def test_validate_refresh_token_rejects_a_token_spent_beyond_the_grace(
+def test_validate_refresh_token_rejects_a_token_spent_beyond_the_grace_and_succeeded(
     lucia: Lucia, clock: Clock
 ) -> None:
     _, tokens = lucia.create_session(make_user(lucia).user_id)
-    lucia.refresh_session(tokens.refresh_token)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    lucia.refresh_session(successor.refresh_token)  # the successor was used
     clock.advance(31)
     with pytest.raises(LuciaError):
         lucia.validate_refresh_token(tokens.refresh_token)
@@ -596,7 +641,8 @@ def test_a_spent_refresh_token_after_the_grace_revokes_the_session(
 ) -> None:
     session, tokens = lucia.create_session(make_user(lucia).user_id)
     _, current = lucia.refresh_session(tokens.refresh_token)
-    clock.advance(31)
+    clock.advance(5 * 60 + 1)  # past the grace and the touch interval
+    lucia.validate_access_token(current.access_token)  # the successor is in use
     reused: list[str] = []
     with (
         signals.refresh_token_reused.connected_to(
@@ -641,6 +687,284 @@ def test_refresh_session_rejects_malformed_tokens(lucia: Lucia, token: Any) -> N
     with pytest.raises(LuciaError) as excinfo:
         lucia.refresh_session(token)
     assert error_code(excinfo) == "AUTH_INVALID_REFRESH_TOKEN"
+
+
+# -- refresh chains: lost answers, bounded rows, wiped seals, token families ------------
+
+GRACE_MS = 30_000
+TOUCH = 5 * 60  # LUCIA_TOUCH_INTERVAL, seconds
+
+
+class RefreshRow(NamedTuple):
+    digest: str
+    session_id: str
+    expires_at: int
+    spent_at: int | None
+    successor: bytes | None
+
+
+def refresh_rows(app: Flask, session_id: str | None = None) -> list[RefreshRow]:
+    """The refresh token table (of one session), as a copy of the database holds it."""
+    table = app.extensions["lucia"].storage.refresh_tokens
+    statement = sa.select(table)
+    if session_id is not None:
+        statement = statement.where(table.c.session_id == session_id)
+    with app.extensions["lucia"].storage.engine.connect() as conn:
+        return [RefreshRow(*row) for row in conn.execute(statement)]
+
+
+def reuse_signals() -> Any:
+    """A context manager collecting the session ids ``refresh_token_reused`` names."""
+    seen: list[str] = []
+    recorder = signals.refresh_token_reused.connected_to(
+        lambda app, session_id, user_id: seen.append(session_id)
+    )
+    return recorder, seen
+
+
+def test_a_lost_refresh_answer_is_recovered_after_the_grace_in_the_same_session(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, lost = lucia.refresh_session(tokens.refresh_token)  # the answer never arrives
+    clock.advance(60)
+    recorder, reused = reuse_signals()
+    with recorder:
+        again_session, again = lucia.refresh_session(tokens.refresh_token)
+    assert reused == []
+    assert again_session.session_id == session.session_id
+    assert again.refresh_token not in (tokens.refresh_token, lost.refresh_token)
+    assert lucia.validate_access_token(again.access_token).session_id == session.session_id
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(lost.access_token)  # the unused pair is retired
+
+
+def test_a_lost_answer_recovered_twice_still_works(lucia: Lucia, clock: Clock) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    lucia.refresh_session(tokens.refresh_token)  # that answer is lost too
+    clock.advance(60)
+    _, again = lucia.refresh_session(tokens.refresh_token)
+    assert lucia.validate_access_token(again.access_token).session_id == session.session_id
+
+
+def test_validate_refresh_token_accepts_the_token_of_a_lost_answer(
+    lucia: Lucia, clock: Clock
+) -> None:
+    user = make_user(lucia)
+    _, tokens = lucia.create_session(user.user_id)
+    lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    assert lucia.validate_refresh_token(tokens.refresh_token) == user.user_id
+
+
+def test_presenting_the_retired_successor_of_a_lost_answer_revokes_the_session(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, lost = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    _, recovered = lucia.refresh_session(tokens.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(lost.refresh_token)  # whoever holds it is not the recoverer
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(recovered.access_token)
+
+
+def test_a_thief_replaying_an_unused_predecessor_is_caught_at_the_owners_next_refresh(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, stolen = lucia.create_session(make_user(lucia).user_id)
+    _, owners = lucia.refresh_session(stolen.refresh_token)
+    clock.advance(60)
+    _, thiefs = lucia.refresh_session(stolen.refresh_token)  # looks like a lost answer
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(owners.refresh_token)  # the owner's next request
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(thiefs.access_token)
+
+
+def test_a_replay_after_the_grace_revokes_once_the_successor_was_refreshed(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(60)
+    _, live = lucia.refresh_session(successor.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(tokens.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(live.access_token)
+
+
+def test_a_replay_after_the_grace_revokes_once_the_successors_access_token_was_used(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, successor = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(TOUCH + 1)
+    lucia.validate_access_token(successor.access_token)  # marks the session used
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(tokens.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(successor.access_token)
+
+
+def test_three_hundred_fast_refreshes_leave_at_most_five_refresh_rows(
+    app: Flask, lucia: Lucia
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(300):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    rows = refresh_rows(app, session.session_id)
+    print(f"\nrefresh rows of a session after 300 refreshes: {len(rows)}")
+    assert len(rows) <= SPENT_KEPT + 2 == 5
+    lucia.validate_access_token(tokens.access_token)
+
+
+def test_refreshes_a_grace_apart_leave_three_refresh_rows(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(20):
+        clock.advance(31)
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    # the live token, its predecessor, the family row
+    assert len(refresh_rows(app, session.session_id)) == 3
+
+
+def test_after_many_refreshes_a_replay_of_the_predecessor_still_revokes(
+    lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    for _ in range(300):
+        predecessor = tokens
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(TOUCH + 1)
+    lucia.validate_access_token(tokens.access_token)  # the live pair is in use
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(predecessor.refresh_token)
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(tokens.access_token)
+
+
+def test_after_many_refreshes_a_replay_of_the_first_token_still_revokes(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(300):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    assert digest(first.refresh_token) not in {r.digest for r in refresh_rows(app)}
+    clock.advance(31)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)  # no row left: known by its family
+    assert reused == [session.session_id]
+    with pytest.raises(LuciaError):
+        lucia.validate_access_token(tokens.access_token)
+
+
+def test_a_replay_more_rotations_behind_than_kept_is_reuse_even_within_the_grace(
+    lucia: Lucia,
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(SPENT_KEPT + 1):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)
+    assert reused == [session.session_id]
+
+
+def test_a_replay_as_many_rotations_behind_as_kept_gets_the_live_pair(lucia: Lucia) -> None:
+    _, first = lucia.create_session(make_user(lucia).user_id)
+    tokens = first
+    for _ in range(SPENT_KEPT):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    _, again = lucia.refresh_session(first.refresh_token)
+    assert again.access_token == tokens.access_token
+
+
+def test_a_token_that_was_never_issued_revokes_nothing(lucia: Lucia) -> None:
+    _, tokens = lucia.create_session(make_user(lucia).user_id)
+    with pytest.raises(LuciaError):
+        lucia.refresh_session(new_refresh_token())
+    lucia.validate_access_token(tokens.access_token)
+
+
+def test_a_session_without_a_family_row_gets_one_at_its_next_rotation(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, first = lucia.create_session(make_user(lucia).user_id)
+    table = app.extensions["lucia"].storage.refresh_tokens
+    with app.extensions["lucia"].storage.engine.begin() as conn:  # as made before families
+        conn.execute(table.delete().where(table.c.digest == family_digest(first.refresh_token)))
+    _, tokens = lucia.refresh_session(first.refresh_token)
+    for _ in range(5):
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(31)
+    recorder, reused = reuse_signals()
+    with recorder, pytest.raises(LuciaError):
+        lucia.refresh_session(first.refresh_token)
+    assert reused == [session.session_id]
+
+
+def test_a_sealed_successor_is_wiped_by_the_next_rotation_after_its_grace(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    session, tokens = lucia.create_session(make_user(lucia).user_id)
+    _, tokens = lucia.refresh_session(tokens.refresh_token)
+    clock.advance(31)  # that successor's grace has passed
+    lucia.refresh_session(tokens.refresh_token)
+    now = int(clock.now * 1000)
+    sealed = [r for r in refresh_rows(app, session.session_id) if r.successor is not None]
+    assert sealed
+    assert all(r.spent_at is not None and now - r.spent_at <= GRACE_MS for r in sealed)
+
+
+def open_seals(rows: list[RefreshRow], tokens: set[str]) -> set[str]:
+    """Every token an attacker opens from ``tokens`` and a copy of the refresh table."""
+    opened = set(tokens)
+    while True:
+        found = {
+            token
+            for row in rows
+            if row.successor is not None
+            for held in opened
+            if digest(held) == row.digest
+            for token in unseal(held, row.successor)
+        }
+        if found <= opened:
+            return opened
+        opened |= found
+
+
+def test_old_refresh_tokens_and_a_copy_of_the_database_open_no_live_token(
+    app: Flask, lucia: Lucia, clock: Clock
+) -> None:
+    _, tokens = lucia.create_session(make_user(lucia).user_id)
+    issued = [tokens]
+    for _ in range(40):
+        clock.advance(15 * 60)
+        _, tokens = lucia.refresh_session(tokens.refresh_token)
+        issued.append(tokens)
+    *old, _predecessor, live = issued  # the predecessor opens the live pair within its grace
+    opened = open_seals(refresh_rows(app), {t.refresh_token for t in old})
+    assert live.access_token not in opened
+    assert live.refresh_token not in opened
 
 
 def test_invalidate_session_ends_it(lucia: Lucia) -> None:
@@ -715,8 +1039,8 @@ def test_delete_expired_sessions_returns_the_rows_removed(lucia: Lucia, clock: C
     lucia.create_session(bob.user_id)
     clock.advance(15 * 24 * 3600)
     lucia.create_session(ann.user_id)
-    # two expired sessions, each with one access and one refresh token row
-    assert lucia.delete_expired_sessions() == 6
+    # two expired sessions, each with one access and one refresh token row and a family row
+    assert lucia.delete_expired_sessions() == 8
     assert lucia.delete_expired_sessions() == 0
 
 
@@ -731,7 +1055,8 @@ def test_expired_batches_remove_the_same_rows_whatever_the_batch_size(
     lucia.create_session(ann.user_id)  # live, with live tokens
     clock.advance(14 * 24 * 3600 - 8 * 60)  # the first three idle out; the last one lives
     batches = list(lucia.auth.expired_batches(batch_size))
-    assert sum(batches) == 3 * 3 + 1  # three sessions with two tokens; the live access token
+    # three sessions with two tokens and a family row; the live access token
+    assert sum(batches) == 3 * 4 + 1
     assert len(batches) == (3 if batch_size == 1 else 2 if batch_size == 2 else 1)
     assert len(lucia.get_user_sessions(ann.user_id)) == 1
 

@@ -330,11 +330,11 @@ def test_cleanup_removes_expired_rows(run: Any, lucia: Lucia, app: Flask, clock:
     result = run("cleanup")
 
     assert result.exit_code == 0, result.output
-    # two sessions, each with one access and one refresh token
-    assert result.output == "removed 6 expired rows in 1 batches\n"
+    # two sessions, each with one access and one refresh token and a family row
+    assert result.output == "removed 8 expired rows in 1 batches\n"
     assert [s.session_id for s in lucia.get_user_sessions(user_id)] == [live.session_id]
-    # the user and its key, and the live session with its two tokens
-    assert len(all_rows(app)) == 2 + 3
+    # the user and its key; the live session, its two tokens, its family
+    assert len(all_rows(app)) == 2 + 4
 
 
 def test_cleanup_loops_in_batches(run: Any, lucia: Lucia, app: Flask, clock: Clock) -> None:
@@ -346,7 +346,7 @@ def test_cleanup_loops_in_batches(run: Any, lucia: Lucia, app: Flask, clock: Clo
     result = run("cleanup", "--batch-size", "1")
 
     assert result.exit_code == 0, result.output
-    match = re.fullmatch(r"removed 6 expired rows in (\d+) batches\n", result.output)
+    match = re.fullmatch(r"removed 8 expired rows in (\d+) batches\n", result.output)
     assert match is not None, result.output
     assert int(match.group(1)) > 1
     assert lucia.get_user_sessions(user_id) == []
@@ -363,7 +363,8 @@ def test_cleanup_keeps_a_live_session_and_drops_its_expired_access_token(
 
     assert result.output == "removed 1 expired rows in 1 batches\n"
     assert [s.session_id for s in lucia.get_user_sessions(session.user_id)] == [session.session_id]
-    assert len(all_rows(app)) == 2 + 2  # the user and its key, the session and its refresh token
+    # the user and its key; the session, its refresh token and family
+    assert len(all_rows(app)) == 2 + 3
 
 
 def test_cleanup_with_nothing_expired(run: Any, lucia: Lucia) -> None:

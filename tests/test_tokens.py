@@ -1,4 +1,5 @@
-"""Random strings and tokens: alphabet, entropy, digests, shape checks, checksums, sealing."""
+"""Random strings and tokens: alphabet, entropy, digests, shape checks, checksums, sealing,
+refresh token families."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from hypothesis import strategies as st
 
 from flask_lucia.tokens import (
     ALPHABET,
+    FAMILY_LENGTH,
     TOKEN_LENGTH,
     checksum,
     digest,
+    family_digest,
     generate_random_string,
     is_well_formed,
+    new_refresh_token,
     new_token,
     seal,
     unseal,
@@ -171,3 +175,31 @@ def test_another_token_cannot_unseal_the_pair() -> None:
     except ValueError:  # the pad of another token yields bytes that are not ASCII
         opened = None
     assert opened != (ACCESS, REFRESH)
+
+
+# refresh token families
+
+
+def test_a_new_refresh_token_is_well_formed_and_starts_a_new_family() -> None:
+    first, second = new_refresh_token(), new_refresh_token()
+    assert is_well_formed(first)
+    assert first[:FAMILY_LENGTH] != second[:FAMILY_LENGTH]
+
+
+def test_a_rotated_refresh_token_keeps_the_family_and_draws_the_rest_anew() -> None:
+    old = new_refresh_token()
+    new = new_refresh_token(old)
+    assert is_well_formed(new)
+    assert new[:FAMILY_LENGTH] == old[:FAMILY_LENGTH]
+    assert new[FAMILY_LENGTH:] != old[FAMILY_LENGTH:]
+    assert family_digest(new) == family_digest(old)
+
+
+def test_the_part_drawn_for_each_refresh_token_carries_at_least_128_bits() -> None:
+    assert (TOKEN_LENGTH - FAMILY_LENGTH) * math.log2(len(ALPHABET)) >= 128
+
+
+def test_a_family_digest_is_no_tokens_digest() -> None:
+    token = new_refresh_token()
+    assert family_digest(token) != digest(token)
+    assert family_digest(token) != digest(token[:FAMILY_LENGTH])

@@ -103,11 +103,26 @@ def test_refresh_with_a_spent_token_after_the_grace_is_401_and_revokes(
     sign_up(client)
     stolen = cookie(client, REFRESH)
     client.post("/auth/refresh")
-    clock.advance(31)
+    clock.advance(5 * 60 + 1)  # past the grace and the touch interval
+    client.get("/auth/session")  # the new pair is in use
     thief = app.test_client()
     thief.set_cookie(REFRESH, stolen)
     assert thief.post("/auth/refresh", headers={"Origin": ORIGIN}).status_code == 401
     assert client.get("/auth/session").status_code == 401
+
+
+def test_refresh_after_a_lost_answer_keeps_the_browser_signed_in(
+    client: FlaskClient, clock: Clock
+) -> None:
+    sign_up(client)
+    access, refresh = cookie(client, ACCESS), cookie(client, REFRESH)
+    assert client.post("/auth/refresh").status_code == 200
+    client.set_cookie(ACCESS, access or "")  # the answer never arrived: old cookies
+    client.set_cookie(REFRESH, refresh or "")
+    clock.advance(60)
+    assert client.post("/auth/refresh").status_code == 200
+    assert cookie(client, REFRESH) != refresh
+    assert client.get("/auth/session").status_code == 200
 
 
 def test_refresh_from_another_site_is_403(client: FlaskClient) -> None:
