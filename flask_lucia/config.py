@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
+    "LUCIA_SIGN_OUT_REDIRECT": None,  # None: the sign-in page (the app's home without views)
 }
 
 
@@ -99,6 +100,7 @@ class Settings:
     sign_up: bool
     max_body_size: int | None
     touch_interval: int
+    sign_out_redirect: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
@@ -127,6 +129,7 @@ class Settings:
             sign_up=_flag(config, "LUCIA_SIGN_UP"),
             max_body_size=_size(config, "LUCIA_MAX_BODY_SIZE"),
             touch_interval=to_ms(config["LUCIA_TOUCH_INTERVAL"], "LUCIA_TOUCH_INTERVAL"),
+            sign_out_redirect=_target(config, "LUCIA_SIGN_OUT_REDIRECT"),
         )
 
 
@@ -194,6 +197,19 @@ def _size(config: Mapping[str, Any], key: str) -> int | None:
         raise TypeError(f"{key} must be a number of bytes or None, not {value!r}")
     if value < 1:
         raise ValueError(f"{key} must be at least 1 byte")
+    return value
+
+
+def _target(config: Mapping[str, Any], key: str) -> str | None:
+    """Where to send a browser: a path on this site (``/bye``), an ``http(s)`` URL, or None."""
+    value = config[key]
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a path such as '/bye' or None, not {value!r}")
+    path = value.startswith("/") and not value.startswith("//")
+    if not path and origin_of(value) is None:
+        raise ValueError(f"{key} must be a path such as '/bye' or an http(s) URL, not {value!r}")
     return value
 
 
