@@ -46,6 +46,22 @@ def error_page(error: LuciaError, status: int | None = None, **extra: object) ->
     response.headers["Cache-Control"] = "no-store"
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
+    return refuse_framing(response)
+
+
+def refuse_framing(response: Response) -> Response:
+    """HTML answers may not be framed (clickjacking); an app's own setting of either
+    header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it.
+
+    The blueprint's pages get this from its ``after_request``; error pages answered outside
+    it (a 404 under the prefix, the hook's 403 on an app route) get it here.
+    """
+    if response.mimetype == "text/html":
+        headers = response.headers
+        headers.setdefault("X-Frame-Options", "DENY")
+        policies = headers.getlist("Content-Security-Policy")
+        if not any("frame-ancestors" in policy.lower() for policy in policies):
+            headers.add("Content-Security-Policy", "frame-ancestors 'none'")
     return response
 
 

@@ -40,7 +40,7 @@ from .hook import (
     sign_out,
     state,
 )
-from .pages import error_page, http_error, refused
+from .pages import error_page, http_error, refuse_framing, refused
 from .script import session_body
 from .types import Session
 
@@ -125,15 +125,8 @@ def _no_store(response: Response) -> Response:
 
 @bp.after_request
 def _refuse_framing(response: Response) -> Response:
-    """HTML answers may not be framed (clickjacking); an app's own setting of either
-    header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it."""
-    if response.mimetype == "text/html":
-        headers = response.headers
-        headers.setdefault("X-Frame-Options", "DENY")
-        policies = headers.getlist("Content-Security-Policy")
-        if not any("frame-ancestors" in policy.lower() for policy in policies):
-            headers.add("Content-Security-Policy", "frame-ancestors 'none'")
-    return response
+    """HTML answers may not be framed (clickjacking): see ``pages.refuse_framing``."""
+    return refuse_framing(response)
 
 
 def safe_redirect(target: object) -> str | None:

@@ -286,6 +286,23 @@ def test_a_miss_under_the_prefix_is_json_for_scripts(
     assert response.json["error"] == "AUTH_INVALID_REQUEST" and response.json["message"]
 
 
+def test_error_pages_outside_the_blueprints_hooks_refuse_framing_and_caching(
+    app: Flask,
+) -> None:
+    @app.post("/transfer")
+    def transfer() -> str:
+        return "sent"
+
+    client = browser(app)
+    missing = client.get("/auth/nowhere")
+    sign_up(client)
+    refused = client.post("/transfer", data={}, headers=EVIL)
+    for page in (missing, refused):
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers.getlist("Content-Security-Policy") == ["frame-ancestors 'none'"]
+        assert page.headers["Cache-Control"] == "no-store"
+
+
 def test_a_405_names_the_allowed_methods(client: FlaskClient) -> None:
     response = client.post("/auth/session", json={})
     assert response.status_code == 405 and "GET" in response.headers["Allow"]
