@@ -26,9 +26,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from . import messages
+from .agents import device_name
 from .csrf import origin_of
 from .decorators import login_required
-from .devices import device_name
 from .errors import LuciaError
 from .forms import ConfirmForm, SignInForm, SignUpForm, form_options, sign_up_form
 from .hook import (

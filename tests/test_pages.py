@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
 from flask_lucia import LuciaError
-from flask_lucia.devices import device_name
+from flask_lucia.agents import device_name
 from flask_lucia.messages import ago, wait_text
 
 from .conftest import ORIGIN, PASSWORD, sign_up

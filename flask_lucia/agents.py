@@ -1,4 +1,4 @@
-"""Names for signed-in devices, from their User-Agent ("Chrome on Linux", "Safari on iPhone")."""
+"""Names for signed-in devices from their User-Agent ("Chrome on Linux", "Safari on iPhone")."""
 
 from __future__ import annotations
 
