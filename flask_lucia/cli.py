@@ -46,7 +46,9 @@ def _failures() -> Iterator[None]:
 
 
 def _find_user(auth: Auth, value: str) -> Any:
-    """The user with this id, else the one keyed by ``provider:identifier``."""
+    """The user with this id, else the one keyed by ``provider:identifier``, else by
+    ``LUCIA_PASSWORD_PROVIDER:value`` (a bare email). A bare email found is reported on
+    stderr with the provider id it stands for; a miss names every id looked for."""
     try:
         return auth.get_user(value)
     except LuciaError as error:
@@ -55,15 +57,27 @@ def _find_user(auth: Auth, value: str) -> Any:
     except ValueError:  # empty or too long to be an id; maybe a provider id
         pass
     provider, colon, identifier = value.partition(":")
-    if colon:
+    bare = auth.settings.password_provider
+    candidates = [(provider, identifier)] if colon else []
+    if not value.startswith(bare + ":"):
+        candidates.append((bare, value))
+    tried: list[str] = []
+    for provider, identifier in candidates:
         try:
-            return auth.get_user_by_provider_id(provider, identifier)
+            key = auth.provider_id(provider, identifier)
+            tried.append(key)
+            user = auth.get_user_by_provider_id(provider, identifier)
         except LuciaError as error:
             if error.code != "AUTH_INVALID_PROVIDER_ID":
                 raise
         except ValueError:  # not a well-formed provider id
             pass
-    raise click.ClickException(f"no user with id or provider id {value!r}")
+        else:
+            if provider == bare and identifier == value:
+                click.echo(f"user {auth.users.id_of(user)} ({key})", err=True)
+            return user
+    looked_for = "".join(f" or provider id {key!r}" for key in tried)
+    raise click.ClickException(f"no user with id {value!r}{looked_for}")
 
 
 def _prompt_password() -> str:

@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
+    "LUCIA_SIGN_OUT_REDIRECT": None,  # None: the sign-in page (the app's home without views)
 }
 
 
@@ -105,6 +106,7 @@ class Settings:
     touch_interval: int
     device_cookie: str | None
     device_max_age: int
+    sign_out_redirect: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
@@ -138,6 +140,7 @@ class Settings:
             device_max_age=to_ms(
                 config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
             ),
+            sign_out_redirect=_target(config, "LUCIA_SIGN_OUT_REDIRECT"),
         )
 
 
@@ -236,6 +239,19 @@ def _size(config: Mapping[str, Any], key: str) -> int | None:
         raise TypeError(f"{key} must be a number of bytes or None, not {value!r}")
     if value < 1:
         raise ValueError(f"{key} must be at least 1 byte")
+    return value
+
+
+def _target(config: Mapping[str, Any], key: str) -> str | None:
+    """Where to send a browser: a path on this site (``/bye``), an ``http(s)`` URL, or None."""
+    value = config[key]
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a path such as '/bye' or None, not {value!r}")
+    path = value.startswith("/") and not value.startswith("//")
+    if not path and origin_of(value) is None:
+        raise ValueError(f"{key} must be a path such as '/bye' or an http(s) URL, not {value!r}")
     return value
 
 

@@ -15,7 +15,7 @@ from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook
+from . import hook, pages
 from .auth import Auth
 from .cli import lucia_cli
 from .config import DEFAULTS, Settings, to_ms
@@ -97,6 +97,7 @@ class Lucia:
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
         app.before_request_funcs.setdefault(None, []).insert(0, hook.before_request)
+        app.before_request(pages.routing_error)  # 404/405 under the prefix: page or JSON
         app.after_request(hook.after_request)
         app.register_error_handler(LuciaError, hook.error_response)
         app.cli.add_command(lucia_cli)

@@ -26,7 +26,10 @@ def state() -> Auth:
 
 
 def error_response(error: LuciaError, status: int | None = None, **extra: object) -> Response:
-    """A JSON error body ``{"error", "message", **extra}`` with the code's status; never cached."""
+    """A JSON error body ``{"error", "message", **extra}`` with the code's status; never cached.
+    A throttled answer also says ``retry_after`` (seconds), as its ``Retry-After`` does."""
+    if error.retry_after is not None:
+        extra = {"retry_after": error.retry_after, **extra}
     response = jsonify({**error.to_dict(), **extra})
     response.status_code = status or error.status
     response.headers["Cache-Control"] = "no-store"
@@ -78,7 +81,9 @@ def before_request() -> ResponseReturnValue | None:
     if not access and not refresh:
         return None  # no cookies, no database work
     if request.method not in SAFE_METHODS and not same_origin():
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+        from .pages import refused  # pages builds on this module: imported when needed
+
+        return refused()
     try:
         found = auth.find(access) if access else None
         if found is None and refresh:

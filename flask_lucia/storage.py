@@ -429,6 +429,23 @@ class Storage:
                     raise LuciaError("AUTH_DUPLICATE_PROVIDER_ID") from None
         raise LuciaError("AUTH_DUPLICATE_USER_DATA") from None
 
+    def taken_columns(self, values: dict[str, Any]) -> list[str]:
+        """The unique user columns whose value in ``values`` another user already has: after
+        ``AUTH_DUPLICATE_USER_DATA``, which field to name ("This username is taken")."""
+        users = self.users
+        groups: list[Any] = [c for c in users.constraints if isinstance(c, sa.UniqueConstraint)]
+        groups += [index for index in users.indexes if index.unique]
+        unique = {column.name for column in users.columns if column.unique}
+        unique.update(c.name for group in groups if len(group.columns) == 1 for c in group.columns)
+        taken = []
+        with self.read() as conn:
+            for name, value in values.items():
+                if name in unique and value is not None:
+                    column = users.c[name]
+                    if conn.execute(sa.select(column).where(column == value).limit(1)).first():
+                        taken.append(name)
+        return taken
+
     def user_keys(self, user_id: Any) -> list[tuple[str, bool]]:
         """A user's keys, first first: ``(provider id, has a password)``."""
         keys = self.keys

@@ -21,9 +21,12 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .decorators import login_required, wants_json
+from . import messages
+from .agents import device_name
+from .decorators import login_required
 from .errors import LuciaError
 from .forms import (
     ConfirmForm,
@@ -45,6 +48,7 @@ from .hook import (
     sign_out,
     state,
 )
+from .pages import error_page, http_error, refuse_framing, refused
 from .redirects import safe_next_url
 from .script import session_body
 from .types import Session, Tokens
@@ -52,12 +56,19 @@ from .types import Session, Tokens
 bp = Blueprint("lucia", __name__, template_folder="templates", static_folder=None)
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
 
-_STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings"})
+_STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings", "lucia.stylesheet"})
 #: Failures a client is told apart from a wrong password by nothing: not the answer,
 #: not the time (each costs a hash), not the throttle (each is counted).
 _CREDENTIAL_FAILURES = frozenset(
     {"AUTH_INVALID_PROVIDER_ID", "AUTH_INVALID_PASSWORD", "AUTH_OUTDATED_PASSWORD"}
 )
+#: What each form page's errors are about, for the words they are shown in.
+_ACTIONS: dict[str, messages.Action] = {
+    "lucia.sign_in": "sign_in",
+    "lucia.sign_up": "sign_up",
+    "lucia.reauthenticate": "confirm",
+}
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 @bp.url_value_preprocessor
@@ -80,8 +91,37 @@ def _cap_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error: RequestEntityTooLarge) -> Response:
-    """A body over the limit, declared or streamed: 413 with a JSON error."""
-    return error_response(LuciaError("AUTH_INVALID_REQUEST", "The request body is too large."), 413)
+    """A body over the limit, declared or streamed: 413, a JSON error or a page."""
+    return error_page(LuciaError("AUTH_INVALID_REQUEST", "The request body is too large."), 413)
+
+
+@bp.errorhandler(NotFound)
+@bp.errorhandler(MethodNotAllowed)
+def _http_error(error: NotFound | MethodNotAllowed) -> Response:
+    """404 and 405 raised by the blueprint's views: a page for browsers, JSON for scripts."""
+    return http_error(error)
+
+
+@bp.errorhandler(LuciaError)
+def _lucia_error(error: LuciaError) -> Response:
+    """A failure of a blueprint view, in the words of its form (sign-in, sign-up, confirm)."""
+    action = _ACTIONS.get(request.endpoint or "")
+    return error_page(error if action is None else messages.for_user(error, action))
+
+
+@bp.errorhandler(CSRFError)
+def _expired_token(error: CSRFError) -> ResponseReturnValue:
+    """``CSRFProtect`` refused a form's token: the form again, as typed, with a fresh token
+    and the reason; JSON clients get the JSON error."""
+    if request.is_json or not _forms_enabled():
+        return error_response(LuciaError("AUTH_INVALID_REQUEST", error.description), 400)
+    if request.endpoint == "lucia.sign_in":
+        return _form_page("lucia/sign_in.html", sign_in_form(), expired=True)
+    if request.endpoint == "lucia.sign_up":
+        return _form_page("lucia/sign_up.html", _sign_up_form(), expired=True)
+    if request.endpoint == "lucia.reauthenticate":
+        return _form_page("lucia/confirm.html", confirm_form(), expired=True)
+    return error_page(LuciaError("AUTH_INVALID_REQUEST", messages.FORM_EXPIRED), 400)
 
 
 @bp.after_request
@@ -98,15 +138,13 @@ def _no_store(response: Response) -> Response:
 
 @bp.after_request
 def _refuse_framing(response: Response) -> Response:
-    """HTML answers may not be framed (clickjacking); an app's own setting of either
-    header is kept, and a policy of its own without ``frame-ancestors`` gets ours beside it."""
-    if response.mimetype == "text/html":
-        headers = response.headers
-        headers.setdefault("X-Frame-Options", "DENY")
-        policies = headers.getlist("Content-Security-Policy")
-        if not any("frame-ancestors" in policy.lower() for policy in policies):
-            headers.add("Content-Security-Policy", "frame-ancestors 'none'")
-    return response
+    """HTML answers may not be framed (clickjacking): see ``pages.refuse_framing``."""
+    return refuse_framing(response)
+
+
+def _home() -> str:
+    """The app's home page: its root path (under ``SCRIPT_NAME`` when mounted)."""
+    return request.script_root + "/"
 
 
 def _bad_request(message: str) -> Response:
@@ -240,19 +278,34 @@ def _refresh_from_body() -> ResponseReturnValue:
 def sign_out_endpoint() -> ResponseReturnValue:
     """End this session; answer where to go next (a same-origin path, or null)."""
     if not same_origin(required=False):
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+        return refused()
     body = request.get_json(silent=True) if request.is_json else request.form
     target = safe_next_url(body.get("redirect") if isinstance(body, dict) else None)
     sign_out()
-    if not request.is_json and request.form:
-        return redirect(target or "/", 303)
+    if not request.is_json and (request.form or request.mimetype in _FORM_TYPES):
+        return redirect(target or _signed_out_page(), 303)
     return jsonify({"redirect": target})
+
+
+def _signed_out_page() -> str:
+    """Where a sign-out form goes without a ``redirect``: ``LUCIA_SIGN_OUT_REDIRECT``, else
+    the sign-in page (an app need not have a ``/``), else the app's home."""
+    configured = state().settings.sign_out_redirect
+    if configured is not None:
+        return configured
+    return url_for("lucia.sign_in") if _forms_enabled() else _home()
 
 
 @bp.get("/lucia.js")
 def script() -> Response:
     """The browser module: static, cacheable, revalidated by ETag."""
     return send_from_directory(_STATIC, "lucia.js", mimetype="text/javascript", max_age=3600)
+
+
+@bp.get("/lucia.css", endpoint="stylesheet")
+def stylesheet() -> Response:
+    """The one stylesheet of the built-in pages: static, cacheable, revalidated by ETag."""
+    return send_from_directory(_STATIC, "lucia.css", mimetype="text/css", max_age=3600)
 
 
 @bp.get("/lucia.d.ts")
@@ -267,7 +320,9 @@ def sign_in_endpoint() -> ResponseReturnValue:
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_in_json()
     if request.method == "POST" and not same_origin(required=False):
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+        return refused()
+    if request.method == "GET" and g.get("_lucia_user") is not None:
+        return _send_on()
     form = sign_in_form()
     if form.validate_on_submit():
         identifier = (form.identifier.data or "").strip()
@@ -277,7 +332,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
             return _form_page("lucia/sign_in.html", form, error)
         sign_in(user, fresh=True, remember=bool(form.remember.data))
         _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or _home(), 303)
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -289,9 +344,10 @@ def sign_up_endpoint() -> ResponseReturnValue:
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         return _sign_up_json()
     if request.method == "POST" and not same_origin(required=False):
-        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
-    auth = state()
-    form = sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
+        return refused()
+    if request.method == "GET" and g.get("_lucia_user") is not None:
+        return _send_on()
+    form = _sign_up_form()
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
         identifier = (form.identifier.data or "").strip()
@@ -305,15 +361,24 @@ def sign_up_endpoint() -> ResponseReturnValue:
             )
         sign_in(user, fresh=True)
         _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or _home(), 303)
     return _form_page("lucia/sign_up.html", form)
 
 
+def _sign_up_form() -> SignUpForm:
+    """This app's sign-up form: identifier, password and the ``LUCIA_SIGN_UP_COLUMNS``."""
+    auth = state()
+    return sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
+
+
+def _send_on() -> ResponseReturnValue:
+    """A signed-in user has no use for sign-in or sign-up: on to ``next``, or home."""
+    return redirect(safe_next_url(request.args.get("next")) or _home(), 303)
+
+
 def _sign_up_closed() -> Response:
-    """404 on every channel while ``LUCIA_SIGN_UP`` is off: JSON for JSON clients."""
-    if wants_json() or not _forms_enabled():
-        return error_response(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
-    raise NotFound()
+    """404 on every channel while ``LUCIA_SIGN_UP`` is off: a page for browsers, else JSON."""
+    return error_page(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
 
 
 def _forms_enabled() -> bool:
@@ -321,14 +386,24 @@ def _forms_enabled() -> bool:
 
 
 def _form_page(
-    template: str, form: SignInForm | SignUpForm | ConfirmForm, error: LuciaError | None = None
+    template: str,
+    form: SignInForm | SignUpForm | ConfirmForm,
+    error: LuciaError | None = None,
+    *,
+    expired: bool = False,
 ) -> Response:
-    """Render a form page; a failed POST answers 400 (429 when throttled), error flashed."""
+    """Render a form page; a failed POST answers 400 (429 when throttled), error flashed in
+    the user's words. An expired or missing CSRF token says so; the fields keep what was
+    typed (never the password) and the page carries a fresh token."""
     if not _forms_enabled():
         raise NotFound()
     if request.method == "GET":
         form.next.data = safe_next_url(request.args.get("next")) or ""
+    if error is not None:
+        error = messages.for_user(error, _ACTIONS.get(request.endpoint or "", "sign_in"))
     message = None if error is None else error.message
+    if request.method == "POST" and error is None and (expired or _token_failed(form)):
+        message = messages.FORM_EXPIRED
     if message and current_app.secret_key:
         flash(message, "error")
         message = None
@@ -340,6 +415,13 @@ def _form_page(
         if error is not None:
             set_retry_after(response, error)
     return response
+
+
+def _token_failed(form: SignInForm | SignUpForm | ConfirmForm) -> bool:
+    """Whether a posted form was refused for its CSRF token (expired, missing, another
+    session's), as opposed to its fields."""
+    token = getattr(form, "csrf_token", None)
+    return token is not None and bool(token.errors)
 
 
 def _authenticate(identifier: str, password: str) -> Any:
@@ -379,10 +461,18 @@ def _remember_device(identifier: str) -> None:
 
 
 def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
+    """Create the user; a clash names the field in the user's words ("This username is
+    taken", "An account with this email already exists")."""
     auth = state()
-    return auth.create_user(
-        auth.settings.password_provider, identifier, password=password, user_data=data
-    )
+    try:
+        return auth.create_user(
+            auth.settings.password_provider, identifier, password=password, user_data=data
+        )
+    except LuciaError as error:
+        taken = None
+        if error.code == "AUTH_DUPLICATE_USER_DATA":
+            taken = next(iter(auth.storage.taken_columns(data)), None)
+        raise messages.for_user(error, "sign_up", taken=taken) from None
 
 
 def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:
@@ -406,12 +496,7 @@ def _sign_in_json() -> ResponseReturnValue:
     if isinstance(options, Response):
         return options
     _, identifier, password, transport, remember = options
-    try:
-        user = _authenticate(identifier, password)
-    except LuciaError as error:
-        if error.code != "AUTH_INVALID_PASSWORD":
-            raise
-        return error_response(error)
+    user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
     return _signed_in(user, identifier, transport, remember)
 
 
@@ -483,7 +568,15 @@ def devices_page() -> ResponseReturnValue:
         raise NotFound()
     current = g.get("_lucia_session")
     listed = state().get_user_sessions(current.user_id)
-    return render_template("lucia/devices.html", sessions=listed, current=current)
+    return render_template(
+        "lucia/devices.html",
+        sessions=listed,
+        current=current,
+        home=_home(),
+        device_name=device_name,
+        ago=messages.ago,
+        exact_time=messages.exact_time,
+    )
 
 
 @bp.route("/confirm", methods=["GET", "POST"], endpoint="reauthenticate")
@@ -499,7 +592,7 @@ def reauthenticate() -> ResponseReturnValue:
         try:
             session = _confirm(session, password)
         except LuciaError as error:
-            return error_response(error)
+            return error_response(messages.for_user(error, "confirm"))
         g._lucia_session = session
         return jsonify({"fresh": True, "expires": session.expires_ms})
     form = confirm_form()
@@ -508,5 +601,5 @@ def reauthenticate() -> ResponseReturnValue:
             _confirm(session, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
-        return redirect(safe_next_url(form.next.data) or "/", 303)
+        return redirect(safe_next_url(form.next.data) or _home(), 303)
     return _form_page("lucia/confirm.html", form)

@@ -262,15 +262,54 @@ def test_user_argument_accepts_a_provider_id(run: Any, lucia: Lucia) -> None:
     assert result.output.startswith(session.session_id)
 
 
-@pytest.mark.parametrize("user", ["nobody", "email:nobody@example.com", "x" * 300, ":"])
-def test_unknown_user_fails_with_message(run: Any, user: str) -> None:
+@pytest.mark.parametrize(
+    ("user", "looked_for"),
+    [
+        ("nobody", " or provider id 'email:nobody'"),
+        ("email:nobody@example.com", " or provider id 'email:nobody@example.com'"),
+        ("x" * 300, ""),
+        (":", " or provider id 'email::'"),
+    ],
+)
+def test_unknown_user_fails_with_a_message_naming_the_ids_looked_for(
+    run: Any, user: str, looked_for: str
+) -> None:
     create(run)
 
     result = run("sessions", user)
 
     assert result.exit_code == 1
-    assert result.output == f"Error: no user with id or provider id {user!r}\n"
+    assert result.output == f"Error: no user with id {user!r}{looked_for}\n"
     assert isinstance(result.exception, SystemExit)
+
+
+def test_sessions_accepts_a_bare_email_and_says_which_provider_id_it_found(
+    run: Any, lucia: Lucia
+) -> None:
+    user_id = create(run)
+    session, _ = lucia.create_session(user_id)
+
+    result = run("sessions", "ann@example.com")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(session.session_id)
+    assert result.stderr == f"user {user_id} (email:ann@example.com)\n"
+
+
+def test_a_bare_unknown_email_names_the_provider_id_looked_for(run: Any) -> None:
+    result = run("sessions", "nobody@example.com")
+
+    assert result.exit_code == 1
+    assert "provider id 'email:nobody@example.com'" in result.output
+
+
+def test_the_bare_identifier_uses_the_password_provider(make_app: AppFactory) -> None:
+    app = register(make_app(LUCIA_PASSWORD_PROVIDER="username"))
+    with app.app_context():
+        app.extensions["lucia"].create_user("username", "ann", password=PASSWORD)
+    result = app.test_cli_runner().invoke(args=["lucia", "sessions", "ann"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.endswith("(username:ann)\n") and result.stdout == "no sessions\n"
 
 
 def test_revoke_ends_every_session(run: Any, lucia: Lucia) -> None:

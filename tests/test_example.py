@@ -47,7 +47,9 @@ def test_the_dashboard_needs_a_session(example: Any) -> None:
     assert example.get("/dashboard", headers={"Accept": "application/json"}).status_code == 401
 
 
-def test_sign_up_then_the_dashboard_greets_the_user_and_lists_the_device(example: Any) -> None:
+def test_sign_up_then_the_dashboard_greets_the_user_and_links_to_the_devices(
+    example: Any,
+) -> None:
     response = example.post(
         "/auth/sign-up",
         json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
@@ -55,7 +57,32 @@ def test_sign_up_then_the_dashboard_greets_the_user_and_lists_the_device(example
     )
     assert response.status_code == 201
     page = example.get("/dashboard").text
-    assert "Hello, ann" in page and "TestBrowser/1.0" in page and "(this one)" in page
+    assert "Hello, ann" in page and 'href="/auth/devices"' in page
+    devices = example.get("/auth/devices").text
+    assert "TestBrowser/1.0" in devices and "This device" in devices
+
+
+def test_sign_up_without_a_username_is_refused(example: Any) -> None:
+    form = example.post(
+        "/auth/sign-up", data={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    as_json = example.post(
+        "/auth/sign-up", json={"identifier": "ann@example.com", "password": PASSWORD}
+    )
+    assert form.status_code == as_json.status_code == 400
+    assert 'name="username" required' in form.text
+    assert example.get("/auth/session").status_code == 401
+
+
+def test_a_signed_in_user_sees_no_sign_in_or_sign_up_form(example: Any) -> None:
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    home = example.get("/").text
+    assert "/auth/sign-in" not in home and "/auth/sign-up" not in home
+    assert example.get("/auth/sign-in?next=/dashboard").location == "/dashboard"
+    assert example.get("/auth/sign-up").location == "/"
 
 
 def test_the_sign_out_button_ends_the_session(example: Any) -> None:

@@ -124,10 +124,13 @@ def test_any_next_parameter_stays_on_this_site(client: FlaskClient, target: str)
         sign_up(client)
     page = client.get("/auth/sign-in", query_string={"next": target})
     sane(page)
+    # Signed in, the form's GET sends the client on (DESIGN §16): to this site only.
+    assert page.status_code == 303
+    assert page.location.startswith("/") and not page.location.startswith("//")
     response = client.post(
         "/auth/sign-in",
         data={
-            "csrf_token": csrf_token(page.text),
+            "csrf_token": csrf_token(client.get("/auth/confirm").text),
             "identifier": "ann@example.com",
             "password": PASSWORD,
             "next": target,

@@ -5,6 +5,7 @@
 
 const CHANNEL = "lucia"; // BroadcastChannel name
 const KEY = "lucia:sync"; // localStorage key of the `storage` fallback
+const HAD = "lucia:had"; // localStorage: "1" while some page of the origin saw a session
 const LOCK = "lucia-refresh"; // Web Locks name: one refresher at a time
 const EARLY = 60000; // refresh this long before expiry (ms)
 const SETTLE = 100; // ms to let a broadcast land (lock hand-over, claims)
@@ -69,11 +70,26 @@ function each(fns, arg) {
   }
 }
 
+// Whether a page of this origin last saw a session: a page that finds none while
+// this is set learns of a sign-out made without signOut() (the form button, a
+// revoked device) and tells the other tabs.
+function marked(has) {
+  try {
+    if (has === undefined) return localStorage.getItem(HAD) === "1";
+    if (has) localStorage.setItem(HAD, "1");
+    else localStorage.removeItem(HAD);
+  } catch {
+    // storage disabled: only signOut() and the server's answers reach the other tabs
+  }
+  return false;
+}
+
 // Set this tab's state; tell subscribers when it changed. Returns "changed".
 const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 function setStore(next) {
   const changed = !same(next, state);
   state = next;
+  if (next && !marked()) marked(true);
   if (changed) {
     value = next && Object.freeze({ user: next.user, expires: next.expires });
     each(subscribers, value);
@@ -96,6 +112,7 @@ function broadcast(msg) {
 function tell(next, type) {
   setStore(next);
   broadcast(next ? { type, ...next } : { type: "signout" });
+  if (!next) marked(false); // told: the next page without a session need not check
 }
 
 // A change made elsewhere (another tab, the server): onSessionUpdate
@@ -134,14 +151,18 @@ else {
   });
 }
 
-// Ask the server (GET session); broadcast what we learn if it is news.
+// Ask the server (GET session); broadcast what we learn if it is news. A session
+// gone that this tab or another page had is a sign-out, and every tab hears it.
 function load() {
   loading ||= api("session")
     .then(toState, (e) => {
       if (e.status === 401) return null;
       throw e;
     })
-    .then((next) => (same(next, state) ? setStore(next) : tell(next, "signin")))
+    .then((next) => {
+      const gone = !next && (state || marked());
+      return same(next, state) && !gone ? setStore(next) : tell(next, "signin");
+    })
     .finally(() => (loading = null));
   return loading;
 }
@@ -287,5 +308,8 @@ if (pageData) {
     // malformed page data: fall back to GET session
   }
 }
-// A page loaded with a session announces it to the other tabs.
+// A page loaded with a session announces it to the other tabs; one loaded
+// without, after a page had one, checks with the server and announces the
+// sign-out (the form button's redirect lands here).
 if (state) broadcast({ type: "signin", ...state });
+else if (state === null && marked()) load().catch(() => {});

@@ -1,0 +1,150 @@
+"""Screenshots of every built-in page at 360 px and 1280 px wide, for docs/pages.rst.
+
+Run from the repository root (needs Playwright's Python package and Debian's chromium;
+no browser is downloaded)::
+
+    python docs/screenshots.py            # writes docs/_static/screenshots/*.png
+
+A throwaway app with a ``username`` column runs on loopback with a SQLite file in a
+temporary folder; one user is signed in from three devices.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from playwright.sync_api import Page, sync_playwright
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the working tree's flask_lucia, installed or not
+
+import flask_lucia.auth  # noqa: E402
+from flask_lucia import Lucia  # noqa: E402
+
+OUT = ROOT / "docs" / "_static" / "screenshots"
+CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+WIDTHS = {"phone": (360, 740), "desktop": (1280, 800)}
+PASSWORD = "correct horse battery"
+DEVICES = [  # (user agent, address, how long ago it signed in)
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "198.51.100.23",
+        3 * 86400,
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0",
+        "203.0.113.7",
+        2 * 3600,
+    ),
+]
+
+
+def make_app(folder: str) -> Flask:
+    app = Flask(__name__, instance_path=folder)
+    app.config.update(
+        SECRET_KEY="screenshots",
+        LUCIA_DATABASE_URL=f"sqlite:///{folder}/lucia.sqlite3",
+        LUCIA_COOKIE_SECURE=False,
+        LUCIA_SIGN_UP_COLUMNS=["username"],
+        LUCIA_PUBLIC_USER_COLUMNS=["username"],
+    )
+    Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
+    app.add_url_rule("/", "home", lambda: "home")
+    return app
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+class Past:
+    """flask-lucia's clock, ``seconds`` ago: older sessions for the devices page."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def time(self) -> float:
+        return time.time() - self.seconds
+
+
+def other_devices(app: Flask, user_id: str) -> None:
+    with app.app_context():
+        auth = app.extensions["lucia"]
+        for agent, address, ago in DEVICES:
+            flask_lucia.auth.time = Past(ago)  # type: ignore[assignment]
+            try:
+                auth.create_session(user_id, user_agent=agent, ip_address=address)
+            finally:
+                flask_lucia.auth.time = time
+
+
+def shoot(page: Page, name: str) -> None:
+    for label, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        path = OUT / f"{name}-{label}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
+        app = make_app(folder)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        with serving(app) as url:
+            context = browser.new_context(color_scheme="light", device_scale_factor=1)
+            page: Any = context.new_page()
+            page.goto(url + "/auth/sign-up")
+            shoot(page, "sign-up")
+            page.fill("input[name=username]", "ann")
+            page.fill("input[name=identifier]", "ann@example.com")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(url + "/")
+            user_id = context.request.get(url + "/auth/session").json()["user"]["user_id"]
+            other_devices(app, user_id)
+            page.goto(url + "/auth/devices")
+            shoot(page, "devices")
+            page.goto(url + "/auth/confirm")
+            shoot(page, "confirm")
+            context.clear_cookies()
+            page.goto(url + "/auth/sign-in")
+            shoot(page, "sign-in")
+            page.fill("input[name=identifier]", "ann@example.com")
+            page.fill("input[name=password]", "not the password")
+            page.click("button[type=submit]")
+            page.wait_for_selector("[role=alert]")
+            shoot(page, "sign-in-error")
+            context.clear_cookies()  # the Flask session, and with it the form's CSRF token
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=This form expired")
+            shoot(page, "sign-in-expired")
+            page.goto(url + "/auth/nowhere")
+            shoot(page, "not-found")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

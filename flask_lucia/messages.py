@@ -1,0 +1,130 @@
+"""What the built-in pages and the sign-in, sign-up and confirm endpoints say to a person.
+
+Every sentence a user reads lives here, so an app (or a translation) changes one
+module. Errors keep their code; only the ``message`` is reworded for people.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Final, Literal
+
+from flask import current_app
+
+from .errors import LuciaError
+
+Action = Literal["sign_in", "sign_up", "confirm"]
+
+#: A form posted with an expired or missing Flask-WTF CSRF token.
+FORM_EXPIRED: Final = "This form expired before it was sent. Check it and send it again."
+#: A cookie-authenticated or form request from another site (DESIGN §5).
+CROSS_SITE: Final = (
+    "This request came from another site, so it was refused. "
+    "Go back, reload the page and try again."
+)
+NOT_FOUND: Final = "There is no page at this address."
+METHOD_NOT_ALLOWED: Final = "This page cannot be used that way."
+TOO_LARGE: Final = "What was sent is too large."
+
+_UNITS: Final = (("hour", 3600), ("minute", 60), ("second", 1))
+_TITLES: Final = {
+    400: "This did not work",
+    403: "Request refused",
+    404: "Page not found",
+    405: "Not available",
+    413: "Too large",
+    429: "Too many attempts",
+    503: "Try again soon",
+}
+
+
+def page_title(status: int) -> str:
+    """The heading of an error page with this HTTP status."""
+    return _TITLES.get(status, "Something went wrong")
+
+
+def identifier_label() -> str:
+    """The word for the identifier in a sentence: ``LUCIA_IDENTIFIER_LABEL``, else
+    "email" for the ``email`` provider, else the provider's name."""
+    config = current_app.config
+    label = config.get("LUCIA_IDENTIFIER_LABEL")
+    if not label:
+        provider = str(config.get("LUCIA_PASSWORD_PROVIDER", "email"))
+        label = "email" if provider == "email" else provider
+    return _in_sentence(str(label))
+
+
+def column_label(name: str) -> str:
+    """A user column as a word in a sentence: ``display_name`` -> "display name"."""
+    return _in_sentence(name.replace("_", " "))
+
+
+def _in_sentence(label: str) -> str:
+    """Lower the first letter ("Email" -> "email"), unless the word is an acronym ("URL")."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
+
+def wait_text(seconds: int) -> str:
+    """A wait in words, rounded up: 45 -> "45 seconds", 240 -> "4 minutes", 3 h -> "3 hours".
+
+    Seconds under two minutes, minutes under two hours, hours beyond.
+    """
+    seconds = max(int(seconds), 1)
+    unit, size = next((u, s) for u, s in _UNITS if seconds >= 2 * s or s == 1)
+    count = math.ceil(seconds / size)
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was, in words: "just now", "2 minutes ago", "3 days ago"."""
+    now = now or datetime.now(timezone.utc)
+    seconds = int((now - moment).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def exact_time(moment: datetime) -> str:
+    """The exact time shown on hover: "2024-06-01 14:03:09 UTC"."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def for_user(error: LuciaError, action: Action, *, taken: str | None = None) -> LuciaError:
+    """``error`` reworded for the person who sent the form (same code, same ``retry_after``).
+
+    Only the library's default sentences are reworded: a message already written for
+    people ("Password must be at least 8 characters.") is kept. ``taken`` names the user
+    column whose value another account already has.
+    """
+    if error.message != LuciaError(error.code).message:
+        return error
+    message = _message(error, action, taken)
+    if message is None:
+        return error
+    return LuciaError(error.code, message, retry_after=error.retry_after)
+
+
+def _message(error: LuciaError, action: Action, taken: str | None) -> str | None:
+    code = error.code
+    if code == "AUTH_TOO_MANY_ATTEMPTS":
+        if error.retry_after is None:
+            return "Too many attempts. Try again later."
+        return f"Too many attempts. Try again in {wait_text(error.retry_after)}."
+    if code in ("AUTH_INVALID_PASSWORD", "AUTH_INVALID_PROVIDER_ID") and action != "sign_up":
+        if action == "confirm":
+            return "Wrong password."
+        return f"Wrong {identifier_label()} or password."
+    if code == "AUTH_DUPLICATE_PROVIDER_ID":
+        return f"An account with this {identifier_label()} already exists."
+    if code == "AUTH_DUPLICATE_USER_DATA":
+        if taken is None:
+            return "Another account already uses some of these details."
+        return f"This {column_label(taken)} is taken."
+    if code == "AUTH_OUTDATED_PASSWORD":
+        return "This account's password cannot be checked here. Ask for it to be reset."
+    return None
