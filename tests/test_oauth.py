@@ -1,0 +1,655 @@
+"""Sign in with a provider (DESIGN §14), against a real OpenID Connect provider.
+
+The provider is the npm package ``oidc-provider`` on Node (tests/oidc/provider.mjs); the
+Flask test client is the app's side of the browser and ``ProviderBrowser`` the provider's
+side, so every request between them is the real protocol: nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from flask_lucia import Lucia
+from flask_lucia.oauth import github_profile, oidc_profile
+
+from .conftest import ORIGIN, AppFactory, cookie, sign_up
+from .oidc import OIDCProvider, ProviderBrowser, free_port
+
+
+@pytest.fixture(scope="session")
+def browser_port() -> int:
+    """The port of the Chromium test's app, known before the provider registers it."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc(browser_port: int) -> Iterator[OIDCProvider]:
+    """The OpenID Connect provider, one for the whole run."""
+    provider = OIDCProvider(browser_port)
+    yield provider
+    provider.stop()
+
+
+def client_of(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+@pytest.fixture
+def corp_app(make_app: AppFactory, oidc: OIDCProvider) -> Flask:
+    """An app with the generic OpenID Connect provider ``corp``."""
+    return make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+
+
+@pytest.fixture
+def client(corp_app: Flask) -> FlaskClient:
+    return client_of(corp_app)
+
+
+def start(client: FlaskClient, name: str = "corp", **query: str) -> str:
+    """``GET /auth/oauth/<name>``: the provider's authorization URL it redirects to."""
+    response = client.get(f"/auth/oauth/{name}", query_string=query)
+    assert response.status_code == 302, response.text
+    return response.location
+
+
+def finish(client: FlaskClient, callback: str, *, json: bool = False) -> TestResponse:
+    """Open the callback URL the provider sent the browser to, in the app."""
+    parts = urlsplit(callback)
+    assert parts.netloc == "localhost", callback
+    headers = {"Accept": "application/json"} if json else {}
+    return client.get(parts.path, query_string=parts.query, headers=headers)
+
+
+def sign_in_with(
+    client: FlaskClient,
+    oidc: OIDCProvider,
+    login: str = "alice",
+    name: str = "corp",
+    *,
+    json: bool = False,
+    **query: str,
+) -> TestResponse:
+    """The whole round trip: app -> provider (login, consent) -> app's callback."""
+    callback = ProviderBrowser(oidc).authorize(start(client, name, **query), login)
+    return finish(client, callback, json=json)
+
+
+def signed_in_user(client: FlaskClient) -> str | None:
+    """The user id the client's session belongs to, or None when signed out."""
+    response = client.get("/auth/session")
+    return response.json["user"]["user_id"] if response.status_code == 200 else None
+
+
+def keys_of(app: Flask, user_id: str) -> list[str]:
+    with app.app_context():
+        return app.lucia.get_user_provider_ids(user_id)  # type: ignore[attr-defined,no-any-return]
+
+
+def user_count(app: Flask) -> int:
+    with app.app_context():
+        storage = app.extensions["lucia"].storage
+        with storage.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(storage.users)).scalar())
+
+
+# -- the flows -------------------------------------------------------------------------
+
+
+def test_first_sign_in_creates_the_user_keyed_by_corp_and_the_subject(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    response = sign_in_with(client, oidc, "alice")
+    assert response.status_code == 303 and response.location == "/"
+    user_id = signed_in_user(client)
+    assert user_id is not None
+    assert keys_of(corp_app, user_id) == ["corp:alice"]
+
+
+def test_a_second_sign_in_finds_the_same_user(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    sign_in_with(client, oidc, "alice")
+    first = signed_in_user(client)
+    client.post("/auth/sign-out")
+    assert signed_in_user(client) is None
+    assert sign_in_with(client, oidc, "alice").status_code == 303
+    assert signed_in_user(client) == first
+    assert user_count(corp_app) == 1
+
+
+def test_the_authorization_request_carries_state_pkce_s256_and_a_nonce(
+    client: FlaskClient,
+) -> None:
+    query = parse_qs(urlsplit(start(client)).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) >= 43
+    assert query["state"][0] and query["nonce"][0]
+    assert query["scope"] == ["openid email profile"]
+    assert query["redirect_uri"] == ["http://localhost/auth/oauth/corp/callback"]
+
+
+def test_a_signed_in_password_user_gets_the_key_linked(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    user_id = sign_up(client, "ann@example.com")["user"]["user_id"]
+    response = sign_in_with(client, oidc, "alice")
+    assert response.status_code == 303 and response.location == "/auth/oauth"
+    assert keys_of(corp_app, user_id) == ["email:ann@example.com", "corp:alice"]
+    client.post("/auth/sign-out")
+    sign_in_with(client, oidc, "alice")
+    assert signed_in_user(client) == user_id
+
+
+def test_linking_a_key_that_another_user_has_is_refused(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    sign_in_with(client, oidc, "alice")
+    owner = signed_in_user(client)
+    other = client_of(corp_app)
+    user_id = sign_up(other, "ann@example.com")["user"]["user_id"]
+    response = sign_in_with(other, oidc, "alice", json=True)
+    assert response.status_code == 400
+    assert response.json["error"] == "AUTH_OAUTH_FAILED"
+    assert response.json["reason"] == "linked_elsewhere"
+    assert keys_of(corp_app, user_id) == ["email:ann@example.com"]
+    assert signed_in_user(other) == user_id and owner != user_id
+
+
+def test_a_safe_next_survives_the_round_trip(client: FlaskClient, oidc: OIDCProvider) -> None:
+    response = sign_in_with(client, oidc, next="/private?tab=2")
+    assert response.status_code == 303 and response.location == "/private?tab=2"
+
+
+def test_an_unsafe_next_is_dropped(client: FlaskClient, oidc: OIDCProvider) -> None:
+    response = sign_in_with(client, oidc, next="https://evil.example/steal")
+    assert response.status_code == 303 and response.location == "/"
+
+
+def test_json_clients_get_the_session_of_the_new_sign_in(
+    client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    response = sign_in_with(client, oidc, json=True)
+    assert response.status_code == 200
+    assert response.json["user"]["user_id"] == signed_in_user(client)
+    assert response.json["session"]["checksum"]
+
+
+
+
+@pytest.fixture
+def people_app(make_app: AppFactory, oidc: OIDCProvider) -> Flask:
+    """An app whose users have ``email`` and ``name`` columns."""
+    columns = [
+        sa.Column("email", sa.String(120), unique=True, nullable=True),
+        sa.Column("name", sa.String(64), nullable=True),
+    ]
+    return make_app(Lucia(user_columns=columns), LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+
+
+def test_a_new_user_gets_the_verified_email_and_the_name_where_columns_exist(
+    people_app: Flask, oidc: OIDCProvider
+) -> None:
+    client = client_of(people_app)
+    sign_in_with(client, oidc, "alice")
+    with people_app.app_context():
+        user = people_app.lucia.get_user(signed_in_user(client))  # type: ignore[attr-defined]
+    assert (user.email, user.name) == ("alice@example.com", "Alice Liddell")
+
+
+def test_an_unverified_email_is_not_kept(people_app: Flask, oidc: OIDCProvider) -> None:
+    client = client_of(people_app)
+    sign_in_with(client, oidc, "bob")
+    with people_app.app_context():
+        user = people_app.lucia.get_user(signed_in_user(client))  # type: ignore[attr-defined]
+    assert (user.email, user.name) == (None, "Bob")
+
+
+def test_oauth_user_data_decides_a_new_users_data(make_app: AppFactory, oidc: OIDCProvider) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def user_data(name: str, profile: Any) -> dict[str, Any]:
+        seen.append((name, dict(profile)))
+        return {"username": profile["username"], "age": 33}
+
+    lucia = Lucia(user_columns=[sa.Column("username", sa.String(32)), sa.Column("age", sa.Integer)])
+    lucia.oauth_user_data = user_data
+    app = make_app(lucia, LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+    client = client_of(app)
+    sign_in_with(client, oidc, "alice")
+    with app.app_context():
+        user = app.lucia.get_user(signed_in_user(client))  # type: ignore[attr-defined]
+    assert (user.username, user.age) == ("alice", 33)
+    [(name, profile)] = seen
+    assert name == "corp" and profile["sub"] == "alice"
+    assert profile["email"] == "alice@example.com" and profile["email_verified"] is True
+    assert profile["raw"]["email"] == "alice@example.com"
+
+
+def test_oauth_user_data_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="oauth_user_data"):
+        Lucia(oauth_user_data="username")  # type: ignore[arg-type]
+
+
+def test_user_data_the_columns_refuse_shows_the_failure_page(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    lucia = Lucia(
+        user_columns=[sa.Column("username", sa.String(32))],
+        oauth_user_data=lambda name, profile: {"nickname": "x"},
+    )
+    app = make_app(lucia, LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+    client = client_of(app)
+    response = sign_in_with(client, oidc, json=True)
+    assert response.status_code == 400 and response.json["reason"] == "invalid_user_data"
+    assert signed_in_user(client) is None and user_count(app) == 0
+
+
+def test_an_existing_password_account_is_not_taken_over_by_its_email(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    owner = sign_up(client_of(corp_app), "ann@example.com")["user"]["user_id"]
+    response = sign_in_with(client, oidc, "ann")  # the provider vouches for ann@example.com
+    assert response.status_code == 400
+    assert "An account with this email already exists" in response.text
+    assert signed_in_user(client) is None
+    assert keys_of(corp_app, owner) == ["email:ann@example.com"]
+    assert user_count(corp_app) == 1
+
+
+def test_link_verified_email_signs_a_verified_email_into_its_password_account(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(
+        LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()}, LUCIA_OAUTH_LINK_VERIFIED_EMAIL=True
+    )
+    owner = sign_up(client_of(app), "ann@example.com")["user"]["user_id"]
+    client = client_of(app)
+    assert sign_in_with(client, oidc, "ann").status_code == 303
+    assert signed_in_user(client) == owner
+    assert keys_of(app, owner) == ["email:ann@example.com", "corp:ann"]
+
+
+def test_link_verified_email_never_links_an_unverified_email(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(
+        LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()}, LUCIA_OAUTH_LINK_VERIFIED_EMAIL=True
+    )
+    owner = sign_up(client_of(app), "bob@example.com")["user"]["user_id"]
+    client = client_of(app)
+    sign_in_with(client, oidc, "bob")  # the provider does not vouch for bob@example.com
+    newcomer = signed_in_user(client)
+    assert newcomer is not None and newcomer != owner
+    assert keys_of(app, owner) == ["email:bob@example.com"]
+    assert keys_of(app, newcomer) == ["corp:bob"]
+
+
+def test_closed_sign_up_refuses_new_users_but_signs_in_linked_keys(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()}, LUCIA_SIGN_UP=False)
+    client = client_of(app)
+    response = sign_in_with(client, oidc, "alice", json=True)
+    assert response.status_code == 400 and response.json["reason"] == "sign_up_closed"
+    assert user_count(app) == 0
+    with app.app_context():
+        user = app.lucia.create_user("corp", "alice")  # type: ignore[attr-defined]
+    assert sign_in_with(client, oidc, "alice").status_code == 303
+    assert signed_in_user(client) == user.user_id
+
+
+def test_oauth_signed_in_is_sent_with_the_provider_and_profile(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    from flask_lucia import signals
+
+    seen: list[dict[str, Any]] = []
+
+    def record(sender: Flask, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    with signals.oauth_signed_in.connected_to(record, corp_app):
+        sign_in_with(client, oidc, "alice")
+        client.post("/auth/sign-out")
+        sign_in_with(client, oidc, "alice")
+    assert [s["created"] for s in seen] == [True, False]
+    assert all(s["provider"] == "corp" and s["profile"]["sub"] == "alice" for s in seen)
+    assert seen[1]["user"].user_id == seen[0]["user"].user_id == seen[1]["session"].user_id
+
+
+def test_a_provider_sign_in_is_fresh(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    sign_in_with(client, oidc)
+    with corp_app.app_context():
+        session = corp_app.lucia.validate_access_token(  # type: ignore[attr-defined]
+            cookie(client, "lucia_access_token")
+        )
+    assert session.fresh is True
+
+
+# -- failures: a clear page or JSON AUTH_OAUTH_FAILED, and nobody signed in ---------------
+
+
+def assert_failed(response: TestResponse, reason: str, status: int = 400) -> None:
+    """The JSON failure of a callback, with its reason."""
+    assert response.status_code == status, response.text
+    assert response.json["error"] == "AUTH_OAUTH_FAILED"
+    assert response.json["reason"] == reason
+    assert response.json["provider"] == "corp"
+    assert response.json["message"]
+
+
+def assert_nobody_signed_in(app: Flask, client: FlaskClient) -> None:
+    assert cookie(client, "lucia_access_token") is None
+    assert signed_in_user(client) is None
+    with app.app_context():
+        storage = app.extensions["lucia"].storage
+        with storage.engine.connect() as conn:
+            count = sa.select(sa.func.count()).select_from(storage.sessions)
+            assert conn.execute(count).scalar() == 0
+
+
+def test_denied_consent_signs_nobody_in(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice", consent=False)
+    assert "error=access_denied" in callback
+    assert_failed(finish(client, callback, json=True), "access_denied")
+    assert_nobody_signed_in(corp_app, client)
+    assert user_count(corp_app) == 0
+
+
+def test_denied_consent_shows_a_clear_page(client: FlaskClient, oidc: OIDCProvider) -> None:
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice", consent=False)
+    response = finish(client, callback)
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    page = response.text
+    assert "Signing in with Corp did not work" in page
+    assert "You did not allow the sign-in at Corp." in page
+    assert "access_denied" in page and 'href="/auth/sign-in"' in page
+
+
+def test_a_forged_state_signs_nobody_in(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice")
+    parts = urlsplit(callback)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | {"state": "forged"}
+    forged = urlunsplit(parts._replace(query=urlencode(query)))
+    assert_failed(finish(client, forged, json=True), "state_mismatch")
+    assert_nobody_signed_in(corp_app, client)
+
+
+def test_a_callback_opened_in_another_browser_signs_nobody_in(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    """Login CSRF: an attacker's finished sign-in sent to a victim's browser."""
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice")
+    victim = client_of(corp_app)
+    assert_failed(finish(victim, callback, json=True), "state_mismatch")
+    assert_nobody_signed_in(corp_app, victim)
+
+
+def test_a_replayed_callback_url_signs_nobody_in(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice")
+    assert finish(client, callback).status_code == 303
+    client.post("/auth/sign-out")
+    assert_failed(finish(client, callback, json=True), "state_mismatch")
+    assert_nobody_signed_in(corp_app, client)
+
+
+def test_a_replayed_code_is_refused_by_the_provider(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    """The state still in the browser's old session cookie, the code spent: the provider
+    refuses it (and Authlib never reaches a sign-in)."""
+    url = start(client)
+    state_cookie = cookie(client, "session")
+    assert state_cookie is not None
+    callback = ProviderBrowser(oidc).authorize(url, "alice")
+    assert finish(client, callback).status_code == 303
+    client.post("/auth/sign-out")
+    client.set_cookie("session", state_cookie)
+    assert_failed(finish(client, callback, json=True), "invalid_grant")
+    assert_nobody_signed_in(corp_app, client)
+
+
+def test_an_expired_code_is_refused_by_the_provider(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp("expiring")})  # codes live 1 s
+    client = client_of(app)
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice")
+    time.sleep(2.5)
+    assert_failed(finish(client, callback, json=True), "invalid_grant")
+    assert_nobody_signed_in(app, client)
+
+
+def test_an_id_token_with_a_broken_signature_signs_nobody_in(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp("tampered")})
+    client = client_of(app)
+    response = sign_in_with(client, oidc, "alice", json=True)
+    assert_failed(response, "invalid_id_token")
+    assert_nobody_signed_in(app, client)
+    assert user_count(app) == 0
+
+
+def test_an_id_token_for_another_nonce_signs_nobody_in(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    """The provider signs an ID token for a nonce the app never sent (a replayed token)."""
+    parts = urlsplit(start(client))
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | {"nonce": "another-nonce"}
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    callback = ProviderBrowser(oidc).authorize(url, "alice")
+    response = finish(client, callback, json=True)
+    assert_failed(response, "invalid_id_token")
+    assert "nonce" in response.json["message"]
+    assert_nobody_signed_in(corp_app, client)
+
+
+def test_an_unreachable_provider_shows_a_clear_page(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp(server_metadata_url=down)})
+    client = client_of(app)
+    response = client.get("/auth/oauth/corp")
+    assert response.status_code == 502 and response.mimetype == "text/html"
+    assert "Corp could not be reached. Try again." in response.text
+    assert_failed(
+        client.get("/auth/oauth/corp", headers={"Accept": "application/json"}),
+        "provider_unreachable",
+        502,
+    )
+    assert_nobody_signed_in(app, client)
+
+
+def test_a_slow_discovery_times_out(make_app: AppFactory, oidc: OIDCProvider) -> None:
+    slow = oidc.corp(server_metadata_url=oidc.metadata_url("/slow"))  # answers after 5 s
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": slow}, LUCIA_OAUTH_TIMEOUT=0.5)
+    client = client_of(app)
+    began = time.monotonic()
+    response = client.get("/auth/oauth/corp", headers={"Accept": "application/json"})
+    assert time.monotonic() - began < 3
+    assert_failed(response, "provider_timeout", 502)
+    assert_nobody_signed_in(app, client)
+
+
+def test_a_slow_token_endpoint_times_out_and_signs_nobody_in(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp("slow")}, LUCIA_OAUTH_TIMEOUT=1)
+    client = client_of(app)
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice")
+    began = time.monotonic()
+    response = finish(client, callback, json=True)
+    assert time.monotonic() - began < 4
+    assert_failed(response, "provider_timeout", 502)
+    assert_nobody_signed_in(app, client)
+    assert user_count(app) == 0
+
+
+def test_a_failed_callback_leaves_a_signed_in_user_as_they_were(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    user_id = sign_up(client, "ann@example.com")["user"]["user_id"]
+    callback = ProviderBrowser(oidc).authorize(start(client), "alice", consent=False)
+    response = finish(client, callback)
+    assert response.status_code == 400 and 'href="/auth/oauth"' in response.text
+    assert signed_in_user(client) == user_id
+    assert keys_of(corp_app, user_id) == ["email:ann@example.com"]
+
+
+def test_an_unknown_provider_is_not_found(client: FlaskClient) -> None:
+    assert client.get("/auth/oauth/nope").status_code == 404
+    assert client.get("/auth/oauth/nope/callback?code=x&state=y").status_code == 404
+
+
+def test_no_provider_routes_without_providers(make_app: AppFactory) -> None:
+    client = client_of(make_app())
+    assert client.get("/auth/oauth/corp").status_code == 404
+    sign_up(client)
+    assert client.get("/auth/oauth", headers={"Accept": "application/json"}).status_code == 404
+
+
+# -- the presets, against the same provider standing in for GitHub and Google -------------
+
+
+def test_the_github_preset_signs_in_with_githubs_numeric_id_and_verified_email(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    columns = [sa.Column("email", sa.String(120)), sa.Column("name", sa.String(64))]
+    app = make_app(Lucia(user_columns=columns), LUCIA_OAUTH_PROVIDERS={"github": oidc.github()})
+    client = client_of(app)
+    query = parse_qs(urlsplit(start(client, "github")).query)
+    assert query["scope"] == ["read:user user:email"] and "nonce" not in query
+    assert query["code_challenge_method"] == ["S256"]
+    assert sign_in_with(client, oidc, "alice", "github").status_code == 303
+    user_id = signed_in_user(client)
+    assert keys_of(app, user_id) == ["github:1001"]
+    with app.app_context():
+        user = app.lucia.get_user(user_id)  # type: ignore[attr-defined]
+    assert (user.email, user.name) == ("alice@example.com", "Alice Liddell")
+
+
+def test_the_github_preset_keeps_no_unverified_email(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    columns = [sa.Column("email", sa.String(120)), sa.Column("name", sa.String(64))]
+    app = make_app(Lucia(user_columns=columns), LUCIA_OAUTH_PROVIDERS={"github": oidc.github()})
+    client = client_of(app)
+    sign_in_with(client, oidc, "bob", "github")
+    with app.app_context():
+        user = app.lucia.get_user(signed_in_user(client))  # type: ignore[attr-defined]
+    assert (user.email, user.name) == (None, "Bob")
+
+
+def test_the_google_preset_signs_in_with_the_subject(
+    make_app: AppFactory, oidc: OIDCProvider
+) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"google": oidc.google()})
+    client = client_of(app)
+    query = parse_qs(urlsplit(start(client, "google")).query)
+    assert query["scope"] == ["openid email profile"] and query["nonce"][0]
+    assert sign_in_with(client, oidc, "alice", "google").status_code == 303
+    assert keys_of(app, signed_in_user(client)) == ["google:alice"]
+
+
+def test_the_google_preset_discovers_google_by_default(make_app: AppFactory) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"google": {"client_id": "id", "client_secret": "s"}})
+    with app.app_context():
+        google = app.extensions["lucia"].oauth.settings.providers["google"]
+    assert google.server_metadata_url == (
+        "https://accounts.google.com/.well-known/openid-configuration"
+    )
+    assert google.label == "Google"
+
+
+def test_the_github_preset_points_at_github_by_default(make_app: AppFactory) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"github": {"client_id": "id", "client_secret": "s"}})
+    with app.app_context():
+        github = app.extensions["lucia"].oauth.settings.providers["github"]
+    assert github.authorize_url == "https://github.com/login/oauth/authorize"
+    assert github.access_token_url == "https://github.com/login/oauth/access_token"
+    assert github.api_base_url == "https://api.github.com/"
+    assert github.token_endpoint_auth_method == "client_secret_post"
+
+
+# -- profile mapping -------------------------------------------------------------------
+
+
+GITHUB_USER = {"id": 583231, "login": "octocat", "name": "The Octocat", "email": None,
+               "avatar_url": "https://avatars.githubusercontent.com/u/583231"}  # fmt: skip
+
+
+def test_github_profile_takes_the_verified_primary_email() -> None:
+    emails = [
+        {"email": "old@example.com", "primary": False, "verified": True},
+        {"email": "octo@example.com", "primary": True, "verified": True},
+    ]
+    profile = github_profile(GITHUB_USER, emails)
+    assert profile["sub"] == "583231"
+    assert (profile["email"], profile["email_verified"]) == ("octo@example.com", True)
+    assert (profile["name"], profile["username"]) == ("The Octocat", "octocat")
+    assert profile["picture"] == GITHUB_USER["avatar_url"]
+    assert profile["raw"] == {"user": GITHUB_USER, "emails": emails}
+
+
+def test_github_profile_falls_back_to_another_verified_email() -> None:
+    emails = [
+        {"email": "primary@example.com", "primary": True, "verified": False},
+        {"email": "other@example.com", "primary": False, "verified": True},
+    ]
+    profile = github_profile(GITHUB_USER, emails)
+    assert (profile["email"], profile["email_verified"]) == ("other@example.com", True)
+
+
+def test_github_profile_without_verified_emails_keeps_the_public_one_unverified() -> None:
+    user = {**GITHUB_USER, "email": "public@example.com", "name": None}
+    profile = github_profile(user, None)  # user:email was not granted
+    assert (profile["email"], profile["email_verified"]) == ("public@example.com", False)
+    assert profile["name"] == "octocat"  # no display name: the login
+
+
+def test_google_claims_map_to_a_profile() -> None:
+    claims = {"iss": "https://accounts.google.com", "sub": "110169484474386276334",
+              "email": "ann@gmail.com", "email_verified": True, "name": "Ann Example",
+              "picture": "https://lh3.googleusercontent.com/a/x", "hd": "example.com"}  # fmt: skip
+    profile = oidc_profile(claims)
+    assert profile["sub"] == "110169484474386276334"
+    assert (profile["email"], profile["email_verified"]) == ("ann@gmail.com", True)
+    assert (profile["name"], profile["username"]) == ("Ann Example", None)
+    assert profile["raw"]["hd"] == "example.com"
+
+
+@pytest.mark.parametrize(("claim", "verified"), [("true", True), (False, False), (None, False),
+                                                 ("false", False), (1, False)])  # fmt: skip
+def test_an_oidc_email_counts_as_verified_only_when_the_claim_says_true(
+    claim: object, verified: bool
+) -> None:
+    profile = oidc_profile({"sub": "1", "email": "a@example.com", "email_verified": claim})
+    assert profile["email_verified"] is verified
+
+
+@pytest.mark.parametrize("sub", [None, "", 3.5, True, ["1"]])
+def test_a_profile_without_a_usable_subject_is_refused(sub: object) -> None:
+    from flask_lucia.oauth import Failure
+
+    with pytest.raises(Failure, match="invalid_profile"):
+        oidc_profile({"sub": sub})
