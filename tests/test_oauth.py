@@ -184,8 +184,6 @@ def test_json_clients_get_the_session_of_the_new_sign_in(
     assert response.json["session"]["checksum"]
 
 
-
-
 @pytest.fixture
 def people_app(make_app: AppFactory, oidc: OIDCProvider) -> Flask:
     """An app whose users have ``email`` and ``name`` columns."""
@@ -653,3 +651,297 @@ def test_a_profile_without_a_usable_subject_is_refused(sub: object) -> None:
 
     with pytest.raises(Failure, match="invalid_profile"):
         oidc_profile({"sub": sub})
+
+
+# -- linked providers: the settings page, unlink, never the last way in --------------------
+
+
+@pytest.fixture
+def two_app(make_app: AppFactory, oidc: OIDCProvider) -> Flask:
+    """An app with two providers: corp and the GitHub preset."""
+    return make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp(), "github": oidc.github()})
+
+
+def test_the_settings_page_lists_linked_providers_and_offers_the_others(
+    two_app: Flask, oidc: OIDCProvider
+) -> None:
+    client = client_of(two_app)
+    sign_up(client, "ann@example.com")
+    sign_in_with(client, oidc, "alice", "corp")
+    page = client.get("/auth/oauth").text
+    assert 'action="/auth/oauth/corp/unlink"' in page and "Unlink Corp" in page
+    assert 'action="/auth/oauth/github"' in page and "Link GitHub" in page
+    assert "Corp is linked: you can sign in with it." in page  # flashed by the callback
+    listed = client.get("/auth/oauth", headers={"Accept": "application/json"}).json
+    assert listed == {
+        "providers": [
+            {"name": "corp", "label": "Corp", "linked": ["alice"]},
+            {"name": "github", "label": "GitHub", "linked": []},
+        ],
+        "keys": 2,
+    }
+
+
+def test_linking_from_the_settings_page_comes_back_to_it(
+    two_app: Flask, oidc: OIDCProvider
+) -> None:
+    client = client_of(two_app)
+    user_id = sign_up(client, "ann@example.com")["user"]["user_id"]
+    response = sign_in_with(client, oidc, "alice", "github", next="/auth/oauth")
+    assert response.status_code == 303 and response.location == "/auth/oauth"
+    assert keys_of(two_app, user_id) == ["email:ann@example.com", "github:1001"]
+
+
+def test_unlink_removes_the_key_and_it_signs_in_no_more(two_app: Flask, oidc: OIDCProvider) -> None:
+    client = client_of(two_app)
+    user_id = sign_up(client, "ann@example.com")["user"]["user_id"]
+    sign_in_with(client, oidc, "alice", "corp")
+    response = client.post("/auth/oauth/corp/unlink", data={"identifier": "alice"})
+    assert response.status_code == 303 and response.location == "/auth/oauth"
+    assert keys_of(two_app, user_id) == ["email:ann@example.com"]
+    assert "Unlinked" in client.get("/auth/oauth").text
+    client.post("/auth/sign-out")
+    sign_in_with(client, oidc, "alice", "corp")
+    assert signed_in_user(client) not in (None, user_id)  # a new user now
+
+
+def test_unlink_over_json_names_the_key(two_app: Flask, oidc: OIDCProvider) -> None:
+    client = client_of(two_app)
+    sign_up(client, "ann@example.com")
+    sign_in_with(client, oidc, "alice", "github")
+    response = client.post("/auth/oauth/github/unlink", json={})
+    assert response.status_code == 200 and response.json == {"unlinked": "github:1001"}
+
+
+def test_the_last_way_in_cannot_be_unlinked(two_app: Flask, oidc: OIDCProvider) -> None:
+    client = client_of(two_app)
+    sign_in_with(client, oidc, "alice", "corp")
+    user_id = signed_in_user(client)
+    page = client.get("/auth/oauth").text
+    assert "It is your only way to sign in, so it cannot be unlinked." in page
+    assert "Unlink Corp" not in page
+    response = client.post("/auth/oauth/corp/unlink", json={"identifier": "alice"})
+    assert response.status_code == 409 and response.json["error"] == "AUTH_LAST_PROVIDER_ID"
+    response = client.post("/auth/oauth/corp/unlink", data={"identifier": "alice"})
+    assert response.status_code == 303
+    assert "last way to sign in" in client.get("/auth/oauth").text
+    assert keys_of(two_app, user_id) == ["corp:alice"]
+
+
+def test_unlinking_a_key_the_user_does_not_have_is_not_found(
+    two_app: Flask, oidc: OIDCProvider
+) -> None:
+    client = client_of(two_app)
+    sign_up(client, "ann@example.com")
+    sign_in_with(client, oidc, "alice", "corp")
+    for body in ({"identifier": "bob"}, {}, {"identifier": ""}, {"identifier": "x" * 999}):
+        response = client.post("/auth/oauth/github/unlink", json=body)
+        assert response.status_code == 404, body
+    assert client.post("/auth/oauth/email/unlink", json={}).status_code == 404
+
+
+def test_the_settings_page_and_unlink_need_a_session(two_app: Flask) -> None:
+    client = client_of(two_app)
+    assert client.get("/auth/oauth").status_code == 302
+    response = client.post("/auth/oauth/corp/unlink", json={"identifier": "alice"})
+    assert response.status_code == 401
+
+
+def test_a_cross_site_unlink_is_refused(two_app: Flask, oidc: OIDCProvider) -> None:
+    client = client_of(two_app)
+    user_id = sign_up(client, "ann@example.com")["user"]["user_id"]
+    sign_in_with(client, oidc, "alice", "corp")
+    response = client.post(
+        "/auth/oauth/corp/unlink",
+        data={"identifier": "alice"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert keys_of(two_app, user_id) == ["email:ann@example.com", "corp:alice"]
+
+
+# -- buttons -----------------------------------------------------------------------------
+
+
+def test_the_sign_in_and_sign_up_pages_show_a_button_per_provider(two_app: Flask) -> None:
+    client = client_of(two_app)
+    for path in ("/auth/sign-in", "/auth/sign-up"):
+        page = client.get(path, query_string={"next": "/private"}).text
+        assert 'action="/auth/oauth/corp"' in page and "Continue with Corp" in page, path
+        assert 'action="/auth/oauth/github"' in page and "Continue with GitHub" in page, path
+        assert page.index("Continue with Corp") < page.index("Continue with GitHub")
+        assert '<input type="hidden" name="next" value="/private">' in page
+
+
+def test_no_buttons_without_providers(make_app: AppFactory) -> None:
+    page = client_of(make_app()).get("/auth/sign-in").text
+    assert "lucia-oauth" not in page and "Continue with" not in page
+
+
+def test_a_button_takes_the_pages_next_to_the_provider_and_back(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    page = client.get("/auth/sign-in?next=/private").text
+    assert '<input type="hidden" name="next" value="/private">' in page
+    response = sign_in_with(client, oidc, next="/private")
+    assert response.location == "/private"
+
+
+def test_a_provider_can_be_labelled(make_app: AppFactory, oidc: OIDCProvider) -> None:
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp(label="Example Corp SSO")})
+    assert "Continue with Example Corp SSO" in client_of(app).get("/auth/sign-in").text
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret"])
+def test_a_provider_missing_its_client_id_or_secret_is_refused_naming_it(
+    make_app: AppFactory, oidc: OIDCProvider, missing: str
+) -> None:
+    settings = oidc.corp()
+    del settings[missing]
+    with pytest.raises(
+        ValueError, match=rf"LUCIA_OAUTH_PROVIDERS\['corp'\] is missing its {missing}"
+    ):
+        make_app(LUCIA_OAUTH_PROVIDERS={"corp": settings})
+
+
+def test_a_preset_missing_its_secret_is_refused_naming_it(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError, match=r"\['github'\] is missing its client_secret"):
+        make_app(LUCIA_OAUTH_PROVIDERS={"github": {"client_id": "id", "client_secret": ""}})
+
+
+def test_a_generic_provider_needs_a_server_metadata_url(make_app: AppFactory) -> None:
+    with pytest.raises(ValueError, match=r"\['corp'\] needs a server_metadata_url"):
+        make_app(LUCIA_OAUTH_PROVIDERS={"corp": {"client_id": "id", "client_secret": "s"}})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"client_id": "id", "client_secret": "s", "tenant": "x"}, "unknown key tenant"),
+        ({"client_id": "id", "client_secret": "s", "scope": "email"}, "with 'openid'"),
+        ({"client_id": "id", "client_secret": "s", "authorize_url": "x"}, "unknown key"),
+        ({"client_id": "id", "client_secret": "s", "server_metadata_url": "ftp://x"}, "http"),
+        ({"client_id": 5, "client_secret": "s"}, "missing its client_id"),
+        (
+            {"client_id": "id", "client_secret": "s", "token_endpoint_auth_method": "none"},
+            "token_endpoint_auth_method",
+        ),
+    ],
+)
+def test_bad_provider_settings_are_refused_naming_the_provider(
+    make_app: AppFactory, settings: dict[str, Any], message: str
+) -> None:
+    settings = {"server_metadata_url": "https://idp.example/.well-known/x", **settings}
+    with pytest.raises((ValueError, TypeError), match=message) as raised:
+        make_app(LUCIA_OAUTH_PROVIDERS={"corp": settings})
+    assert "LUCIA_OAUTH_PROVIDERS['corp']" in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["email", "Corp", "a:b", "", "x" * 33])
+def test_a_provider_name_that_cannot_key_users_is_refused(
+    make_app: AppFactory, oidc: OIDCProvider, name: str
+) -> None:
+    with pytest.raises(ValueError, match="LUCIA_OAUTH_PROVIDERS"):
+        make_app(LUCIA_OAUTH_PROVIDERS={name: oidc.corp()})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("LUCIA_OAUTH_PROVIDERS", ["corp"], TypeError),
+        ("LUCIA_OAUTH_LINK_VERIFIED_EMAIL", "yes", TypeError),
+        ("LUCIA_OAUTH_TIMEOUT", "10", TypeError),
+        ("LUCIA_OAUTH_TIMEOUT", 0, ValueError),
+    ],
+)
+def test_bad_oauth_keys_are_refused_naming_them(
+    make_app: AppFactory, key: str, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=key):
+        make_app(**{key: value})
+
+
+def test_providers_without_authlib_ask_for_the_oauth_extra(
+    make_app: AppFactory, oidc: OIDCProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "authlib.integrations.flask_client", None)
+    with pytest.raises(RuntimeError, match=r'pip install "flask-lucia\[oauth\]"'):
+        make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+
+
+def test_no_providers_need_no_authlib(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "authlib.integrations.flask_client", None)
+    assert "Continue with" not in client_of(make_app()).get("/auth/sign-in").text
+
+
+def test_providers_need_a_secret_key(make_app: AppFactory, oidc: OIDCProvider) -> None:
+    with pytest.raises(RuntimeError, match="secret_key"):
+        make_app(SECRET_KEY=None, LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+
+
+def test_the_apps_own_authlib_registry_keeps_its_place(
+    oidc: OIDCProvider, make_app: AppFactory
+) -> None:
+    from authlib.integrations.flask_client import OAuth
+
+    theirs = OAuth()
+    app = Flask(__name__)
+    theirs.init_app(app)
+    app.config.update(TESTING=True, SECRET_KEY="s", LUCIA_DATABASE_URL="sqlite://")
+    app.config["LUCIA_OAUTH_PROVIDERS"] = {"corp": oidc.corp()}
+    Lucia(app)
+    assert app.extensions["authlib.integrations.flask_client"] is theirs
+    assert app.extensions["lucia"].oauth.registry is not theirs
+
+
+def test_two_apps_keep_their_own_providers(make_app: AppFactory, oidc: OIDCProvider) -> None:
+    lucia = Lucia()
+    one = make_app(lucia, LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+    two = make_app(lucia, LUCIA_OAUTH_PROVIDERS={"github": oidc.github()})
+    assert client_of(one).get("/auth/oauth/github").status_code == 404
+    assert client_of(two).get("/auth/oauth/corp").status_code == 404
+    assert client_of(two).get("/auth/oauth/github").status_code == 302
+    assert not hasattr(lucia, "oauth")
+
+
+# -- the example app -------------------------------------------------------------------------
+
+
+def test_the_example_shows_the_buttons_when_providers_are_configured(
+    oidc: OIDCProvider, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from .test_example import load_example
+
+    monkeypatch.setenv("FLASK_LUCIA_OAUTH_PROVIDERS", json.dumps({"corp": oidc.corp()}))
+    app = load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch)
+    app.testing = True
+    client = client_of(app)
+    page = client.get("/").text
+    assert 'action="/auth/oauth/corp"' in page and "Continue with Corp" in page
+    assert '<input type="hidden" name="next" value="/dashboard">' in page
+    response = sign_in_with(client, oidc, "alice", next="/dashboard")
+    assert response.location == "/dashboard"
+    dashboard = client.get("/dashboard").text
+    assert "Hello, Alice Liddell" in dashboard and 'href="/auth/oauth"' in dashboard
+
+
+def test_the_example_shows_no_buttons_without_providers(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_example import load_example
+
+    for name in ("GITHUB_CLIENT_ID", "GOOGLE_CLIENT_ID", "FLASK_LUCIA_OAUTH_PROVIDERS"):
+        monkeypatch.delenv(name, raising=False)
+    app = load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch)
+    assert "Continue with" not in client_of(app).get("/").text

@@ -66,7 +66,7 @@ class OIDCProvider:
             "OIDC_ACCOUNTS": json.dumps(ACCOUNTS),
             "OIDC_REDIRECT_URIS": json.dumps(callbacks),
         }
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - open while the provider runs
         self.process = subprocess.Popen(
             [node, str(SCRIPT)],
             stdin=subprocess.PIPE,
