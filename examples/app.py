@@ -2,9 +2,16 @@
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
 file in ``examples/instance/``.
+
+Sign in with GitHub or Google too (``pip install "flask-lucia[oauth]"``): put the client id
+and secret of an app registered there in ``GITHUB_CLIENT_ID`` and ``GITHUB_CLIENT_SECRET``
+(or ``GOOGLE_...``), or any providers as JSON in ``FLASK_LUCIA_OAUTH_PROVIDERS``; the pages
+then show a button per provider (docs/oauth.rst: which callback URL to register).
 """
 
 from __future__ import annotations
+
+import os
 
 import sqlalchemy as sa
 from flask import Flask, render_template
@@ -19,8 +26,19 @@ app.config["LUCIA_COOKIE_SECURE"] = False
 # a column not listed here stays server-side and out of the sign-up form.
 app.config["LUCIA_SIGN_UP_COLUMNS"] = ["username"]
 app.config["LUCIA_PUBLIC_USER_COLUMNS"] = ["username"]
+# A provider whose client id and secret are in the environment gets a sign-in button.
+app.config["LUCIA_OAUTH_PROVIDERS"] = {
+    name: {"client_id": os.environ[f"{prefix}_ID"], "client_secret": os.environ[f"{prefix}_SECRET"]}
+    for name, prefix in (("github", "GITHUB_CLIENT"), ("google", "GOOGLE_CLIENT"))
+    if os.environ.get(f"{prefix}_ID") and os.environ.get(f"{prefix}_SECRET")
+}
 app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL
-lucia = Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
+# Users who come through a provider get its name (and no username) by default.
+columns = [
+    sa.Column("username", sa.String(32), unique=True),
+    sa.Column("name", sa.String(64), nullable=True),
+]
+lucia = Lucia(app, user_columns=columns)
 
 
 @app.get("/")
