@@ -945,3 +945,49 @@ def test_the_example_shows_no_buttons_without_providers(
         monkeypatch.delenv(name, raising=False)
     app = load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch)
     assert "Continue with" not in client_of(app).get("/").text
+
+
+# -- once in Chromium ------------------------------------------------------------------------
+
+WHO = "<p id=who>{{ current_user.provider_id if current_user else 'anonymous' }}</p>"
+
+
+def test_in_chromium_the_button_the_providers_login_page_and_back_signed_in(
+    make_app: AppFactory, oidc: OIDCProvider, browser_port: int
+) -> None:
+    import os
+    import threading
+
+    from flask import render_template_string
+    from werkzeug.serving import make_server
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from .test_browser import ARGS, CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()})
+    app.add_url_rule("/who", "who", lambda: render_template_string(WHO))
+    server = make_server("127.0.0.1", browser_port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = f"http://127.0.0.1:{browser_port}"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                tab = browser.new_page()
+                tab.goto(f"{site}/auth/sign-in?next=/who")
+                tab.click("button[data-provider=corp]")
+                tab.wait_for_selector("input[name=login]")  # the provider's own login page
+                assert tab.url.startswith(oidc.issuer + "/interaction/")
+                tab.fill("input[name=login]", "alice")
+                tab.fill("input[name=password]", "any password")
+                tab.click("button[type=submit]")
+                tab.wait_for_selector("input[name=prompt][value=consent]", state="attached")
+                tab.click("button[type=submit]")
+                tab.wait_for_url(f"{site}/who")
+                assert tab.text_content("#who") == "corp:alice"
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
