@@ -555,8 +555,12 @@ def _finish(
 
 
 def _user_by_key(auth: Auth, provider: str, identifier: str) -> Any:
+    """The user with the key ``provider:identifier``, or None (also for an identifier
+    no key can have, such as one too long)."""
     try:
         return auth.get_user_by_provider_id(provider, identifier)
+    except ValueError:
+        return None
     except LuciaError as error:
         if error.code != "AUTH_INVALID_PROVIDER_ID":
             raise
@@ -594,13 +598,10 @@ def _user_by_email(
     email = profile["email"]
     if email is None or not profile["email_verified"]:
         return None  # an address the provider does not vouch for matches nobody
-    try:
-        existing = auth.get_user_by_provider_id(
-            auth.settings.password_provider, email.strip().lower()
-        )
-    except (LuciaError, ValueError) as error:
-        if isinstance(error, LuciaError) and error.code != "AUTH_INVALID_PROVIDER_ID":
-            raise
+    spellings = dict.fromkeys((email.strip(), email.strip().lower()))  # as given, lower-cased
+    found = (_user_by_key(auth, auth.settings.password_provider, e) for e in spellings)
+    existing = next((user for user in found if user is not None), None)
+    if existing is None:
         return None
     if not oauth.settings.link_verified_email:
         raise Failure(

@@ -264,6 +264,15 @@ def test_an_existing_password_account_is_not_taken_over_by_its_email(
     assert user_count(corp_app) == 1
 
 
+def test_an_address_in_other_letter_case_still_matches_the_password_account(
+    corp_app: Flask, client: FlaskClient, oidc: OIDCProvider
+) -> None:
+    owner = sign_up(client_of(corp_app), "carol@example.com")["user"]["user_id"]
+    response = sign_in_with(client, oidc, "carol", json=True)  # Carol@Example.COM, verified
+    assert response.status_code == 400 and response.json["reason"] == "account_exists"
+    assert keys_of(corp_app, owner) == ["email:carol@example.com"]
+
+
 def test_link_verified_email_signs_a_verified_email_into_its_password_account(
     make_app: AppFactory, oidc: OIDCProvider
 ) -> None:

@@ -38,6 +38,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "bob": {"email": "bob@example.com", "email_verified": False, "name": "Bob", "github_id": 1002},
     # The address of the suite's usual password account (tests.conftest.sign_up).
     "ann": {"email": "ann@example.com", "email_verified": True, "name": "Ann", "github_id": 1003},
+    "carol": {"email": "Carol@Example.COM", "email_verified": True, "github_id": 1004},
 }
 
 #: The provider names the test apps use; each has its callback URL registered there.
