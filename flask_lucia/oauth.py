@@ -671,7 +671,7 @@ def oauth_settings() -> ResponseReturnValue:
 def oauth_unlink(name: str) -> ResponseReturnValue:
     """Remove a provider's key from the signed-in user; refused for the last way in."""
     auth = state()
-    if name == auth.settings.password_provider:
+    if name not in _oauth().settings.providers:
         raise NotFound()
     user_id = auth.users.id_of(g.get("_lucia_user"))
     body = request.get_json(silent=True) if request.is_json else request.form

@@ -385,6 +385,7 @@ def test_denied_consent_shows_a_clear_page(client: FlaskClient, oidc: OIDCProvid
     assert "Signing in with Corp did not work" in page
     assert "You did not allow the sign-in at Corp." in page
     assert "access_denied" in page and 'href="/auth/sign-in"' in page
+    assert "Nobody was signed in." in page
 
 
 def test_a_forged_state_signs_nobody_in(
@@ -519,6 +520,7 @@ def test_a_failed_callback_leaves_a_signed_in_user_as_they_were(
     callback = ProviderBrowser(oidc).authorize(start(client), "alice", consent=False)
     response = finish(client, callback)
     assert response.status_code == 400 and 'href="/auth/oauth"' in response.text
+    assert "You are still signed in as before." in response.text
     assert signed_in_user(client) == user_id
     assert keys_of(corp_app, user_id) == ["email:ann@example.com"]
 
@@ -1000,3 +1002,48 @@ def test_in_chromium_the_button_the_providers_login_page_and_back_signed_in(
                 browser.close()
     finally:
         server.shutdown()
+
+
+def test_a_user_model_app_gets_a_model_instance_with_email_and_name(
+    tmp_path: Any, oidc: OIDCProvider
+) -> None:
+    from flask import render_template_string
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .conftest import TEST_DATABASE_URL, unique_prefix
+
+    prefix = unique_prefix("om_")
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test",
+        SQLALCHEMY_DATABASE_URI=TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'om.db'}",
+        LUCIA_TABLE_PREFIX=prefix,
+        LUCIA_OAUTH_PROVIDERS={"corp": oidc.corp()},
+    )
+    db = SQLAlchemy(app)
+
+    class Person(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = f"{prefix}person"
+        id = db.Column(db.Integer, primary_key=True)
+        email = db.Column(db.String(120), unique=True)
+        name = db.Column(db.String(64))
+
+    Lucia(app, db=db, user_model=Person)
+    app.add_url_rule(
+        "/me", "me", lambda: render_template_string("{{ current_user.id }} {{ current_user.name }}")
+    )
+    with app.app_context():
+        db.create_all()
+    try:
+        client = client_of(app)
+        assert sign_in_with(client, oidc, "alice").status_code == 303
+        with app.app_context():
+            person = db.session.scalars(sa.select(Person)).one()
+            assert (person.email, person.name) == ("alice@example.com", "Alice Liddell")
+            assert app.extensions["lucia"].get_user_provider_ids(person.id) == ["corp:alice"]
+        assert client.get("/me").text == f"{person.id} Alice Liddell"
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
