@@ -422,7 +422,15 @@ def _protocol_errors() -> tuple[type[Exception], ...]:
     from authlib.common.errors import AuthlibBaseError
     from joserfc.errors import JoseError
 
-    return (requests.RequestException, AuthlibBaseError, JoseError, ValueError, KeyError)
+    # RuntimeError: Authlib's word for discovery that lacks an endpoint it needs
+    return (
+        requests.RequestException,
+        AuthlibBaseError,
+        JoseError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+    )
 
 
 def _failure_response(provider: Provider | None, failure: Failure) -> ResponseReturnValue:
@@ -527,6 +535,7 @@ def _github_profile(client: Any, token: Mapping[str, Any]) -> Profile:
 def _finish(
     oauth: OAuthState, provider: Provider, profile: Profile, target: str | None
 ) -> ResponseReturnValue:
+    """Act on who signed in at the provider: link, sign in, or create, then go on."""
     auth = state()
     identifier = profile["sub"]
     if len(identifier) > auth.settings.identifier_max_length:

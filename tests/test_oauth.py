@@ -488,6 +488,18 @@ def test_an_unreachable_provider_shows_a_clear_page(
     assert_nobody_signed_in(app, client)
 
 
+@pytest.mark.parametrize("prefix", ["/failing", "/empty"])
+def test_a_broken_discovery_document_shows_a_clear_page(
+    make_app: AppFactory, oidc: OIDCProvider, prefix: str
+) -> None:
+    broken = oidc.corp(server_metadata_url=oidc.metadata_url(prefix))
+    app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": broken})
+    client = client_of(app)
+    response = client.get("/auth/oauth/corp", headers={"Accept": "application/json"})
+    assert_failed(response, "provider_error", 502)
+    assert client.get("/auth/oauth/corp").status_code == 502
+
+
 def test_a_slow_discovery_times_out(make_app: AppFactory, oidc: OIDCProvider) -> None:
     slow = oidc.corp(server_metadata_url=oidc.metadata_url("/slow"))  # answers after 5 s
     app = make_app(LUCIA_OAUTH_PROVIDERS={"corp": slow}, LUCIA_OAUTH_TIMEOUT=0.5)

@@ -13,7 +13,8 @@
 //     "tampered" (the signature of its ID tokens is broken on the way out);
 //   - /github-api/user and /github-api/user/emails, GitHub's API shape over this
 //     provider's own access tokens, so the GitHub preset runs against it;
-//   - /slow/.well-known/openid-configuration, a discovery document that never comes.
+//   - /slow/.well-known/openid-configuration, a discovery document that never comes;
+//     /empty/... one without endpoints, /failing/... an HTTP 503.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -99,6 +100,15 @@ async function standIns(provider, ctx, next) {
   if (ctx.path === '/slow/.well-known/openid-configuration') {
     await sleep(HANG_MS);
     ctx.status = 504;
+    return undefined;
+  }
+  if (ctx.path === '/empty/.well-known/openid-configuration') {
+    ctx.body = {};
+    return undefined;
+  }
+  if (ctx.path === '/failing/.well-known/openid-configuration') {
+    ctx.status = 503;
+    ctx.body = 'unavailable';
     return undefined;
   }
   if (ctx.path === '/github-api/user') {
