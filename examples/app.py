@@ -2,9 +2,18 @@
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
 file in ``examples/instance/``.
+
+Sign in with GitHub or Google too (``pip install "flask-lucia[oauth]"``): put the client id
+and secret of an app registered there in ``GITHUB_CLIENT_ID`` and ``GITHUB_CLIENT_SECRET``
+(or ``GOOGLE_...``), or any providers as JSON in ``FLASK_LUCIA_OAUTH_PROVIDERS``; the pages
+then show a button per provider (docs/oauth.rst: which callback URL to register).
 """
 
 from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, render_template
@@ -21,9 +30,28 @@ app.config["LUCIA_SIGN_UP_COLUMNS"] = ["username"]
 app.config["LUCIA_PUBLIC_USER_COLUMNS"] = ["username"]
 # The sign-out button comes back to the home page (by default: the sign-in page).
 app.config["LUCIA_SIGN_OUT_REDIRECT"] = "/"
+# A provider whose client id and secret are in the environment gets a sign-in button.
+app.config["LUCIA_OAUTH_PROVIDERS"] = {
+    name: {"client_id": os.environ[f"{prefix}_ID"], "client_secret": os.environ[f"{prefix}_SECRET"]}
+    for name, prefix in (("github", "GITHUB_CLIENT"), ("google", "GOOGLE_CLIENT"))
+    if os.environ.get(f"{prefix}_ID") and os.environ.get(f"{prefix}_SECRET")
+}
 app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL
-# Not nullable: the sign-up form requires it, and so does JSON sign-up.
-lucia = Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True, nullable=False)])
+
+
+def provider_user_data(provider: str, profile: Any) -> dict[str, Any]:
+    """A user who comes through a provider: a username from the account's (made unique),
+    and the name it gives."""
+    base = profile["username"] or (profile["email"] or "").partition("@")[0] or provider
+    return {"username": f"{base[:24]}-{secrets.token_hex(3)}", "name": profile["name"]}
+
+
+# The username is not nullable: the sign-up form requires it, and so does JSON sign-up.
+columns = [
+    sa.Column("username", sa.String(32), unique=True, nullable=False),
+    sa.Column("name", sa.String(64), nullable=True),
+]
+lucia = Lucia(app, user_columns=columns, oauth_user_data=provider_user_data)
 
 
 @app.get("/")

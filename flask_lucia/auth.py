@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy.engine import Connection
@@ -36,6 +36,9 @@ from .tokens import (
 )
 from .types import Session, Tokens, from_ms
 from .users import Users
+
+if TYPE_CHECKING:
+    from .oauth import OAuthState
 
 _N_SESSION = len(SESSION_FIELDS)
 #: Offsets within the session fields: owner, absolute expiry, idle expiry.
@@ -124,6 +127,8 @@ class Auth:
             generate_user_id = _random_user_id
         self._generate_user_id = generate_user_id
         self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
+        #: The app's OAuth providers (``flask_lucia.oauth``); None without any.
+        self.oauth: OAuthState | None = None
 
     # -- rows to values ---------------------------------------------------------
 

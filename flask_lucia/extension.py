@@ -15,7 +15,7 @@ from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook, pages
+from . import hook, oauth, pages
 from .auth import Auth
 from .cli import lucia_cli
 from .config import DEFAULTS, Settings, to_ms
@@ -43,11 +43,16 @@ class Lucia:
         user_model: type[Any] | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
+        oauth_user_data: oauth.UserDataFunction | None = None,
     ) -> None:
         self.db = db
         self.user_model = user_model
         self.user_columns = tuple(user_columns)
         self.generate_user_id = generate_user_id
+        if oauth_user_data is not None and not callable(oauth_user_data):
+            raise TypeError("oauth_user_data must be a function (provider name, profile) -> dict")
+        #: ``fn(provider_name, profile) -> dict``: a provider-created user's data.
+        self.oauth_user_data = oauth_user_data
         if user_model is not None:
             if db is None:
                 raise ValueError("user_model needs db: Lucia(app, db=db, user_model=User)")
@@ -92,7 +97,9 @@ class Lucia:
         )
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
         throttle = Throttle(storage, config)
-        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate, users)
+        auth = Auth(settings, storage, hasher, throttle, generate, users)
+        oauth.init_app(app, auth, self.oauth_user_data)
+        app.extensions["lucia"] = auth
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

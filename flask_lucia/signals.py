@@ -23,6 +23,9 @@ session_refreshed = _signals.signal("session-refreshed")
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A password hash was replaced by one with current parameters. kwargs: ``user``.
 password_rehashed = _signals.signal("password-rehashed")
+#: A provider (GitHub, Google, OpenID Connect) signed a user in, after ``user_signed_in``.
+#: kwargs: ``user``, ``session``, ``provider`` (its name), ``profile``, ``created`` (a new user).
+oauth_signed_in = _signals.signal("oauth-signed-in")
 
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:

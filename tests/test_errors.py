@@ -27,6 +27,7 @@ EXPECTED_STATUS = {
     # DESIGN §17, in its order (§12: AUTH_USER_REFERENCED is 409 over HTTP)
     "AUTH_LAST_PROVIDER_ID": 409,
     "AUTH_USER_REFERENCED": 409,
+    "AUTH_OAUTH_FAILED": 400,
 }
 CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 
