@@ -36,6 +36,11 @@ class RememberField(BooleanField):
         if valuelist:
             self.data = valuelist[-1] not in self.false_values
 
+    def _value(self) -> str:
+        """The box's own value, whatever was posted: a form shown again after a failed post
+        would otherwise give the box the hidden input's ``false``."""
+        return "y"
+
 
 class _Credentials(FlaskForm):  # type: ignore[misc]
     """Identifier and password, plus where to go afterwards."""

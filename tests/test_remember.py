@@ -204,3 +204,17 @@ def test_a_schema_2_database_made_before_the_remember_column_gets_it(
     columns = {c["name"] for c in sa.inspect(engine).get_columns(f"{prefix}sessions")}
     assert "remember" in columns
     assert refreshed.status_code == 200 and persistent(refreshed)
+
+
+def test_a_form_shown_again_after_a_failed_post_keeps_the_box_meaning_remember(
+    make_app: Any,
+) -> None:
+    app = make_app(WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    failed = client.post(
+        "/auth/sign-in",
+        data={"identifier": "ann@example.com", "password": "wrong password", "remember": "true"},
+        headers={"Origin": ORIGIN},
+    )
+    box = '<input checked id="remember" name="remember" type="checkbox" value="y">'
+    assert box in failed.get_data(as_text=True)
