@@ -94,7 +94,7 @@ class Auth:
         return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
-        sid, uid, created, _, idle, fresh_until, last_used, agent, ip = row[
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, mfa = row[
             start : start + _N_SESSION
         ]
         return Session(
@@ -107,6 +107,7 @@ class Auth:
             last_used_at=None if last_used is None else from_ms(last_used),
             user_agent=agent,
             ip_address=ip,
+            mfa=bool(mfa),
         )
 
     def _tokens(self, access: str, access_exp: int, refresh: str, refresh_exp: int) -> Tokens:
@@ -385,8 +386,10 @@ class Auth:
         fresh: bool = False,
         user_agent: str | None = None,
         ip_address: str | None = None,
+        mfa: bool = False,
     ) -> tuple[Session, Tokens]:
-        """A new session for a user, with its first token pair."""
+        """A new session for a user, with its first token pair (``mfa``: signed in with a
+        second factor or a passkey)."""
         user_id = self.users.check_id(user_id)
         s, now = self.settings, now_ms()
         expires_at = now + s.max_age
@@ -403,6 +406,7 @@ class Auth:
             "last_used_at": now,
             "user_agent": None if user_agent is None else user_agent[:512],
             "ip_address": None if ip_address is None else ip_address[:64],
+            "mfa": bool(mfa),
         }
         with self.storage.write() as conn:
             self.storage.insert_session(conn, values)
@@ -419,6 +423,7 @@ class Auth:
             last_used_at=from_ms(now),
             user_agent=values["user_agent"],
             ip_address=values["ip_address"],
+            mfa=values["mfa"],
         )
         return session, self._tokens(access, access_exp, refresh, refresh_exp)
 

@@ -59,6 +59,14 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
+    # -- DESIGN §15: second factors and passkeys (pip install "flask-lucia[mfa]") ------------
+    "LUCIA_TWO_FACTOR_COOKIE_NAME": "lucia_two_factor",  # the pending sign-in's cookie
+    "LUCIA_TWO_FACTOR_TTL": timedelta(minutes=5),  # a pending sign-in's lifetime (at most 5 min)
+    "LUCIA_TOTP_ISSUER": None,  # shown by authenticator apps; None: the RP name, else the host
+    "LUCIA_WEBAUTHN_RP_ID": None,  # None: the request's host name
+    "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id
+    "LUCIA_WEBAUTHN_ORIGIN": None,  # None: the request's origin; or one origin, or a list
+    "LUCIA_WEBAUTHN_COOKIE_NAME": "lucia_webauthn",  # ties a passkey sign-in to its browser
 }
 
 

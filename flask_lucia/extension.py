@@ -15,12 +15,13 @@ from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook
+from . import hook, two_factor  # noqa: F401 - two_factor adds its routes to bp (DESIGN §15)
 from .auth import Auth
 from .cli import lucia_cli
 from .config import DEFAULTS, Settings, to_ms
 from .cookies import set_cookie
 from .errors import LuciaError
+from .mfa import MfaSettings, SecondFactor
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .schema import Tables, user_primary_key
@@ -92,7 +93,9 @@ class Lucia:
         )
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
         throttle = Throttle(storage, config)
-        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate, users)
+        auth = Auth(settings, storage, hasher, throttle, generate, users)
+        app.extensions["lucia"] = auth
+        app.extensions["lucia_mfa"] = SecondFactor(auth, MfaSettings.from_config(config, settings))
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
@@ -229,9 +232,11 @@ class Lucia:
         """Drop flask-lucia's tables of the current app (never the app's user model)."""
         self.auth.storage.drop_tables()
 
-    def create_session(self, user_id: Any, *, fresh: bool = False) -> tuple[Session, Tokens]:
+    def create_session(
+        self, user_id: Any, *, fresh: bool = False, mfa: bool = False
+    ) -> tuple[Session, Tokens]:
         """A new session and token pair for a user (``createSession``)."""
-        return self.auth.create_session(user_id, fresh=fresh)
+        return self.auth.create_session(user_id, fresh=fresh, mfa=mfa)
 
     def validate_access_token(self, access_token: str) -> Session:
         """The session of a valid access token (``validateAccessToken``)."""
@@ -281,9 +286,10 @@ class Lucia:
         _current_only(request)
         return hook.validate_request()
 
-    def sign_in(self, user_or_id: User | str, *, fresh: bool = True) -> Session:
-        """Start a new session for this request; cookies go on the response."""
-        return hook.sign_in(user_or_id, fresh=fresh)
+    def sign_in(self, user_or_id: User | str, *, fresh: bool = True, mfa: bool = False) -> Session:
+        """Start a new session for this request; cookies go on the response. ``mfa``: the
+        user proved a second factor (``Session.mfa``, for ``mfa_required`` views)."""
+        return hook.sign_in(user_or_id, fresh=fresh, mfa=mfa)
 
     def sign_out(self) -> None:
         """End this request's session; the response clears the cookies."""

@@ -151,8 +151,9 @@ def remember_device(provider: str, identifier: str) -> None:
             g._lucia_device_cookie = cookie
 
 
-def sign_in(user_or_id: Any, *, fresh: bool = True) -> Session:
-    """Start a new session for this request's client (ending any it had: no fixation)."""
+def sign_in(user_or_id: Any, *, fresh: bool = True, mfa: bool = False) -> Session:
+    """Start a new session for this request's client (ending any it had: no fixation);
+    ``mfa``: the user proved a second factor (DESIGN §15)."""
     auth = state()
     user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
     previous = g.get("_lucia_session")
@@ -163,6 +164,7 @@ def sign_in(user_or_id: Any, *, fresh: bool = True) -> Session:
         fresh=fresh,
         user_agent=request.user_agent.string or None,
         ip_address=request.remote_addr,
+        mfa=mfa,
     )
     g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
     _rotate_csrf_token()

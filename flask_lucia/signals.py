@@ -22,6 +22,15 @@ session_refreshed = _signals.signal("session-refreshed")
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A password hash was replaced by one with current parameters. kwargs: ``user``.
 password_rehashed = _signals.signal("password-rehashed")
+#: A user turned TOTP on (confirmed with a first code). kwargs: ``user``.
+two_factor_enabled = _signals.signal("two-factor-enabled")
+#: A user's TOTP was turned off (by the user, or ``flask lucia reset-two-factor``).
+#: kwargs: ``user``.
+two_factor_disabled = _signals.signal("two-factor-disabled")
+#: A user registered a passkey. kwargs: ``user``, ``passkey`` (a ``Passkey``).
+passkey_registered = _signals.signal("passkey-registered")
+#: A passkey was deleted. kwargs: ``user``, ``passkey`` (a ``Passkey``).
+passkey_removed = _signals.signal("passkey-removed")
 
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:

@@ -35,6 +35,7 @@ SESSION_FIELDS = (
     "last_used_at",
     "user_agent",
     "ip_address",
+    "mfa",
 )
 
 

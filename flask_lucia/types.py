@@ -66,6 +66,8 @@ class Session:
     last_used_at: datetime | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    #: Signed in with a second factor (DESIGN §15): a TOTP or recovery code, or a passkey.
+    mfa: bool = False
 
     @property
     def checksum(self) -> str:

@@ -39,6 +39,7 @@ from .hook import (
     sign_out,
     state,
 )
+from .pending import second_factor_required
 from .script import session_body
 from .types import Session
 
@@ -206,6 +207,10 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
+        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+        if (pending := second_factor_required(user, safe_redirect(form.next.data))) is not None:
+            _remember_device(identifier)
+            return pending
         sign_in(user, fresh=True)
         _remember_device(identifier)
         return redirect(safe_redirect(form.next.data) or "/", 303)
@@ -327,6 +332,10 @@ def _sign_in_json() -> ResponseReturnValue:
         if error.code != "AUTH_INVALID_PASSWORD":
             raise
         return error_response(error)
+    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+    if (pending := second_factor_required(user)) is not None:
+        _remember_device(identifier)
+        return pending
     session = sign_in(user, fresh=True)
     _remember_device(identifier)
     return jsonify(session_body(user, session))
