@@ -15,7 +15,7 @@ from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook, two_factor  # noqa: F401 - two_factor adds its routes to bp (DESIGN §15)
+from . import hook, passkeys, two_factor  # noqa: F401 - these add their routes to bp (§15)
 from .auth import Auth
 from .cli import lucia_cli
 from .config import DEFAULTS, Settings, to_ms

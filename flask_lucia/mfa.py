@@ -1,4 +1,5 @@
-"""Second factors (DESIGN §15): TOTP with recovery codes, and pending sign-ins.
+"""Second factors (DESIGN §15): TOTP with recovery codes, pending sign-ins, and passkeys
+(``passkey_core``).
 
 ``SecondFactor`` is one app's API over ``mfa_storage`` and ``totp``; it reads no request
 (the views in ``two_factor`` pass in what they took from it). One lives in
@@ -18,6 +19,7 @@ from .auth import Auth, now_ms
 from .config import HOST_PREFIX, Settings, to_ms
 from .errors import LuciaError
 from .mfa_storage import MfaStorage
+from .passkey_core import Passkeys, RequestError
 from .tokens import digest, is_well_formed, new_token
 
 #: The longest a pending sign-in may last (DESIGN §15: at most 5 minutes).
@@ -104,6 +106,7 @@ class SecondFactor:
         self.auth = auth
         self.settings = settings
         self.store = MfaStorage(auth.storage)
+        self.passkeys = Passkeys(auth)
 
     def _id(self, user: Any) -> Any:
         return self.auth.users.id_of(user)
@@ -130,7 +133,7 @@ class SecondFactor:
         codes, shown this once (only their digests are kept).
 
         ``ValueError`` for a malformed secret, ``AUTH_INVALID_CODE`` for a wrong code, and
-        ``Conflict`` when TOTP is on already.
+        ``RequestError`` (409) when TOTP is on already.
         """
         user_id = self._id(user)
         secret = totp.check_secret(secret)
@@ -155,11 +158,12 @@ class SecondFactor:
         return True
 
     def new_recovery_codes(self, user: Any) -> list[str]:
-        """Ten new recovery codes in place of the old ones; ``Conflict`` when TOTP is off."""
+        """Ten new recovery codes in place of the old ones; ``RequestError`` (409) when
+        TOTP is off."""
         codes = totp.new_recovery_codes()
         digests = [d for d in map(totp.recovery_digest, codes) if d is not None]
         if not self.store.replace_recovery_codes(self._id(user), digests):
-            raise Conflict("Two-factor authentication is off.")
+            raise RequestError("Two-factor authentication is off.", 409)
         return codes
 
     def recovery_codes_left(self, user_id: Any) -> int:
@@ -230,22 +234,8 @@ class SecondFactor:
     def reset(self, user: Any) -> tuple[bool, int]:
         """Remove every second factor of a user (TOTP, recovery codes, passkeys), for a user
         who lost them: whether TOTP was on, and how many passkeys went."""
-        was_on = self.disable_totp(user)
-        removed = self.store.delete_passkeys(self._id(user))
-        return was_on, removed
-
-
-class Conflict(LuciaError):
-    """A request that the account's state refuses (TOTP on already, or off): 409."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("AUTH_INVALID_REQUEST", message)
-
-    @property
-    def status(self) -> int:
-        """409 Conflict, not the code's 403."""
-        return 409
+        return self.disable_totp(user), self.passkeys.delete_all(user)
 
 
 def _already_on() -> LuciaError:
-    return Conflict("Two-factor authentication is on already; turn it off first.")
+    return RequestError("Two-factor authentication is on already; turn it off first.", 409)

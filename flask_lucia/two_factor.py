@@ -34,8 +34,9 @@ from .decorators import fresh_login_required, wants_json
 from .errors import LuciaError
 from .forms import form_options
 from .hook import error_response, same_origin, set_retry_after, sign_in, state
-from .mfa import Conflict, SecondFactor
+from .mfa import SecondFactor
 from .mfa_forms import ActionForm, CodeForm, TotpSetupForm
+from .passkey_core import RequestError
 from .pending import client, mfa_state, pending_cookie, pending_token
 from .script import session_body
 from .types import Session
@@ -122,7 +123,7 @@ def _setup_json(mfa: SecondFactor, user: Any, session: Session) -> ResponseRetur
         return _bad_request("expected a JSON object: {} for a secret, or 'code' and 'secret'")
     if "code" not in body and "secret" not in body:
         if mfa.enabled(session.user_id):
-            raise Conflict("Two-factor authentication is on already; turn it off first.")
+            raise RequestError("Two-factor authentication is on already; turn it off first.", 409)
         secret, uri = mfa.new_totp(mfa.account_name(session.user_id), _issuer())
         return jsonify({"secret": secret, "otpauth_uri": uri})
     code = _code(body)
@@ -207,7 +208,7 @@ def verify() -> ResponseReturnValue:
     user_id = pending_id if pending_id is not None else session.user_id  # type: ignore[union-attr]
     if pending_id is None and not mfa.enabled(user_id):
         if json_mode:
-            raise Conflict("Two-factor authentication is off.")
+            raise RequestError("Two-factor authentication is off.", 409)
         return redirect(url_for("lucia.two_factor"), 303)
     if json_mode:
         if request.method == "GET":
