@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Request, g, has_request_context, request
+from flask import Flask, Request, current_app, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
@@ -22,6 +22,7 @@ from .config import DEFAULTS, Settings, to_ms
 from .cookies import set_cookie
 from .errors import LuciaError
 from .mfa import MfaSettings, SecondFactor
+from .passkey_core import Passkey
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .schema import Tables, user_primary_key
@@ -219,6 +220,18 @@ class Lucia:
     def get_user_provider_ids(self, user_id: Any) -> list[str]:
         """A user's keys as ``"provider:identifier"`` strings, the first one first."""
         return self.auth.get_user_provider_ids(user_id)
+
+    # -- second factors (DESIGN §15) -------------------------------------------------
+
+    def two_factor_enabled(self, user_id: Any) -> bool:
+        """Whether a user has TOTP on, so that a password alone does not sign it in."""
+        second: SecondFactor = current_app.extensions["lucia_mfa"]
+        return second.enabled(self.auth.users.check_id(user_id))
+
+    def get_user_passkeys(self, user_id: Any) -> list[Passkey]:
+        """A user's passkeys, oldest first (names, transports, times; never a key)."""
+        second: SecondFactor = current_app.extensions["lucia_mfa"]
+        return second.passkeys.list(self.auth.users.check_id(user_id))
 
     # -- tables -----------------------------------------------------------------
 
