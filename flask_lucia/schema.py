@@ -197,6 +197,11 @@ class Tables:
         )
 
     @property
+    def second_factor_tables(self) -> list[sa.Table]:
+        """The DESIGN §15 tables that hold rows of a user (deleted with it)."""
+        return [self.totp, self.recovery_codes, self.pending_sign_ins, self.passkeys]
+
+    @property
     def owned(self) -> list[sa.Table]:
         """The tables flask-lucia owns, parents first (the app's user model is not one)."""
         users = [self.users] if self.builtin_users else []

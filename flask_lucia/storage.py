@@ -497,6 +497,10 @@ class Storage:
                         raise LuciaError("AUTH_USER_REFERENCED")
                 conn.execute(self.sessions.delete().where(self.sessions.c.user_id == user_id))
                 conn.execute(self.keys.delete().where(self.keys.c.user_id == user_id))
+                # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
+                # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
+                for table in self.schema.second_factor_tables:
+                    conn.execute(table.delete().where(table.c.user_id == user_id))
                 result = conn.execute(self.users.delete().where(self.user_pk == user_id))
         except referenced:  # a foreign key the metadata does not know of
             raise LuciaError("AUTH_USER_REFERENCED") from None
