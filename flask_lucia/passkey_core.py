@@ -37,6 +37,8 @@ MAX_NAME = 100
 DEFAULT_NAME = "Passkey"
 #: The largest credential JSON looked at (credential ids are at most 1023 bytes).
 _MAX_FIELD = 16 * 1024
+#: How deep a credential's JSON may nest (a real one: 3 levels).
+_MAX_DEPTH = 8
 _TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card", "hybrid", "internal", "cable"})
 
 
@@ -133,12 +135,22 @@ def check_name(value: object) -> str:
 
 
 def _too_large(credential: object) -> bool:
-    """A response with a string field too long to be a real one (checked before parsing)."""
-    if isinstance(credential, dict):
-        return any(_too_large(value) for value in credential.values())
-    if isinstance(credential, list):
-        return len(credential) > 16 or any(_too_large(value) for value in credential)
-    return isinstance(credential, str) and len(credential) > _MAX_FIELD
+    """A response no browser sends: a string field too long, a list too long, or nesting
+    too deep (checked before parsing, without recursion)."""
+    stack = [(credential, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            if len(value) > 16:
+                return True
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and len(value) > _MAX_FIELD:
+            return True
+    return False
 
 
 class Passkeys:

@@ -415,8 +415,25 @@ def test_a_malformed_sign_in_response_is_a_clear_400(app: Flask, path: str, valu
     assert nothing_happened(app, client, before)
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
-    "body", [None, [], {}, {"credential": "x"}, {"credential": []}, {"credential": {}}]
+    "body",
+    [
+        None,
+        [],
+        {},
+        {"credential": "x"},
+        {"credential": []},
+        {"credential": {}},
+        {"credential": {"response": _nested(900)}},
+        {"credential": {"response": list(range(1000))}},
+    ],
 )
 def test_a_malformed_body_is_a_clear_400(app: Flask, body: Any) -> None:
     client = browser(app)
