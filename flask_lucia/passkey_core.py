@@ -11,6 +11,7 @@ both require user verification, so a passkey sign-in counts as MFA.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -97,6 +98,7 @@ def _webauthn() -> Any:
     return webauthn
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
     """Whether the ``webauthn`` package is installed (the ``mfa`` extra)."""
     try:
