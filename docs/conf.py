@@ -102,8 +102,9 @@ def _check_tables(app, env) -> None:  # type: ignore[no-untyped-def]
     for key in sorted(expected - keys):
         logger.warning("configuration.rst has no row for %s", key, location="configuration")
     for key in sorted(keys - set(DEFAULTS) - EXTRA_KEYS):
-        logger.warning("configuration.rst documents %s, which the code lacks", key,
-                       location="configuration")
+        logger.warning(
+            "configuration.rst documents %s, which the code lacks", key, location="configuration"
+        )
 
     api_doc = os.path.join(app.srcdir, "api.rst")
     codes = {k: v for k, v in _rows(api_doc).items() if not k.startswith("LUCIA_")}
@@ -111,11 +112,17 @@ def _check_tables(app, env) -> None:  # type: ignore[no-untyped-def]
         if code not in codes:
             logger.warning("api.rst has no row for error code %s", code, location="api")
         elif codes[code] != str(status):
-            logger.warning("api.rst gives %s status %s; the code says %s", code, codes[code],
-                           status, location="api")
+            logger.warning(
+                "api.rst gives %s status %s; the code says %s",
+                code,
+                codes[code],
+                status,
+                location="api",
+            )
     for code in sorted(set(codes) - set(STATUS)):
-        logger.warning("api.rst documents error code %s, which the code lacks", code,
-                       location="api")
+        logger.warning(
+            "api.rst documents error code %s, which the code lacks", code, location="api"
+        )
 
 
 #: The code each checked page is compared with: a change there re-reads the page,

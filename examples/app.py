@@ -1,4 +1,5 @@
-"""A small flask-lucia app: sign up, sign in, a protected dashboard, devices, sign out.
+"""A small flask-lucia app: sign up, sign in, a protected dashboard, devices, sign out, and a
+settings page with two-factor sign-in (TOTP) and passkeys (``pip install "flask-lucia[mfa]"``).
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
 file in ``examples/instance/``.
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, render_template
 
-from flask_lucia import Lucia, login_required
+from flask_lucia import Lucia, current_user, login_required, mfa_required
 
 app = Flask(__name__)
 app.config["SECRET_KEY"] = "dev-only-secret"
@@ -65,3 +66,21 @@ def index() -> str:
 def dashboard() -> str:
     """A page only a signed-in user sees; its devices are one click away."""
     return render_template("dashboard.html")
+
+
+@app.get("/settings")
+@login_required
+def settings() -> str:
+    """Two-factor sign-in and passkeys: their state, and the built-in pages to change them."""
+    return render_template(
+        "settings.html",
+        two_factor=lucia.two_factor_enabled(current_user.user_id),
+        passkeys=lucia.get_user_passkeys(current_user.user_id),
+    )
+
+
+@app.get("/vault")
+@mfa_required
+def vault() -> str:
+    """A page that needs a sign-in with a second factor or a passkey."""
+    return render_template("vault.html")

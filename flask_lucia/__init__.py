@@ -1,7 +1,7 @@
 """flask-lucia: Lucia-style authentication for Flask."""
 
 from .cookies import set_cookie
-from .decorators import fresh_login_required, login_required
+from .decorators import fresh_login_required, login_required, mfa_required
 from .errors import LuciaError
 from .extension import Lucia
 from .hook import sign_in, sign_out
@@ -22,6 +22,7 @@ __all__ = [
     "fresh_login_required",
     "generate_random_string",
     "login_required",
+    "mfa_required",
     "safe_next_url",
     "set_cookie",
     "sign_in",

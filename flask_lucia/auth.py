@@ -136,7 +136,7 @@ class Auth:
         return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
-        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember = row[
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember, mfa = row[
             start : start + _N_SESSION
         ]
         return Session(
@@ -150,6 +150,7 @@ class Auth:
             user_agent=agent,
             ip_address=ip,
             remember=bool(remember),
+            mfa=bool(mfa),
         )
 
     def _tokens(
@@ -432,9 +433,11 @@ class Auth:
         user_agent: str | None = None,
         ip_address: str | None = None,
         remember: bool = True,
+        mfa: bool = False,
     ) -> tuple[Session, Tokens]:
         """A new session for a user, with its first token pair; with ``remember`` False its
-        cookies (these and every rotation's) are browser-session cookies."""
+        cookies (these and every rotation's) are browser-session cookies; ``mfa``: signed in
+        with a second factor or a passkey."""
         if not isinstance(remember, bool):
             raise TypeError(f"remember must be True or False, not {type(remember).__name__}")
         user_id = self.users.check_id(user_id)
@@ -454,6 +457,7 @@ class Auth:
             "user_agent": None if user_agent is None else user_agent[:512],
             "ip_address": None if ip_address is None else ip_address[:64],
             "remember": remember,
+            "mfa": bool(mfa),
         }
         with self.storage.write() as conn:
             self.storage.insert_session(conn, values)
@@ -472,6 +476,7 @@ class Auth:
             user_agent=values["user_agent"],
             ip_address=values["ip_address"],
             remember=remember,
+            mfa=values["mfa"],
         )
         return session, self._tokens(access, access_exp, refresh, refresh_exp, remember)
 

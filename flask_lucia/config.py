@@ -65,6 +65,14 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_OAUTH_PROVIDERS": {},  # name -> {"client_id", "client_secret", ...}
     "LUCIA_OAUTH_LINK_VERIFIED_EMAIL": False,  # True: a verified email joins its account
     "LUCIA_OAUTH_TIMEOUT": timedelta(seconds=10),  # connect and read, per provider request
+    # -- DESIGN §15: second factors and passkeys (pip install "flask-lucia[mfa]") ------------
+    "LUCIA_TWO_FACTOR_COOKIE_NAME": "lucia_two_factor",  # the pending sign-in's cookie
+    "LUCIA_TWO_FACTOR_TTL": timedelta(minutes=5),  # a pending sign-in's lifetime (at most 5 min)
+    "LUCIA_TOTP_ISSUER": None,  # shown by authenticator apps; None: the RP name, else the host
+    "LUCIA_WEBAUTHN_RP_ID": None,  # None: the request's host name
+    "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id
+    "LUCIA_WEBAUTHN_ORIGIN": None,  # None: the request's origin; or one origin, or a list
+    "LUCIA_WEBAUTHN_COOKIE_NAME": "lucia_webauthn",  # ties a passkey sign-in to its browser
 }
 
 

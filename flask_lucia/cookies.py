@@ -68,3 +68,9 @@ def set_cookie(response: Response, *cookie_strings: str) -> None:
         response.headers.add("Set-Cookie", value)
     if cookie_strings:
         response.headers["Cache-Control"] = "private, no-store"
+
+
+def extra_cookie(settings: Settings, name: str, value: str, max_age: int, secure: bool) -> str:
+    """``Set-Cookie`` of another short-lived cookie of flask-lucia's (a pending sign-in, a
+    WebAuthn challenge's binding) with the token cookies' attributes; ``""`` and 0 delete it."""
+    return _cookie(settings, name, value, max_age, secure)

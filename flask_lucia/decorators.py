@@ -1,4 +1,4 @@
-"""``login_required`` and ``fresh_login_required`` for views (sync or async)."""
+"""``login_required``, ``fresh_login_required`` and ``mfa_required`` for views (sync or async)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,28 @@ def fresh_login_required(view: F) -> F:
                 return unauthenticated()
             if not session.fresh:
                 return unauthenticated(fresh_required=True)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def mfa_required(view: F) -> F:
+    """Like ``login_required``, and the session must have been signed in with a second
+    factor or a passkey (``Session.mfa``, DESIGN §15); otherwise the two-factor page (HTML)
+    or 401 ``AUTH_SECOND_FACTOR_REQUIRED`` (JSON)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "OPTIONS":
+            session = g.get("_lucia_session")
+            if session is None:
+                return unauthenticated()
+            if not session.mfa:
+                verify = url_for("lucia.two_factor_verify")
+                if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
+                    next_path = request.full_path if request.query_string else request.path
+                    return redirect(url_for("lucia.two_factor_verify", next=next_path))
+                return error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)

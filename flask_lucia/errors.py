@@ -23,6 +23,8 @@ ErrorCode = Literal[
     "AUTH_LAST_PROVIDER_ID",
     "AUTH_USER_REFERENCED",
     "AUTH_OAUTH_FAILED",
+    "AUTH_SECOND_FACTOR_REQUIRED",
+    "AUTH_INVALID_CODE",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
@@ -44,6 +46,8 @@ STATUS: Final[dict[str, int]] = {
     "AUTH_LAST_PROVIDER_ID": 409,
     "AUTH_USER_REFERENCED": 409,
     "AUTH_OAUTH_FAILED": 400,  # 502 when the provider is down, slow or broken
+    "AUTH_SECOND_FACTOR_REQUIRED": 401,
+    "AUTH_INVALID_CODE": 400,
 }
 
 _MESSAGES: Final[dict[str, str]] = {
@@ -61,6 +65,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_LAST_PROVIDER_ID": "This is the account's last way to sign in; add another first.",
     "AUTH_USER_REFERENCED": "This account still has data that refers to it.",
     "AUTH_OAUTH_FAILED": "Signing in through the provider failed.",
+    "AUTH_SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app to continue.",
+    "AUTH_INVALID_CODE": "That code is not right, or it was already used.",
     "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
     "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",
     "UNKNOWN_ERROR": "An unknown error occurred.",

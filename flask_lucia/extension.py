@@ -11,16 +11,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Request, g, has_request_context, request
+from flask import Flask, Request, current_app, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook, oauth, pages
+from . import hook, oauth, pages, passkeys, two_factor  # noqa: F401 - these add routes to bp
 from .auth import Auth
 from .cli import lucia_cli
 from .config import DEFAULTS, Settings, to_ms
 from .cookies import set_cookie
 from .errors import LuciaError
+from .mfa import MfaSettings, SecondFactor
+from .passkey_core import Passkey
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .schema import Tables, user_primary_key
@@ -100,6 +102,7 @@ class Lucia:
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         oauth.init_app(app, auth, self.oauth_user_data)
         app.extensions["lucia"] = auth
+        app.extensions["lucia_mfa"] = SecondFactor(auth, MfaSettings.from_config(config, settings))
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
@@ -225,6 +228,18 @@ class Lucia:
         """A user's keys as ``"provider:identifier"`` strings, the first one first."""
         return self.auth.get_user_provider_ids(user_id)
 
+    # -- second factors (DESIGN §15) -------------------------------------------------
+
+    def two_factor_enabled(self, user_id: Any) -> bool:
+        """Whether a user has TOTP on, so that a password alone does not sign it in."""
+        second: SecondFactor = current_app.extensions["lucia_mfa"]
+        return second.enabled(self.auth.users.check_id(user_id))
+
+    def get_user_passkeys(self, user_id: Any) -> list[Passkey]:
+        """A user's passkeys, oldest first (names, transports, times; never a key)."""
+        second: SecondFactor = current_app.extensions["lucia_mfa"]
+        return second.passkeys.list(self.auth.users.check_id(user_id))
+
     # -- tables -----------------------------------------------------------------
 
     def create_tables(self) -> list[str]:
@@ -238,11 +253,11 @@ class Lucia:
         self.auth.storage.drop_tables()
 
     def create_session(
-        self, user_id: Any, *, fresh: bool = False, remember: bool = True
+        self, user_id: Any, *, fresh: bool = False, remember: bool = True, mfa: bool = False
     ) -> tuple[Session, Tokens]:
         """A new session and token pair for a user (``createSession``); ``remember=False``
-        makes its cookies browser-session cookies."""
-        return self.auth.create_session(user_id, fresh=fresh, remember=remember)
+        makes its cookies browser-session cookies; ``mfa``: a second factor was proved."""
+        return self.auth.create_session(user_id, fresh=fresh, remember=remember, mfa=mfa)
 
     def validate_access_token(self, access_token: str) -> Session:
         """The session of a valid access token (``validateAccessToken``)."""
@@ -293,11 +308,17 @@ class Lucia:
         return hook.validate_request()
 
     def sign_in(
-        self, user_or_id: User | str, *, fresh: bool = True, remember: bool = True
+        self,
+        user_or_id: User | str,
+        *,
+        fresh: bool = True,
+        remember: bool = True,
+        mfa: bool = False,
     ) -> Session:
         """Start a new session for this request; cookies go on the response.
-        ``remember=False``: browser-session cookies (no ``Max-Age``), for "remember me" off."""
-        return hook.sign_in(user_or_id, fresh=fresh, remember=remember)
+        ``remember=False``: browser-session cookies (no ``Max-Age``), for "remember me" off;
+        ``mfa``: the user proved a second factor (``Session.mfa``, for ``mfa_required``)."""
+        return hook.sign_in(user_or_id, fresh=fresh, remember=remember, mfa=mfa)
 
     def sign_out(self) -> None:
         """End this request's session; the response clears the cookies."""

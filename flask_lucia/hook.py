@@ -156,23 +156,28 @@ def remember_device(provider: str, identifier: str) -> None:
             g._lucia_device_cookie = cookie
 
 
-def sign_in(user_or_id: Any, *, fresh: bool = True, remember: bool = True) -> Session:
+def sign_in(
+    user_or_id: Any, *, fresh: bool = True, remember: bool = True, mfa: bool = False
+) -> Session:
     """Start a new session for this request's client (ending any it had: no fixation).
 
-    ``remember=False``: its cookies, now and at every rotation, are browser-session cookies.
+    ``remember=False``: its cookies, now and at every rotation, are browser-session cookies;
+    ``mfa``: the user proved a second factor (DESIGN §15).
     """
     auth = state()
     user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
     previous = g.get("_lucia_session")
     if previous is not None:
         auth.invalidate_user_session(previous.user_id, previous.session_id)
-    session, tokens = issue_session(user, fresh=fresh, remember=remember)
+    session, tokens = issue_session(user, fresh=fresh, remember=remember, mfa=mfa)
     g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
     _rotate_csrf_token()
     return session
 
 
-def issue_session(user: Any, *, fresh: bool, remember: bool = True) -> tuple[Session, Tokens]:
+def issue_session(
+    user: Any, *, fresh: bool, remember: bool = True, mfa: bool = False
+) -> tuple[Session, Tokens]:
     """A new session for ``user`` recorded with this request's user agent and address, and
     its tokens; this request's own session and cookies are left alone (API clients)."""
     auth = state()
@@ -182,6 +187,7 @@ def issue_session(user: Any, *, fresh: bool, remember: bool = True) -> tuple[Ses
         user_agent=request.user_agent.string or None,
         ip_address=request.remote_addr,
         remember=remember,
+        mfa=mfa,
     )
     signals.send(signals.user_signed_in, user=user, session=session)
     return session, tokens

@@ -82,6 +82,8 @@ class Tables:
             sa.Column("ip_address", sa.String(64), nullable=True),
             # False: "remember me" was off, so its cookies live only as long as the browser.
             sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
+            # Signed in with a second factor or a passkey (DESIGN §15).
+            sa.Column("mfa", sa.Boolean, nullable=False, server_default=sa.false()),
             keep_existing=True,
         )
         self.access_tokens = self._token_table(f"{prefix}access_tokens")
@@ -102,11 +104,79 @@ class Tables:
             sa.Column("last_failure", sa.BigInteger, nullable=False, index=True),
             keep_existing=True,
         )
+        self._second_factor_tables()
         self.schema = sa.Table(
             f"{prefix}schema",
             metadata,
             sa.Column("name", sa.String(64), primary_key=True),
             sa.Column("version", sa.Integer, nullable=False),
+            keep_existing=True,
+        )
+
+    def _user_id(self, *, primary_key: bool = False) -> sa.Column[Any]:
+        """A ``user_id`` column pointing at the users table; its rows go with the user."""
+        return sa.Column(
+            "user_id",
+            self.user_pk.type,
+            sa.ForeignKey(self.user_pk, ondelete="CASCADE"),
+            nullable=False,
+            primary_key=primary_key,
+            index=not primary_key,
+        )
+
+    def _second_factor_tables(self) -> None:
+        """TOTP secrets, recovery codes, pending sign-ins, passkeys and WebAuthn challenges
+        (DESIGN §15). Codes, pending sign-ins and challenges are stored as SHA-256 digests."""
+        prefix, metadata = self.prefix, self.metadata
+        self.totp = sa.Table(
+            f"{prefix}totp",
+            metadata,
+            self._user_id(primary_key=True),
+            sa.Column("secret", sa.String(64), nullable=False),  # base32
+            sa.Column("last_step", sa.BigInteger, nullable=True),  # last accepted time step
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            keep_existing=True,
+        )
+        self.recovery_codes = sa.Table(
+            f"{prefix}recovery_codes",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            self._user_id(),
+            keep_existing=True,
+        )
+        self.pending_sign_ins = sa.Table(
+            f"{prefix}pending_sign_ins",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            self._user_id(),
+            sa.Column("client", sa.String(64), nullable=False),  # digest of the user agent
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            keep_existing=True,
+        )
+        self.passkeys = sa.Table(
+            f"{prefix}passkeys",
+            metadata,
+            sa.Column("id", sa.String(32), primary_key=True),  # public id, not the credential's
+            sa.Column("credential_id", sa.String(1400), nullable=False, unique=True),  # base64url
+            self._user_id(),
+            sa.Column("user_handle", sa.String(128), nullable=False),  # base64url, random per user
+            sa.Column("public_key", sa.LargeBinary, nullable=False),  # COSE
+            sa.Column("sign_count", sa.BigInteger, nullable=False),
+            sa.Column("transports", sa.String(255), nullable=False),  # comma-separated
+            sa.Column("name", sa.String(100), nullable=False),
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            sa.Column("last_used_at", sa.BigInteger, nullable=True),
+            keep_existing=True,
+        )
+        self.webauthn_challenges = sa.Table(
+            f"{prefix}webauthn_challenges",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),  # of the challenge
+            sa.Column("purpose", sa.String(16), nullable=False),  # "register" or "sign-in"
+            # The session (registration) or the browser's challenge cookie (sign-in) it is for.
+            sa.Column("binding", sa.String(64), nullable=False),
+            sa.Column("user_handle", sa.String(128), nullable=True),  # registration only
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
             keep_existing=True,
         )
 
@@ -129,6 +199,11 @@ class Tables:
         )
 
     @property
+    def second_factor_tables(self) -> list[sa.Table]:
+        """The DESIGN §15 tables that hold rows of a user (deleted with it)."""
+        return [self.totp, self.recovery_codes, self.pending_sign_ins, self.passkeys]
+
+    @property
     def owned(self) -> list[sa.Table]:
         """The tables flask-lucia owns, parents first (the app's user model is not one)."""
         users = [self.users] if self.builtin_users else []
@@ -139,6 +214,11 @@ class Tables:
             self.access_tokens,
             self.refresh_tokens,
             self.throttle,
+            self.totp,
+            self.recovery_codes,
+            self.pending_sign_ins,
+            self.passkeys,
+            self.webauthn_challenges,
             self.schema,
         ]
 
@@ -225,8 +305,9 @@ def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
 
 
 def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
-    """Add the columns an existing table lacks (``sessions.remember`` joined schema 2 after
-    its first databases were made); their server defaults fill the rows already there."""
+    """Add the columns an existing table lacks (``sessions.remember`` and ``sessions.mfa``
+    joined schema 2 after its first databases were made, and a 0.1 database has neither);
+    their server defaults fill the rows already there."""
     present = {column["name"] for column in sa.inspect(conn).get_columns(table.name, table.schema)}
     quoted = conn.dialect.identifier_preparer.format_table(table)
     for column in table.columns:

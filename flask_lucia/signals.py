@@ -27,6 +27,16 @@ password_rehashed = _signals.signal("password-rehashed")
 #: kwargs: ``user``, ``session``, ``provider`` (its name), ``profile``, ``created`` (a new user).
 oauth_signed_in = _signals.signal("oauth-signed-in")
 
+#: A user turned TOTP on (confirmed with a first code). kwargs: ``user``.
+two_factor_enabled = _signals.signal("two-factor-enabled")
+#: A user's TOTP was turned off (by the user, or ``flask lucia reset-two-factor``).
+#: kwargs: ``user``.
+two_factor_disabled = _signals.signal("two-factor-disabled")
+#: A user registered a passkey. kwargs: ``user``, ``passkey`` (a ``Passkey``).
+passkey_registered = _signals.signal("passkey-registered")
+#: A passkey was deleted. kwargs: ``user``, ``passkey`` (a ``Passkey``).
+passkey_removed = _signals.signal("passkey-removed")
+
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:
     """Send ``signal`` with the current app as sender (Flask's convention)."""

@@ -60,6 +60,7 @@ SESSION_FIELDS = (
     "user_agent",
     "ip_address",
     "remember",
+    "mfa",
 )
 
 
@@ -568,6 +569,10 @@ class Storage:
                     raise LuciaError("AUTH_USER_REFERENCED")
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
+            # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
+            # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
+            for table in self.schema.second_factor_tables:
+                conn.execute(table.delete().where(table.c.user_id == user_id))
             return conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount > 0
 
         try:

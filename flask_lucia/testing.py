@@ -26,10 +26,13 @@ class LuciaClient(FlaskClient):
     given, so tests of the CSRF check still see what they ask for.
     """
 
-    def sign_in(self, user: Any, *, fresh: bool = True, remember: bool = True) -> Session:
+    def sign_in(
+        self, user: Any, *, fresh: bool = True, remember: bool = True, mfa: bool = False
+    ) -> Session:
         """Give this client a new session for ``user`` (a ``User``, an instance of the app's
-        ``user_model``, or a user id) without a password; returns the session."""
-        return _give_session(self, user, fresh=fresh, remember=remember)
+        ``user_model``, or a user id) without a password; returns the session. ``mfa``: it
+        counts as signed in with a second factor (for ``mfa_required`` views)."""
+        return _give_session(self, user, fresh=fresh, remember=remember, mfa=mfa)
 
     def run_wsgi_app(
         self, environ: dict[str, Any], *args: Any, **kwargs: Any
@@ -55,12 +58,16 @@ def _origin(environ: dict[str, Any]) -> str:
     return f"{scheme}://{host}"
 
 
-def _give_session(client: FlaskClient, user: Any, *, fresh: bool, remember: bool) -> Session:
+def _give_session(
+    client: FlaskClient, user: Any, *, fresh: bool, remember: bool, mfa: bool = False
+) -> Session:
     """Create a session for ``user`` and put its tokens in ``client``'s cookie jar."""
     app = client.application
     with app.app_context():
         auth: Auth = app.extensions["lucia"]
-        session, tokens = auth.create_session(_user_id(auth, user), fresh=fresh, remember=remember)
+        session, tokens = auth.create_session(
+            _user_id(auth, user), fresh=fresh, remember=remember, mfa=mfa
+        )
         settings = auth.settings
     domain = _cookie_domain(client, settings.cookie_domain)
     for name, value in (
@@ -87,15 +94,18 @@ def _cookie_domain(client: FlaskClient, configured: str | None) -> str:
     return configured or client.application.config.get("SERVER_NAME") or "localhost"
 
 
-def sign_in_client(client: FlaskClient, user: Any, *, fresh: bool = True) -> Session:
+def sign_in_client(
+    client: FlaskClient, user: Any, *, fresh: bool = True, mfa: bool = False
+) -> Session:
     """Give ``client`` a new session for ``user`` (a ``User``, an instance of the app's
     ``user_model``, or a user id); returns it.
 
     The client then carries the auth cookies, and sends its own site's ``Origin``
     so its POSTs pass the CSRF check as a browser's would. With a ``LuciaClient``,
-    ``client.sign_in(user)`` does the same.
+    ``client.sign_in(user)`` does the same. ``mfa``: the session counts as signed in with a
+    second factor.
     """
-    session = _give_session(client, user, fresh=fresh, remember=True)
+    session = _give_session(client, user, fresh=fresh, remember=True, mfa=mfa)
     app = client.application
     domain = _cookie_domain(client, app.extensions["lucia"].settings.cookie_domain)
     scheme = app.config.get("PREFERRED_URL_SCHEME", "http")

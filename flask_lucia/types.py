@@ -67,6 +67,8 @@ class Session:
     user_agent: str | None = None
     ip_address: str | None = None
     remember: bool = True
+    #: Signed in with a second factor (DESIGN §15): a TOTP or recovery code, or a passkey.
+    mfa: bool = False
 
     @property
     def checksum(self) -> str:

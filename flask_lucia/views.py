@@ -49,6 +49,7 @@ from .hook import (
     state,
 )
 from .pages import error_page, http_error, refuse_framing, refused
+from .pending import mfa_state, second_factor_required
 from .redirects import safe_next_url
 from .script import session_body
 from .types import Session, Tokens
@@ -330,6 +331,10 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
+        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+        if (pending := second_factor_required(user, safe_next_url(form.next.data))) is not None:
+            _remember_device(identifier)
+            return pending
         sign_in(user, fresh=True, remember=bool(form.remember.data))
         _remember_device(identifier)
         return redirect(safe_next_url(form.next.data) or _home(), 303)
@@ -497,6 +502,16 @@ def _sign_in_json() -> ResponseReturnValue:
         return options
     _, identifier, password, transport, remember = options
     user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
+    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
+        if mfa_state().enabled(state().users.id_of(user)):
+            raise LuciaError(
+                "AUTH_SECOND_FACTOR_REQUIRED",
+                "This account has a second factor: sign in through the browser.",
+            )
+    elif (pending := second_factor_required(user)) is not None:
+        _remember_device(identifier)
+        return pending
     return _signed_in(user, identifier, transport, remember)
 
 

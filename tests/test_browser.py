@@ -283,7 +283,7 @@ def test_the_module_is_served_cacheable_and_small(
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert "max-age=3600" in response.headers["cache-control"]
-    assert len(response.body()) < 12 * 1024
+    assert len(response.body()) < 14 * 1024  # 12 KiB before passkeys (DESIGN §15) joined it
 
 
 def test_the_example_app_signs_up_out_and_in_in_chromium(

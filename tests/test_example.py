@@ -102,3 +102,37 @@ def test_the_sign_up_form_asks_for_the_username_and_the_browser_sees_it(example:
         json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
     )
     assert example.get("/auth/session").json["user"]["username"] == "ann"
+
+
+def test_the_settings_page_offers_two_factor_and_passkeys(example: Any) -> None:
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    page = example.get("/settings").text
+    assert 'href="/auth/two-factor"' in page and "Turn on two-factor sign-in" in page
+    assert 'href="/auth/passkeys"' in page and "registerPasskey" in page
+
+
+def test_the_settings_page_shows_two_factor_on_once_it_is(example: Any) -> None:
+    import pyotp
+
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    secret = example.post("/auth/two-factor", json={}).json["secret"]
+    example.post("/auth/two-factor", json={"secret": secret, "code": pyotp.TOTP(secret).now()})
+
+    assert "On: after your password" in example.get("/settings").text
+    assert example.get("/vault").status_code == 200  # confirming counted as MFA
+
+
+def test_the_vault_asks_a_password_only_session_for_a_second_factor(example: Any) -> None:
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    answer = example.get("/vault")
+    assert answer.status_code == 302
+    assert answer.location.startswith("/auth/two-factor/verify")

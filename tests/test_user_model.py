@@ -252,3 +252,73 @@ def test_a_change_to_current_user_is_saved_by_the_apps_commit(made: App) -> None
     sign_up_ann(client)
     client.post("/rename")
     assert client.get("/name").get_data(as_text=True) == "annie"
+
+
+@pytest.fixture
+def model_app(tmp_path: Any) -> Iterator[App]:
+    made = App(tmp_path)
+    yield made
+    made.drop()
+
+
+def test_totp_and_a_passkey_work_with_an_integer_user_model(model_app: App, clock: Any) -> None:
+    import pyotp
+
+    from .soft_authenticator import SoftAuthenticator
+
+    client = model_app.client()
+    sign_up_ann(client)
+    secret = client.post("/auth/two-factor", json={}).json["secret"]
+    first = pyotp.TOTP(secret).at(int(clock.now))
+    assert (
+        client.post("/auth/two-factor", json={"code": first, "secret": secret}).status_code == 200
+    )
+    key = SoftAuthenticator()
+    options = client.post("/auth/passkeys/register/options", json={}).json
+    registered = client.post(
+        "/auth/passkeys/register/verify", json={"credential": key.create(options)}
+    )
+    clock.advance(30)
+
+    pending = model_app.client()
+    body = {"identifier": "ann@example.com", "password": PASSWORD}
+    step1 = pending.post("/auth/sign-in", json=body)
+    code = pyotp.TOTP(secret).at(int(clock.now))
+    step2 = pending.post("/auth/two-factor/verify", json={"code": code})
+    by_passkey = model_app.client()
+    sign_in_options = by_passkey.post("/auth/passkeys/sign-in/options", json={}).json
+    signed_in = by_passkey.post(
+        "/auth/passkeys/sign-in/verify", json={"credential": key.get(sign_in_options)}
+    )
+
+    assert registered.status_code == 201
+    assert step1.status_code == 401 and step1.json["error"] == "AUTH_SECOND_FACTOR_REQUIRED"
+    assert step2.status_code == 200 and step2.json["user"]["user_id"] == 1
+    assert signed_in.status_code == 200 and signed_in.json["user"]["user_id"] == 1
+    assert by_passkey.get("/name").text == "ann"
+
+
+def test_deleting_a_user_deletes_its_second_factors(model_app: App, clock: Any) -> None:
+    import pyotp
+
+    from .soft_authenticator import SoftAuthenticator
+
+    client = model_app.client()
+    sign_up_ann(client)
+    secret = client.post("/auth/two-factor", json={}).json["secret"]
+    code = pyotp.TOTP(secret).at(int(clock.now))
+    client.post("/auth/two-factor", json={"code": code, "secret": secret})
+    options = client.post("/auth/passkeys/register/options", json={}).json
+    client.post(
+        "/auth/passkeys/register/verify", json={"credential": SoftAuthenticator().create(options)}
+    )
+
+    with model_app.app.app_context():
+        model_app.lucia.delete_user(1)
+        schema = model_app.app.extensions["lucia"].storage.schema
+        with model_app.db.engine.connect() as conn:
+            left = [
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                for table in (schema.totp, schema.recovery_codes, schema.passkeys)
+            ]
+    assert left == [0, 0, 0]

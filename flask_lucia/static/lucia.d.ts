@@ -34,6 +34,8 @@ export type LuciaErrorCode =
   | "DATABASE_FETCH_FAILED"
   | "DATABASE_UPDATE_FAILED"
   | "UNKNOWN_ERROR"
+  | "AUTH_SECOND_FACTOR_REQUIRED"
+  | "AUTH_INVALID_CODE"
   | (string & {});
 
 /** Thrown when the server answers an error JSON `{"error": code, "message": text}`. */
@@ -81,3 +83,32 @@ export declare function handleSession(onSessionUpdate?: (hasSession: boolean) =>
  * 4 s ... 30 s) and never sign anyone out. Returns a function that stops it.
  */
 export declare function handleSilentRefresh(onError?: (error: LuciaError) => void): () => void;
+
+/** A passkey of the signed-in user, as `GET <prefix>/passkeys` lists it. */
+export interface Passkey {
+  readonly id: string;
+  readonly name: string;
+  /** How the browser reaches its authenticator: "internal", "usb", "hybrid" ... */
+  readonly transports: readonly string[];
+  /** Unix milliseconds. */
+  readonly created_at: number;
+  /** Unix milliseconds, or null when it never signed in. */
+  readonly last_used_at: number | null;
+}
+
+/**
+ * Adds a passkey to the signed-in account (the session must be fresh):
+ * `POST <prefix>/passkeys/register/options`, `navigator.credentials.create()`,
+ * then `POST <prefix>/passkeys/register/verify` with `name` (default "Passkey").
+ * Rejects with the browser's `DOMException` ("NotAllowedError": cancelled) or a
+ * `LuciaError` (401 with a stale session: confirm the password first).
+ */
+export declare function registerPasskey(name?: string | null): Promise<Passkey>;
+
+/**
+ * Signs in with any passkey of this site, no username asked:
+ * `POST <prefix>/passkeys/sign-in/options`, `navigator.credentials.get()`, then
+ * `POST <prefix>/passkeys/sign-in/verify`. The new session is fresh and counts as
+ * MFA; every tab learns of it. Resolves to the user.
+ */
+export declare function signInWithPasskey(): Promise<User>;

@@ -1,5 +1,5 @@
-// flask-lucia browser module: session store, sign-out, silent refresh and
-// cross-tab sync. One ES module, no dependencies. Endpoints are resolved
+// flask-lucia browser module: session store, sign-out, silent refresh,
+// cross-tab sync, and passkeys. One ES module, no dependencies. Endpoints are resolved
 // against this file's own URL, so the blueprint prefix is never hard-coded.
 // Tabs exchange {type, checksum, expires, user}; tokens never leave cookies.
 
@@ -294,6 +294,56 @@ export function handleSilentRefresh(onError) {
     unsubscribe();
     clearTimeout(timer);
   };
+}
+
+// Passkeys (WebAuthn): the server's JSON carries bytes as base64url.
+const bytes = (s) =>
+  Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+const b64url = (b) =>
+  btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const ids = (list) => (list || []).map((c) => ({ ...c, id: bytes(c.id) }));
+async function ceremony(path, make, options) {
+  if (!globalThis.PublicKeyCredential) throw new LuciaError("AUTH_INVALID_REQUEST", "No passkeys here");
+  const o = await api(`passkeys/${path}/options`, {});
+  const c = await make({ ...o, challenge: bytes(o.challenge), ...options(o) });
+  const r = c.response;
+  const response = { clientDataJSON: b64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = b64url(r.attestationObject);
+    response.transports = r.getTransports?.() ?? [];
+  } else {
+    response.authenticatorData = b64url(r.authenticatorData);
+    response.signature = b64url(r.signature);
+    response.userHandle = r.userHandle && b64url(r.userHandle);
+  }
+  const ext = c.getClientExtensionResults?.() ?? {};
+  const { id, type, authenticatorAttachment } = c;
+  return {
+    credential: { id, rawId: b64url(c.rawId), type, response, clientExtensionResults: ext, authenticatorAttachment },
+  };
+}
+
+/** Add a passkey to the signed-in (fresh) account; resolves to it: {id, name, ...}. */
+export async function registerPasskey(name) {
+  const body = await ceremony(
+    "register",
+    (publicKey) => navigator.credentials.create({ publicKey }),
+    (o) => ({ user: { ...o.user, id: bytes(o.user.id) }, excludeCredentials: ids(o.excludeCredentials) }),
+  );
+  if (name) body.name = String(name);
+  return (await api("passkeys/register/verify", body)).passkey;
+}
+
+/** Sign in with any passkey of this site (no username); resolves to the user; tells every tab. */
+export async function signInWithPasskey() {
+  const body = await ceremony(
+    "sign-in",
+    (publicKey) => navigator.credentials.get({ publicKey }),
+    (o) => ({ allowCredentials: ids(o.allowCredentials) }),
+  );
+  const data = await api("passkeys/sign-in/verify", body);
+  tell(toState(data), "signin");
+  return data.user;
 }
 
 // Page data from lucia_script(): the first getUser() needs no request.
