@@ -22,6 +22,8 @@ ErrorCode = Literal[
     # DESIGN §17, part two
     "AUTH_LAST_PROVIDER_ID",
     "AUTH_USER_REFERENCED",
+    "AUTH_INVALID_TOKEN",
+    "AUTH_EMAIL_NOT_VERIFIED",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
@@ -42,6 +44,8 @@ STATUS: Final[dict[str, int]] = {
     "UNKNOWN_ERROR": 500,
     "AUTH_LAST_PROVIDER_ID": 409,
     "AUTH_USER_REFERENCED": 409,
+    "AUTH_INVALID_TOKEN": 400,
+    "AUTH_EMAIL_NOT_VERIFIED": 403,
 }
 
 _MESSAGES: Final[dict[str, str]] = {
@@ -58,6 +62,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_TOO_MANY_ATTEMPTS": "Too many failed attempts; try again later.",
     "AUTH_LAST_PROVIDER_ID": "This is the account's last way to sign in; add another first.",
     "AUTH_USER_REFERENCED": "This account still has data that refers to it.",
+    "AUTH_INVALID_TOKEN": "This link is invalid, already used or expired.",
+    "AUTH_EMAIL_NOT_VERIFIED": "Verify your email address to continue.",
     "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
     "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",
     "UNKNOWN_ERROR": "An unknown error occurred.",

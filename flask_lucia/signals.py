@@ -22,6 +22,13 @@ session_refreshed = _signals.signal("session-refreshed")
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A password hash was replaced by one with current parameters. kwargs: ``user``.
 password_rehashed = _signals.signal("password-rehashed")
+#: A user opened the verification link of an email address. kwargs: ``user``, ``email``.
+email_verified = _signals.signal("email-verified")
+#: A user set a new password through a reset link (every session ended). kwargs: ``user``.
+password_reset = _signals.signal("password-reset")
+#: A user's email address changed after the link to the new one was opened.
+#: kwargs: ``user``, ``old_email`` (None when the user had none), ``new_email``.
+email_changed = _signals.signal("email-changed")
 
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:

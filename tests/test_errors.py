@@ -27,6 +27,8 @@ EXPECTED_STATUS = {
     # DESIGN §17, in its order (§12: AUTH_USER_REFERENCED is 409 over HTTP)
     "AUTH_LAST_PROVIDER_ID": 409,
     "AUTH_USER_REFERENCED": 409,
+    "AUTH_INVALID_TOKEN": 400,
+    "AUTH_EMAIL_NOT_VERIFIED": 403,
 }
 CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 
