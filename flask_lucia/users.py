@@ -64,7 +64,7 @@ class Users:
         """A detached instance of the model made from loaded values (no query): to the ORM
         it is a row loaded earlier, whose columns read without a session."""
         if not self._configured:  # relationships are set up on first use, as the ORM does
-            sa.orm.configure_mappers()
+            self._mapper.registry.configure(cascade=True)
             self._configured = True
         instance = self._mapper.class_manager.new_instance()
         for name, value in zip(self._attributes, values, strict=True):
