@@ -216,9 +216,7 @@ class EmailStore:
 
     # -- mail counters ------------------------------------------------------------
 
-    def reserve(
-        self, conn: Connection, key: str, limit: int | None, window: int, now: int
-    ) -> int:
+    def reserve(self, conn: Connection, key: str, limit: int | None, window: int, now: int) -> int:
         """Count one mail against ``key`` if it has room in its window (``limit`` None:
         always): 0 then, else the milliseconds until it has. One statement, so parallel
         requests cannot overrun it."""

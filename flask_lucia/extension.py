@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,14 @@ from flask import Flask, Request, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook
+from . import account, hook  # noqa: F401 - account: the email flows' routes join bp
 from .auth import Auth
 from .cli import lucia_cli
-from .config import DEFAULTS, Settings, to_ms
+from .config import DEFAULTS, Settings, email_verification, to_ms
 from .cookies import set_cookie
+from .emails import Emails
 from .errors import LuciaError
+from .mail import Mailer, SendEmail
 from .passwords import PasswordHasher
 from .proxies import current_session, current_user
 from .schema import Tables, user_primary_key
@@ -43,11 +46,16 @@ class Lucia:
         user_model: type[Any] | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
+        send_email: SendEmail | None = None,
     ) -> None:
         self.db = db
         self.user_model = user_model
         self.user_columns = tuple(user_columns)
         self.generate_user_id = generate_user_id
+        #: Sends every mail (an ``EmailMessage``) instead of Flask-Mailman or SMTP.
+        self.send_email = send_email
+        if send_email is not None and not callable(send_email):
+            raise TypeError("send_email must be a callable taking an EmailMessage")
         if user_model is not None:
             if db is None:
                 raise ValueError("user_model needs db: Lucia(app, db=db, user_model=User)")
@@ -80,7 +88,12 @@ class Lucia:
             self.user_columns,
             None if model is None else model.__table__,
         )
-        storage = Storage(self._engine_factory(app), tables, bool(config["LUCIA_CREATE_TABLES"]))
+        storage = Storage(
+            self._engine_factory(app),
+            tables,
+            bool(config["LUCIA_CREATE_TABLES"]),
+            reads_email_verified=email_verification(config) == "required",
+        )
         settings = Settings.from_config(config, storage.user_column_names)
         users = Users(storage.user_pk, storage.user_column_names, model, self.db)
         hasher = PasswordHasher(
@@ -92,7 +105,9 @@ class Lucia:
         )
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
         throttle = Throttle(storage, config)
-        app.extensions["lucia"] = Auth(settings, storage, hasher, throttle, generate, users)
+        auth = Auth(settings, storage, hasher, throttle, generate, users)
+        auth.emails = Emails(auth, Mailer(self.send_email))
+        app.extensions["lucia"] = auth
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
@@ -203,6 +218,23 @@ class Lucia:
     def get_user_provider_ids(self, user_id: Any) -> list[str]:
         """A user's keys as ``"provider:identifier"`` strings, the first one first."""
         return self.auth.get_user_provider_ids(user_id)
+
+    # -- email (DESIGN §13) ------------------------------------------------------
+
+    def email_verified(self, user_id: Any) -> datetime | None:
+        """When the user's email address was verified (aware UTC), or None: not yet, or
+        no email key. For ``user_model`` apps; built-in users have ``User.email_verified``."""
+        return self.auth.emails.email_verified(user_id)
+
+    def send_verification_email(self, user_id: Any) -> str | None:
+        """Mail the user a verification link; the address, or None when it is verified
+        already. Raises ``MailError`` when the mail could not be sent."""
+        return self.auth.emails.send_verification(user_id)
+
+    def send_password_reset(self, user_id: Any) -> str:
+        """Mail the user a password reset link (older links stop working); the address.
+        Raises ``MailError`` when the mail could not be sent."""
+        return self.auth.emails.send_reset(user_id)
 
     # -- tables -----------------------------------------------------------------
 

@@ -283,9 +283,11 @@ def _authenticate(identifier: str, password: str) -> Any:
 
 def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     auth = state()
-    return auth.create_user(
+    user = auth.create_user(
         auth.settings.password_provider, identifier, password=password, user_data=data
     )
+    auth.emails.after_sign_up(auth.users.id_of(user), client_address=request.remote_addr)
+    return user
 
 
 def _sign_in_json() -> ResponseReturnValue:

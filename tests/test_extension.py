@@ -46,7 +46,13 @@ def test_config_defaults_do_not_override_the_apps_values(tmp_path: Any) -> None:
 def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
     lucia = Lucia(user_columns=user_columns())
     lucia.init_app(Flask(__name__, instance_path=str(tmp_path)))
-    assert set(vars(lucia)) == {"db", "user_model", "user_columns", "generate_user_id"}
+    assert set(vars(lucia)) == {
+        "db",
+        "user_model",
+        "user_columns",
+        "generate_user_id",
+        "send_email",
+    }
 
 
 def test_init_app_twice_on_one_app_raises(tmp_path: Any) -> None:
