@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
+from .config import HOST_PREFIX
 from .decorators import fresh_login_required, login_required, wants_json
 from .emails import RESET_SENT, Emails
 from .errors import LuciaError
@@ -186,9 +187,16 @@ def verify_email_link(token: str) -> ResponseReturnValue:
 # -- password reset ---------------------------------------------------------------------
 
 
+#: Carries a reset link's token from the link to the form page (HttpOnly, SameSite=Lax, one
+#: hour at most), so the page people type into has no token in its URL: its form posts
+#: with an ordinary ``Origin``, which a page under ``no-referrer`` would send as ``null``.
+RESET_COOKIE = "lucia_reset"
+
+
 @bp.route("/reset-password", methods=["GET", "POST"], endpoint="reset_password")
 def reset_password() -> ResponseReturnValue:
-    """Ask for a reset link. The answer is the same whether an account uses the address."""
+    """Ask for a reset link (the answer is the same whether an account uses the address);
+    with a link's token in its cookie, the form for the new password."""
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     if _json_post():
@@ -204,6 +212,9 @@ def reset_password() -> ResponseReturnValue:
         except MailError:
             return _not_sent()
         return jsonify({"message": RESET_SENT})
+    token = request.cookies.get(_reset_cookie_name())
+    if token and (request.method == "GET" or "password" in request.form):
+        return _new_password(token)
     form = EmailForm(**form_options())
     if request.method == "GET":
         return _page("lucia/reset_request.html", form=form)
@@ -224,13 +235,13 @@ def reset_password() -> ResponseReturnValue:
 @bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password_link")
 def reset_password_link(token: str) -> ResponseReturnValue:
     """The link in a reset mail: choose a new password. Success ends every session, marks
-    the address verified and signs this browser in with a new session."""
+    the address verified and signs this browser in with a new session. A browser is sent
+    on to the form page with the token in a cookie; JSON clients post ``{"password"}``."""
     return _token_page(_reset_password_link(token))
 
 
 def _reset_password_link(token: str) -> BaseResponse:
     emails = _emails()
-    again = url_for("lucia.reset_password")
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     if _json_post():
@@ -243,27 +254,69 @@ def _reset_password_link(token: str) -> BaseResponse:
             return error_response(error)
         session = sign_in(user, fresh=True)
         return jsonify(session_body(user, session))
+    if request.method == "POST":
+        return _new_password(token)
     try:
         emails.check_reset(token)
     except LuciaError as error:
-        return _invalid_link(error, again)
-    if request.method == "GET" and (wants_json() or not _forms_enabled()):
+        return _invalid_link(error, url_for("lucia.reset_password"))
+    if wants_json() or not _forms_enabled():
         return jsonify({"valid": True})
+    response = redirect(url_for("lucia.reset_password"), 303)
+    _set_reset_cookie(response, token, emails.auth.settings.reset_ttl // 1000)
+    return response
+
+
+def _new_password(token: str) -> BaseResponse:
+    """The new-password form of a reset link's ``token``: shown, or posted and done."""
+    emails = _emails()
+    try:
+        emails.check_reset(token)
+    except LuciaError as error:
+        response = _invalid_link(error, url_for("lucia.reset_password"))
+        _set_reset_cookie(response, "", 0)
+        return response
     form = NewPasswordForm(**form_options())
     if request.method == "GET":
-        return _page("lucia/reset_password.html", form=form, token=token)
+        return _page("lucia/reset_password.html", form=form)
     if not form.validate_on_submit():
-        return _failed_form("lucia/reset_password.html", form, token=token)
+        return _failed_form("lucia/reset_password.html", form)
     try:
         user = emails.reset_password(token, form.password.data or "")
     except LuciaError as error:
-        if error.code == "AUTH_INVALID_TOKEN":
-            return _invalid_link(error, again)
+        if error.code == "AUTH_INVALID_TOKEN":  # spent meanwhile (another tab)
+            gone = _invalid_link(error, url_for("lucia.reset_password"))
+            _set_reset_cookie(gone, "", 0)
+            return gone
         form.password.errors = [error.message]
-        return _page("lucia/reset_password.html", error.status, form=form, token=token)
+        return _page("lucia/reset_password.html", error.status, form=form)
     sign_in(user, fresh=True)
     flash("Your password has been changed, and every other device signed out.", "info")
-    return redirect("/", 303)
+    done = redirect("/", 303)
+    _set_reset_cookie(done, "", 0)
+    return done
+
+
+def _reset_cookie_name() -> str:
+    """``lucia_reset``, ``__Host-`` prefixed like the auth cookies when they are."""
+    prefixed = state().settings.access_cookie.startswith(HOST_PREFIX)
+    return HOST_PREFIX + RESET_COOKIE if prefixed else RESET_COOKIE
+
+
+def _set_reset_cookie(response: BaseResponse, token: str, max_age: int) -> None:
+    """Set (or with ``max_age`` 0, delete) the reset cookie: HttpOnly, SameSite=Lax,
+    host-only, on the reset page's path (``/`` when ``__Host-``)."""
+    name = _reset_cookie_name()
+    path = "/" if name.startswith(HOST_PREFIX) else url_for("lucia.reset_password")
+    response.set_cookie(
+        name,
+        token,
+        max_age=max_age,
+        path=path,
+        secure=state().cookie_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 # -- change password --------------------------------------------------------------------

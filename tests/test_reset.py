@@ -275,31 +275,85 @@ def test_only_the_digest_of_the_token_is_stored(
     assert token not in repr(tuple(row)) and len(row.digest) == 64
 
 
-def test_pages_that_carry_the_token_send_no_referrer_and_no_store(
+def test_answers_at_the_token_url_send_no_referrer_and_no_store(
     client: FlaskClient, smtp: MailServer
 ) -> None:
     ask(client)
     link = smtp.link(ANN)
-    page = client.get(link)
-    assert page.status_code == 200 and 'name="password"' in page.text
-    wrong = client.post(link, data={"csrf_token": csrf_token(page.text), "password": "x"})
-    for answer in (page, wrong, client.get(link, headers=JSON), client.get(link + "x")):
+    answers = [
+        client.get(link),
+        client.get(link, headers=JSON),
+        client.post(link, data={"password": "x"}),
+        client.get(link + "x"),
+    ]
+    for answer in answers:
         assert answer.headers["Referrer-Policy"] == "no-referrer"
         assert answer.headers["Cache-Control"] == "no-store"
 
 
-def test_the_reset_form_sets_the_password_and_signs_in(
+def test_the_link_sends_a_browser_to_a_form_page_without_the_token_in_its_url(
+    client: FlaskClient, smtp: MailServer
+) -> None:
+    """A page under ``no-referrer`` posts its forms with ``Origin: null``, which the CSRF
+    check refuses; so the token moves to a cookie and the form page has none in its URL."""
+    ask(client)
+    link = smtp.link(ANN)
+    token = link.rsplit("/", 1)[1]
+    answer = client.get(link)
+    assert answer.status_code == 303 and answer.location == "/auth/reset-password"
+    [set_cookie] = answer.headers.getlist("Set-Cookie")
+    assert set_cookie.startswith(f"lucia_reset={token};")
+    for attribute in ("HttpOnly", "SameSite=Lax", "Path=/auth/reset-password", "Max-Age=3600"):
+        assert attribute in set_cookie
+    page = client.get(answer.location)
+    assert page.status_code == 200 and 'name="password"' in page.text and token not in page.text
+    assert 'action="/auth/reset-password"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_with_host_prefixed_cookies_the_reset_cookie_is_host_prefixed_too(
+    make_app: AppFactory, smtp: MailServer
+) -> None:
+    app = flows_app(make_app, smtp, LUCIA_COOKIE_HOST_PREFIX=True)
+    with app.app_context():
+        app.lucia.create_user("email", ANN, password=PASSWORD)  # type: ignore[attr-defined]
+    client = client_of(app)
+    ask(client)
+    [set_cookie] = client.get(smtp.link(ANN)).headers.getlist("Set-Cookie")
+    assert set_cookie.startswith("__Host-lucia_reset=")
+    assert "Path=/;" in set_cookie and "Secure" in set_cookie and "Domain" not in set_cookie
+
+
+def test_the_reset_form_sets_the_password_signs_in_and_drops_the_cookie(
     client: FlaskClient, smtp: MailServer
 ) -> None:
     token = csrf_token(client.get("/auth/reset-password").text)
     client.post("/auth/reset-password", data={"csrf_token": token, "email": ANN})
-    link = smtp.link(ANN)
-    token = csrf_token(client.get(link).text)
-    mismatch = client.post(link, data={"csrf_token": token, "password": NEW, "confirm": "x"})
+    form_page = client.get(smtp.link(ANN), follow_redirects=True)
+    token = csrf_token(form_page.text)
+    mismatch = client.post(
+        "/auth/reset-password", data={"csrf_token": token, "password": NEW, "confirm": "x"}
+    )
     assert mismatch.status_code == 400 and "The passwords do not match." in mismatch.text
-    answer = client.post(link, data={"csrf_token": token, "password": NEW, "confirm": NEW})
+    answer = client.post(
+        "/auth/reset-password", data={"csrf_token": token, "password": NEW, "confirm": NEW}
+    )
     assert answer.status_code == 303 and answer.location == "/"
+    assert cookie(client, "lucia_reset") is None
     assert client.get("/private").status_code == 200
+    assert 'name="email"' in client.get("/auth/reset-password").text  # the request form again
+
+
+def test_a_spent_link_in_the_cookie_shows_the_invalid_page_and_drops_it(
+    client: FlaskClient, smtp: MailServer, app: Flask
+) -> None:
+    ask(client)
+    link = smtp.link(ANN)
+    client.get(link)  # the cookie is set
+    client_of(app).post(link, json={"password": NEW})  # spent from another device
+    page = client.get("/auth/reset-password")
+    assert page.status_code == 400 and "This link does not work" in page.text
+    assert cookie(client, "lucia_reset") is None
 
 
 def test_an_invalid_link_page_offers_a_new_link(client: FlaskClient) -> None:
