@@ -1,7 +1,9 @@
 """A small flask-lucia app: sign up, sign in, a protected dashboard, sign out.
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
-file in ``examples/instance/``.
+file in ``examples/instance/``. Mail (the verification link at sign-up, "Forgot your
+password?") is printed to the log until a server is set, e.g. ``FLASK_MAIL_SERVER=localhost
+FLASK_MAIL_PORT=1025`` in the environment.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ app.config["LUCIA_COOKIE_SECURE"] = False
 # a column not listed here stays server-side and out of the sign-up form.
 app.config["LUCIA_SIGN_UP_COLUMNS"] = ["username"]
 app.config["LUCIA_PUBLIC_USER_COLUMNS"] = ["username"]
-app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL
+app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL, FLASK_MAIL_SERVER
 lucia = Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
 
 
