@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
 
@@ -28,6 +30,7 @@ from .tokens import digest, is_well_formed, new_token
 from .types import Session, from_ms
 
 _HOUR = 3_600_000
+INVALID_ADDRESS = "Enter a valid email address."
 #: The answer to a reset request, for an address with an account or without one.
 RESET_SENT = "If an account uses this address, a link to reset its password is on its way."
 
@@ -44,13 +47,16 @@ class Emails:
 
     def key(self, email: object) -> str:
         """``email:<address>`` as sign-up and sign-in key it; ``ValueError`` for anything
-        that cannot be an address (no ``@``, spaces, too long)."""
+        that is not one plain address (``a@b.example``: no name, list, quotes, spaces or
+        control characters, a dot in the domain, not too long)."""
         if not isinstance(email, str):
             raise TypeError(f"email must be a str, not {type(email).__name__}")
-        key = self.auth.provider_id(EMAIL_PROVIDER, email.strip())
-        local, at, domain = key.partition(":")[2].rpartition("@")
-        if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in key):
-            raise ValueError("Enter a valid email address.")
+        try:
+            key = self.auth.provider_id(EMAIL_PROVIDER, email.strip())
+        except ValueError:  # empty or too long
+            raise ValueError(INVALID_ADDRESS) from None
+        if not is_address(key.partition(":")[2]):
+            raise ValueError(INVALID_ADDRESS)
         return key
 
     def address(self, user_id: Any) -> str | None:
@@ -333,6 +339,16 @@ class Emails:
         if found is None:
             raise LuciaError("AUTH_INVALID_TOKEN")
         return found
+
+
+def is_address(address: str) -> bool:
+    """One plain ``local@domain`` address that a ``To`` header holds as exactly itself."""
+    if '"' in address or "." not in address.rpartition("@")[2].strip("."):
+        return False
+    try:
+        return Address(addr_spec=address).addr_spec == address
+    except (ValueError, HeaderParseError):  # header defects are ValueErrors
+        return False
 
 
 def duration(ms: int) -> str:

@@ -15,6 +15,7 @@ import importlib
 import smtplib
 import ssl
 from collections.abc import Callable
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
@@ -48,7 +49,7 @@ class Mailer:
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = sender()
-        message["To"] = to
+        message["To"] = Address(addr_spec=to)  # exactly one recipient, or ValueError
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message

@@ -180,3 +180,9 @@ def test_a_text_template_without_a_subject_line_is_refused(make_app: AppFactory)
     )
     with pytest.raises(ValueError, match="Subject"):
         send(app)
+
+
+def test_a_message_goes_to_exactly_one_address(make_app: AppFactory, smtp: MailServer) -> None:
+    with pytest.raises(ValueError):
+        send(make_app(**smtp.config), to="ann@example.com, mallory@example.com")
+    assert smtp.received == []
