@@ -536,3 +536,18 @@ def test_flask_lucia_send_reset_needs_a_server_name(app: Flask, smtp: MailServer
     result = app.test_cli_runner().invoke(args=["lucia", "send-reset", ANN])
     assert result.exit_code == 1 and "SERVER_NAME" in result.output
     assert smtp.messages == []
+
+
+def test_without_the_form_views_the_json_flow_still_works(
+    make_app: AppFactory, smtp: MailServer
+) -> None:
+    app = flows_app(make_app, smtp, LUCIA_REGISTER_VIEWS=False, LUCIA_EMAIL_VERIFICATION="off")
+    with app.app_context():
+        app.lucia.create_user("email", ANN, password=PASSWORD)  # type: ignore[attr-defined]
+    client = client_of(app)
+    assert client.get("/auth/reset-password").status_code == 404
+    assert client.post("/auth/reset-password", data={"email": ANN}).status_code == 400
+    assert ask(client).json == {"message": SENT}
+    link = smtp.link(ANN)
+    assert client.get(link).json == {"valid": True}  # no redirect, no cookie
+    assert client.post(link, json={"password": NEW}).status_code == 200
