@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_lucia import Lucia, signals
+from flask_lucia import Lucia, login_required, signals
 from flask_lucia.storage import Precompiled
 
 from .conftest import ORIGIN, TEST_DATABASE_URL, AppFactory, sign_up, unique_prefix
@@ -338,7 +338,7 @@ def test_a_user_model_app_reads_verification_through_the_api(
         db.create_all()
 
     @app.get("/private")
-    @__import__("flask_lucia").login_required
+    @login_required
     def private() -> str:
         return "in"
 
