@@ -2,7 +2,9 @@
 settings page with two-factor sign-in (TOTP) and passkeys (``pip install "flask-lucia[mfa]"``).
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
-file in ``examples/instance/``.
+file in ``examples/instance/``. Mail (the verification link at sign-up, "Forgot your
+password?") is printed to the log until a server is set, e.g. ``FLASK_MAIL_SERVER=localhost
+FLASK_MAIL_PORT=1025`` in the environment.
 
 Sign in with GitHub or Google too (``pip install "flask-lucia[oauth]"``): put the client id
 and secret of an app registered there in ``GITHUB_CLIENT_ID`` and ``GITHUB_CLIENT_SECRET``
@@ -37,7 +39,7 @@ app.config["LUCIA_OAUTH_PROVIDERS"] = {
     for name, prefix in (("github", "GITHUB_CLIENT"), ("google", "GOOGLE_CLIENT"))
     if os.environ.get(f"{prefix}_ID") and os.environ.get(f"{prefix}_SECRET")
 }
-app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL
+app.config.from_prefixed_env()  # e.g. FLASK_SECRET_KEY, FLASK_LUCIA_DATABASE_URL, FLASK_MAIL_SERVER
 
 
 def provider_user_data(provider: str, profile: Any) -> dict[str, Any]:

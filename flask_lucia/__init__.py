@@ -1,7 +1,7 @@
 """flask-lucia: Lucia-style authentication for Flask."""
 
 from .cookies import set_cookie
-from .decorators import fresh_login_required, login_required, mfa_required
+from .decorators import fresh_login_required, login_required, mfa_required, verified_required
 from .errors import LuciaError
 from .extension import Lucia
 from .hook import sign_in, sign_out
@@ -27,4 +27,5 @@ __all__ = [
     "set_cookie",
     "sign_in",
     "sign_out",
+    "verified_required",
 ]

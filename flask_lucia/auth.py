@@ -38,6 +38,7 @@ from .types import Session, Tokens, from_ms
 from .users import Users
 
 if TYPE_CHECKING:
+    from .emails import Emails
     from .oauth import OAuthState
 
 _N_SESSION = len(SESSION_FIELDS)
@@ -61,6 +62,8 @@ class Found(NamedTuple):
     user: Any  # a ``User``, or an instance of the app's user model
     session: Session
     tokens: Tokens | None = None
+    #: True when the user's email is not verified (read only for verification "required").
+    unverified: bool = False
 
 
 class Reused(NamedTuple):
@@ -108,6 +111,9 @@ def require_str(value: object, name: str, max_length: int = 255) -> str:
 
 class Auth:
     """One app's authentication: settings, storage and hasher, and the seed API on them."""
+
+    #: The email flows (DESIGN §13), set by ``Lucia.init_app``.
+    emails: Emails
 
     def __init__(
         self,
@@ -491,6 +497,9 @@ class Auth:
         session = self._session(row, 1, row[0], now)
         if now - row[1 + _LAST_USED] >= self.settings.touch_interval:
             session = self._touch(session, now)
+        if self.storage.reads_email_verified:  # the last field: 0 means not verified
+            user = self._user(row[:-1], 1 + _N_SESSION, attach=False)
+            return Found(user, session, unverified=row[-1] == 0)
         return Found(self._user(row, 1 + _N_SESSION, attach=False), session)
 
     def _touch(self, session: Session, now: int) -> Session:
@@ -638,7 +647,7 @@ class Auth:
     def expired_batches(self, batch_size: int = 1000) -> Iterator[int]:
         """Remove every user's expired rows in short transactions; yield each batch's count.
 
-        Throttle counters whose window has passed go too.
+        Throttle counters whose window has passed go too, and expired links sent by mail.
         """
         now = now_ms()
         while removed := self.storage.delete_expired_batch(now, batch_size):
@@ -646,6 +655,9 @@ class Auth:
         stale = self.storage.delete_stale_failures(now - self.throttle.identifier.window)
         if stale:
             yield stale
+        links = self.emails.store.delete_expired(now)  # mailed links past their expiry
+        if links:
+            yield links
 
     def delete_expired_sessions(self) -> int:
         """Remove expired sessions and token rows of every user; the rows removed."""

@@ -1,4 +1,5 @@
-"""``flask lucia ...``: create and upgrade tables, manage users and sessions, remove expired rows.
+"""``flask lucia ...``: create and upgrade tables, manage users and sessions, remove expired
+rows, mail a password reset link.
 
 Every command acts on the app's ``Auth`` (``app.extensions["lucia"]``). Failures
 are ``click`` errors with a message (exit 1; bad arguments exit 2), never a
@@ -15,12 +16,14 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from .auth import Auth
 from .errors import LuciaError
 from .hook import state
-from .schema import SCHEMA_VERSION
+from .mail import NOT_SENT, MailError
+from .schema import EMAIL_PROVIDER, SCHEMA_VERSION
 from .storage import MAX_BATCH
 from .types import Session
 
@@ -275,3 +278,25 @@ def cleanup(batch_size: int) -> None:
             total += removed
             batches += 1
     click.echo(f"removed {total} expired rows in {batches} batches")
+
+
+@lucia_cli.command("send-reset")
+@click.argument("email")
+def send_reset(email: str) -> None:
+    """Mail the user with EMAIL a password reset link (SERVER_NAME builds the link)."""
+    auth = state()
+    if not current_app.config.get("SERVER_NAME"):
+        raise click.ClickException(
+            "set SERVER_NAME (and PREFERRED_URL_SCHEME) so the link in the mail can be built"
+        )
+    with _failures():
+        address = auth.emails.key(email).partition(":")[2]
+        user_id = auth.emails.store.owner(f"{EMAIL_PROVIDER}:{address}")
+    if user_id is None:
+        raise click.ClickException(f"no user has the email {address}")
+    try:
+        with _failures():
+            auth.emails.send_reset(user_id, address)
+    except MailError as error:
+        raise click.ClickException(f"{NOT_SENT} ({error})") from error
+    click.echo(f"sent a password reset link to {address}")

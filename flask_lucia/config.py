@@ -73,7 +73,27 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id
     "LUCIA_WEBAUTHN_ORIGIN": None,  # None: the request's origin; or one origin, or a list
     "LUCIA_WEBAUTHN_COOKIE_NAME": "lucia_webauthn",  # ties a passkey sign-in to its browser
+    # Email (DESIGN §13): verification, password reset, changes of password and address.
+    "LUCIA_EMAIL_VERIFICATION": "optional",  # "off", "optional" or "required"
+    "LUCIA_VERIFY_EMAIL_TTL": timedelta(days=1),  # how long a verification link works
+    "LUCIA_RESET_TTL": timedelta(hours=1),  # how long a password reset link works
+    "LUCIA_CHANGE_EMAIL_TTL": timedelta(hours=1),  # how long a link to a new address works
+    "LUCIA_ACCOUNT_DELETION": True,  # False: no POST /auth/delete-account
+    "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (None: no limit)
+    "LUCIA_MAIL_ADDRESS_PER_HOUR": 10,
+    "LUCIA_MAIL_CLIENT_PER_MINUTE": 5,  # mails asked for by one client address
+    "LUCIA_MAIL_CLIENT_PER_HOUR": 50,
 }
+
+#: The values ``LUCIA_EMAIL_VERIFICATION`` may take.
+EMAIL_VERIFICATION_MODES = ("off", "optional", "required")
+#: The mail limits: key, whom it counts ("address" or "client") and its window in ms.
+MAIL_LIMIT_KEYS = (
+    ("LUCIA_MAIL_ADDRESS_PER_MINUTE", "address", 60_000),
+    ("LUCIA_MAIL_ADDRESS_PER_HOUR", "address", 3_600_000),
+    ("LUCIA_MAIL_CLIENT_PER_MINUTE", "client", 60_000),
+    ("LUCIA_MAIL_CLIENT_PER_HOUR", "client", 3_600_000),
+)
 
 
 def to_ms(value: object, key: str) -> int:
@@ -118,6 +138,13 @@ class Settings:
     touch_interval: int
     device_cookie: str | None
     device_max_age: int
+    email_verification: str
+    verify_email_ttl: int
+    reset_ttl: int
+    change_email_ttl: int
+    account_deletion: bool
+    #: ``(whom, most mails, window ms)`` for each mail limit that is set.
+    mail_limits: tuple[tuple[str, int, int], ...]
     sign_out_redirect: str | None = None
 
     @classmethod
@@ -153,6 +180,12 @@ class Settings:
                 config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
             ),
             sign_out_redirect=_target(config, "LUCIA_SIGN_OUT_REDIRECT"),
+            email_verification=email_verification(config),
+            verify_email_ttl=to_ms(config["LUCIA_VERIFY_EMAIL_TTL"], "LUCIA_VERIFY_EMAIL_TTL"),
+            reset_ttl=to_ms(config["LUCIA_RESET_TTL"], "LUCIA_RESET_TTL"),
+            change_email_ttl=to_ms(config["LUCIA_CHANGE_EMAIL_TTL"], "LUCIA_CHANGE_EMAIL_TTL"),
+            account_deletion=_flag(config, "LUCIA_ACCOUNT_DELETION"),
+            mail_limits=_mail_limits(config),
         )
 
 
@@ -282,3 +315,29 @@ def _origins(value: object) -> frozenset[str]:
             )
         origins.add(origin)
     return frozenset(origins)
+
+
+def email_verification(config: Mapping[str, Any]) -> str:
+    """``LUCIA_EMAIL_VERIFICATION``: "off", "optional" or "required"."""
+    value = config["LUCIA_EMAIL_VERIFICATION"]
+    if value not in EMAIL_VERIFICATION_MODES:
+        raise ValueError(
+            f"LUCIA_EMAIL_VERIFICATION must be one of {', '.join(EMAIL_VERIFICATION_MODES)}, "
+            f"not {value!r}"
+        )
+    return str(value)
+
+
+def _mail_limits(config: Mapping[str, Any]) -> tuple[tuple[str, int, int], ...]:
+    """The mail limits that are set: each a number of mails (at least 1) or None."""
+    limits = []
+    for key, whom, window in MAIL_LIMIT_KEYS:
+        value = config[key]
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{key} must be a number of mails or None, not {value!r}")
+        if value < 1:
+            raise ValueError(f"{key} must be at least 1 (None for no limit)")
+        limits.append((whom, value, window))
+    return tuple(limits)

@@ -1,4 +1,5 @@
-"""``login_required``, ``fresh_login_required`` and ``mfa_required`` for views (sync or async)."""
+"""``login_required``, ``fresh_login_required``, ``mfa_required`` and ``verified_required``
+for views (sync or async)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import current_app, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .errors import LuciaError
-from .hook import bearer_token, error_response
+from .hook import bearer_token, error_response, state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,13 +38,32 @@ def unauthenticated(*, fresh_required: bool = False) -> ResponseReturnValue:
     return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
 
 
+def unverified() -> ResponseReturnValue:
+    """Send HTML requests to the verification page with a same-origin ``next``; else 403
+    ``AUTH_EMAIL_NOT_VERIFIED``."""
+    if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
+        next_path = request.full_path if request.query_string else request.path
+        return redirect(url_for("lucia.verify_email", next=next_path))
+    return error_response(LuciaError("AUTH_EMAIL_NOT_VERIFIED"))
+
+
+def _gated() -> bool:
+    """With verification "required", an app view (not the blueprint's own pages, where
+    the user verifies, changes the address or leaves) waits for a verified email."""
+    return bool(g.get("_lucia_unverified")) and request.blueprint != "lucia"
+
+
 def login_required(view: F) -> F:
-    """Let signed-in requests through; OPTIONS (CORS preflight) is exempt."""
+    """Let signed-in requests through; OPTIONS (CORS preflight) is exempt. With
+    ``LUCIA_EMAIL_VERIFICATION = "required"`` the email must be verified too."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS" and g.get("_lucia_user") is None:
-            return unauthenticated()
+        if request.method != "OPTIONS":
+            if g.get("_lucia_user") is None:
+                return unauthenticated()
+            if _gated():
+                return unverified()
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)
@@ -58,6 +78,8 @@ def fresh_login_required(view: F) -> F:
             session = g.get("_lucia_session")
             if session is None:
                 return unauthenticated()
+            if _gated():
+                return unverified()
             if not session.fresh:
                 return unauthenticated(fresh_required=True)
         return current_app.ensure_sync(view)(*args, **kwargs)
@@ -85,3 +107,32 @@ def mfa_required(view: F) -> F:
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def verified_required(view: F) -> F:
+    """Like ``login_required``, and the user's email must be verified, whatever
+    ``LUCIA_EMAIL_VERIFICATION`` says (a user without an email has nothing to verify)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "OPTIONS":
+            session = g.get("_lucia_session")
+            if session is None:
+                return unauthenticated()
+            if _needs_verification(session.user_id):
+                return unverified()
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def _needs_verification(user_id: Any) -> bool:
+    """Whether this request's user has an unverified email: as the hook read it with
+    verification "required", else one query."""
+    flag = g.get("_lucia_unverified")
+    if flag is not None:
+        return bool(flag)
+    auth = state()
+    if auth.settings.email_verification == "required":
+        return False  # the hook's query found it verified
+    return auth.emails.needs_verification(user_id)

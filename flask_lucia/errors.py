@@ -22,6 +22,8 @@ ErrorCode = Literal[
     # DESIGN §17, part two
     "AUTH_LAST_PROVIDER_ID",
     "AUTH_USER_REFERENCED",
+    "AUTH_INVALID_TOKEN",
+    "AUTH_EMAIL_NOT_VERIFIED",
     "AUTH_OAUTH_FAILED",
     "AUTH_SECOND_FACTOR_REQUIRED",
     "AUTH_INVALID_CODE",
@@ -45,6 +47,8 @@ STATUS: Final[dict[str, int]] = {
     "UNKNOWN_ERROR": 500,
     "AUTH_LAST_PROVIDER_ID": 409,
     "AUTH_USER_REFERENCED": 409,
+    "AUTH_INVALID_TOKEN": 400,
+    "AUTH_EMAIL_NOT_VERIFIED": 403,
     "AUTH_OAUTH_FAILED": 400,  # 502 when the provider is down, slow or broken
     "AUTH_SECOND_FACTOR_REQUIRED": 401,
     "AUTH_INVALID_CODE": 400,
@@ -64,6 +68,8 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_TOO_MANY_ATTEMPTS": "Too many failed attempts; try again later.",
     "AUTH_LAST_PROVIDER_ID": "This is the account's last way to sign in; add another first.",
     "AUTH_USER_REFERENCED": "This account still has data that refers to it.",
+    "AUTH_INVALID_TOKEN": "This link is invalid, already used or expired.",
+    "AUTH_EMAIL_NOT_VERIFIED": "Verify your email address to continue.",
     "AUTH_OAUTH_FAILED": "Signing in through the provider failed.",
     "AUTH_SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app to continue.",
     "AUTH_INVALID_CODE": "That code is not right, or it was already used.",

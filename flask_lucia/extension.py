@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,14 @@ from flask import Flask, Request, current_app, g, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import hook, oauth, pages, passkeys, two_factor  # noqa: F401 - these add routes to bp
+from . import account, hook, oauth, pages, passkeys, two_factor  # noqa: F401 - add routes
 from .auth import Auth
 from .cli import lucia_cli
-from .config import DEFAULTS, Settings, to_ms
+from .config import DEFAULTS, Settings, email_verification, to_ms
 from .cookies import set_cookie
+from .emails import Emails
 from .errors import LuciaError
+from .mail import Mailer, SendEmail
 from .mfa import MfaSettings, SecondFactor
 from .passkey_core import Passkey
 from .passwords import PasswordHasher
@@ -46,6 +49,7 @@ class Lucia:
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
         oauth_user_data: oauth.UserDataFunction | None = None,
+        send_email: SendEmail | None = None,
     ) -> None:
         self.db = db
         self.user_model = user_model
@@ -55,6 +59,10 @@ class Lucia:
             raise TypeError("oauth_user_data must be a function (provider name, profile) -> dict")
         #: ``fn(provider_name, profile) -> dict``: a provider-created user's data.
         self.oauth_user_data = oauth_user_data
+        #: Sends every mail (an ``EmailMessage``) instead of Flask-Mailman or SMTP.
+        self.send_email = send_email
+        if send_email is not None and not callable(send_email):
+            raise TypeError("send_email must be a callable taking an EmailMessage")
         if user_model is not None:
             if db is None:
                 raise ValueError("user_model needs db: Lucia(app, db=db, user_model=User)")
@@ -87,7 +95,12 @@ class Lucia:
             self.user_columns,
             None if model is None else model.__table__,
         )
-        storage = Storage(self._engine_factory(app), tables, bool(config["LUCIA_CREATE_TABLES"]))
+        storage = Storage(
+            self._engine_factory(app),
+            tables,
+            bool(config["LUCIA_CREATE_TABLES"]),
+            reads_email_verified=email_verification(config) == "required",
+        )
         settings = Settings.from_config(config, storage.user_column_names)
         users = Users(storage.user_pk, storage.user_column_names, model, self.db)
         hasher = PasswordHasher(
@@ -101,6 +114,7 @@ class Lucia:
         throttle = Throttle(storage, config)
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         oauth.init_app(app, auth, self.oauth_user_data)
+        auth.emails = Emails(auth, Mailer(self.send_email))
         app.extensions["lucia"] = auth
         app.extensions["lucia_mfa"] = SecondFactor(auth, MfaSettings.from_config(config, settings))
 
@@ -227,6 +241,23 @@ class Lucia:
     def get_user_provider_ids(self, user_id: Any) -> list[str]:
         """A user's keys as ``"provider:identifier"`` strings, the first one first."""
         return self.auth.get_user_provider_ids(user_id)
+
+    # -- email (DESIGN §13) ------------------------------------------------------
+
+    def email_verified(self, user_id: Any) -> datetime | None:
+        """When the user's email address was verified (aware UTC), or None: not yet, or
+        no email key. For ``user_model`` apps; built-in users have ``User.email_verified``."""
+        return self.auth.emails.email_verified(user_id)
+
+    def send_verification_email(self, user_id: Any) -> str | None:
+        """Mail the user a verification link; the address, or None when it is verified
+        already. Raises ``MailError`` when the mail could not be sent."""
+        return self.auth.emails.send_verification(user_id)
+
+    def send_password_reset(self, user_id: Any) -> str:
+        """Mail the user a password reset link (older links stop working); the address.
+        Raises ``MailError`` when the mail could not be sent."""
+        return self.auth.emails.send_reset(user_id)
 
     # -- second factors (DESIGN §15) -------------------------------------------------
 

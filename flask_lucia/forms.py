@@ -13,7 +13,7 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import BooleanField, Field, HiddenField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, EmailInput
 
 
@@ -160,3 +160,43 @@ def sign_up_form(columns: Sequence[sa.Column[Any]]) -> SignUpForm:
     """The sign-up form for this app: identifier, password and its user columns."""
     form: SignUpForm = _sign_up_class(tuple(columns), _shape())(**form_options())
     return form
+
+
+# -- the email flows (DESIGN §13) -----------------------------------------------------
+
+
+class EmailForm(FlaskForm):  # type: ignore[misc]
+    """An email address: where to send a reset link, or the new address of an account."""
+
+    email = StringField("Email", validators=[DataRequired(), Length(max=255)])
+
+
+class NewPasswordForm(FlaskForm):  # type: ignore[misc]
+    """A new password, typed twice (the reset link's page)."""
+
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    """The current password, then the new one twice."""
+
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=1024)]
+    )
+
+
+class ButtonForm(FlaskForm):  # type: ignore[misc]
+    """No fields: a button with Flask-WTF's token (resend a verification link)."""
+
+
+class DeleteAccountForm(FlaskForm):  # type: ignore[misc]
+    """A box to tick before the account goes."""
+
+    confirm = BooleanField(
+        "I understand that this deletes my account and cannot be undone",
+        validators=[DataRequired(message="Tick the box to delete your account.")],
+    )

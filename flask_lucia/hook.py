@@ -114,12 +114,23 @@ def adopt_rotation(found: Found) -> None:
     g._lucia_cookies = found.tokens.cookies
     g._lucia_refreshed = found
     _adopt(found)
+    _note_verification(found.session.user_id)
 
 
 def _adopt(found: Found | None) -> None:
     if found is not None:
         g._lucia_user = found.user
         g._lucia_session = found.session
+        if found.unverified:  # read only while LUCIA_EMAIL_VERIFICATION is "required"
+            g._lucia_unverified = True
+
+
+def _note_verification(user_id: Any) -> None:
+    """With verification "required", whether this request's user must still verify its
+    email (``g._lucia_unverified``), for a session the access-token query did not load."""
+    auth = state()
+    if auth.settings.email_verification == "required":
+        g._lucia_unverified = auth.emails.needs_verification(user_id)
 
 
 def after_request(response: Response) -> Response:
@@ -171,6 +182,8 @@ def sign_in(
         auth.invalidate_user_session(previous.user_id, previous.session_id)
     session, tokens = issue_session(user, fresh=fresh, remember=remember, mfa=mfa)
     g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
+    g.pop("_lucia_unverified", None)
+    _note_verification(session.user_id)
     _rotate_csrf_token()
     return session
 
@@ -197,6 +210,7 @@ def sign_out() -> None:
     """End this request's session server-side and clear its cookies (idempotent)."""
     auth = state()
     session, user = g.pop("_lucia_session", None), g.pop("_lucia_user", None)
+    g.pop("_lucia_unverified", None)
     if session is not None:
         auth.invalidate_user_session(session.user_id, session.session_id)
         signals.send(signals.user_signed_out, user=user, session=session)

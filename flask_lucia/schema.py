@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 SCHEMA_VERSION = 2
 #: How often preparing the schema is tried again after losing a race to another process.
 ATTEMPTS = 10
+#: The provider whose keys are email addresses (and carry ``email_verified_at``).
+EMAIL_PROVIDER = "email"
 
 
 class Tables:
@@ -59,6 +61,8 @@ class Tables:
             ),
             sa.Column("hashed_password", sa.String(512), nullable=True),
             sa.Column("created_at", sa.BigInteger, nullable=False),
+            # When the address of an email key was proved (a link opened); None: not yet.
+            sa.Column("email_verified_at", sa.BigInteger, nullable=True),
             sa.Index(f"ix_{prefix}keys_user_id_created_at", "user_id", "created_at"),
             keep_existing=True,
         )
@@ -105,6 +109,28 @@ class Tables:
             keep_existing=True,
         )
         self._second_factor_tables()
+        # Links sent by mail (verify an address, reset a password, move to a new address):
+        # only the SHA-256 digest of the token is stored; the newest of a user's links of
+        # one purpose is the only one that works. A row without a user stands in for the
+        # link of a reset request to an address with no account (so both cost the same);
+        # it was never mailed and nothing spends it.
+        self.email_tokens = sa.Table(
+            f"{prefix}email_tokens",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            sa.Column(
+                "user_id",
+                self.user_pk.type,
+                sa.ForeignKey(self.user_pk, ondelete="CASCADE"),
+                nullable=True,
+            ),
+            sa.Column("purpose", sa.String(16), nullable=False),
+            sa.Column("email", sa.String(512), nullable=False),  # the address it was sent to
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            sa.Index(f"ix_{prefix}email_tokens_user_id_purpose", "user_id", "purpose"),
+            keep_existing=True,
+        )
         self.schema = sa.Table(
             f"{prefix}schema",
             metadata,
@@ -219,6 +245,7 @@ class Tables:
             self.pending_sign_ins,
             self.passkeys,
             self.webauthn_challenges,
+            self.email_tokens,
             self.schema,
         ]
 

@@ -37,6 +37,14 @@ passkey_registered = _signals.signal("passkey-registered")
 #: A passkey was deleted. kwargs: ``user``, ``passkey`` (a ``Passkey``).
 passkey_removed = _signals.signal("passkey-removed")
 
+#: A user opened the verification link of an email address. kwargs: ``user``, ``email``.
+email_verified = _signals.signal("email-verified")
+#: A user set a new password through a reset link (every session ended). kwargs: ``user``.
+password_reset = _signals.signal("password-reset")
+#: A user's email address changed after the link to the new one was opened.
+#: kwargs: ``user``, ``old_email`` (None when the user had none), ``new_email``.
+email_changed = _signals.signal("email-changed")
+
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:
     """Send ``signal`` with the current app as sender (Flask's convention)."""

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import ErrorCode, LuciaError
-from .schema import SCHEMA_VERSION, Tables, drop, prepare
+from .schema import EMAIL_PROVIDER, SCHEMA_VERSION, Tables, drop, prepare
 
 #: The most rows ``delete_expired_batch`` takes per table (bound parameters per statement).
 MAX_BATCH = 10_000
@@ -207,7 +207,12 @@ class Storage:
     """The tables of one app (``schema.Tables``) and every statement flask-lucia runs on them."""
 
     def __init__(
-        self, engine_factory: Callable[[], Engine], tables: Tables, create_tables: bool
+        self,
+        engine_factory: Callable[[], Engine],
+        tables: Tables,
+        create_tables: bool,
+        *,
+        reads_email_verified: bool = False,
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
@@ -222,8 +227,11 @@ class Storage:
         self.users, self.keys, self.sessions = tables.users, tables.keys, tables.sessions
         self.access_tokens, self.refresh_tokens = tables.access_tokens, tables.refresh_tokens
         self.throttle = tables.throttle
+        self.email_tokens = tables.email_tokens
         self.user_pk = tables.user_pk
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
+        #: Whether the request path reads if the user's email is verified (the last field).
+        self.reads_email_verified = reads_email_verified
         self._build_statements()
 
     def _build_statements(self) -> None:
@@ -244,9 +252,21 @@ class Storage:
         self.user_fields = [pk, *provider_id] + [users.c[n] for n in self.user_column_names]
         self.session_fields = [sessions.c[name] for name in SESSION_FIELDS]
         session_user = sessions.join(users, pk == sessions.c.user_id)
+        # For LUCIA_EMAIL_VERIFICATION "required" only: the verified time of the user's
+        # first email key (0: not verified; NULL: no email key), on the same index.
+        email_keys = sa.and_(keys.c.id >= f"{EMAIL_PROVIDER}:", keys.c.id < f"{EMAIL_PROVIDER};")
+        self.email_verified_field = (
+            sa.select(sa.func.coalesce(keys.c.email_verified_at, 0))
+            .where(keys.c.user_id == pk, email_keys)
+            .order_by(keys.c.created_at, keys.c.id)
+            .limit(1)
+            .correlate(users)
+            .scalar_subquery()
+        )
+        verified = [self.email_verified_field] if self.reads_email_verified else []
         # The request path: token digest -> access token, session and user, one PK lookup.
         self._validate = (
-            sa.select(access.c.expires_at, *self.session_fields, *self.user_fields)
+            sa.select(access.c.expires_at, *self.session_fields, *self.user_fields, *verified)
             .select_from(access.join(session_user, sessions.c.id == access.c.session_id))
             .where(access.c.digest == sa.bindparam("digest"))
         )
@@ -571,7 +591,7 @@ class Storage:
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
             # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
-            for table in self.schema.second_factor_tables:
+            for table in (*self.schema.second_factor_tables, self.schema.email_tokens):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
             return conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount > 0
 

@@ -9,6 +9,9 @@ from typing import Any, ClassVar
 
 from .tokens import checksum
 
+#: ``User.email_verified`` not read yet.
+_UNREAD = object()
+
 
 def from_ms(ms: int) -> datetime:
     """An aware UTC datetime from the integer milliseconds stored in the database."""
@@ -47,6 +50,18 @@ class User:
     def get_id(self) -> str:
         """Flask-Login compatible id accessor."""
         return self.user_id
+
+    @property
+    def email_verified(self) -> datetime | None:
+        """When the user's email address was verified (an aware UTC datetime), or None:
+        not verified, or no email key. Read from the database on first use (app context)."""
+        cached = self.__dict__.get("_email_verified", _UNREAD)
+        if cached is _UNREAD:
+            from flask import current_app  # only when asked, in an app context
+
+            cached = current_app.extensions["lucia"].emails.email_verified(self.user_id)
+            object.__setattr__(self, "_email_verified", cached)
+        return cached  # type: ignore[no-any-return]
 
     def public(self, columns: Iterable[str] = ()) -> dict[str, Any]:
         """The fields fit for a browser: the id and only the named columns (none by default)."""

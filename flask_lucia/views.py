@@ -470,7 +470,7 @@ def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     taken", "An account with this email already exists")."""
     auth = state()
     try:
-        return auth.create_user(
+        user = auth.create_user(
             auth.settings.password_provider, identifier, password=password, user_data=data
         )
     except LuciaError as error:
@@ -478,6 +478,8 @@ def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
         if error.code == "AUTH_DUPLICATE_USER_DATA":
             taken = next(iter(auth.storage.taken_columns(data)), None)
         raise messages.for_user(error, "sign_up", taken=taken) from None
+    auth.emails.after_sign_up(auth.users.id_of(user), client_address=request.remote_addr)
+    return user
 
 
 def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import re
 import sys
 from typing import Any
 
@@ -136,3 +137,25 @@ def test_the_vault_asks_a_password_only_session_for_a_second_factor(example: Any
     answer = example.get("/vault")
     assert answer.status_code == 302
     assert answer.location.startswith("/auth/two-factor/verify")
+
+
+def test_the_example_offers_forgot_your_password(example: Any) -> None:
+    assert 'href="/auth/reset-password">Forgot your password?</a>' in example.get("/").text
+    assert 'href="/auth/reset-password">Forgot your password?</a>' in example.get(
+        "/auth/sign-in"
+    ).get_data(as_text=True)
+
+
+def test_without_a_mail_server_the_example_prints_the_verification_link_to_its_log(
+    example: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    example.post(
+        "/auth/sign-up",
+        json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+    )
+    assert "is not verified yet" in example.get("/dashboard").text
+    [logged] = [r.getMessage() for r in caplog.records if "was not sent" in r.getMessage()]
+    link = re.search(r"http://localhost(/auth/verify-email/\w+)", logged)
+    assert link, logged
+    assert example.get(link.group(1)).status_code == 200
+    assert "Your email ann@example.com is verified." in example.get("/dashboard").text

@@ -52,6 +52,7 @@ def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
         "user_columns",
         "generate_user_id",
         "oauth_user_data",
+        "send_email",
     }
 
 

@@ -322,3 +322,25 @@ def test_deleting_a_user_deletes_its_second_factors(model_app: App, clock: Any) 
                 for table in (schema.totp, schema.recovery_codes, schema.passkeys)
             ]
     assert left == [0, 0, 0]
+
+
+def test_a_broken_model_in_another_registry_does_not_break_this_app(made: App) -> None:
+    """Building ``current_user`` configures the app's own registry, not every registry in
+    the process: another app's model with a relationship to a class that does not exist
+    (or was garbage-collected, as between tests) is not this app's failure."""
+    other = sa.orm.registry()
+
+    class Orphan:
+        pass
+
+    table = sa.Table("orphan", other.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    other.map_imperatively(Orphan, table, properties={"ghost": sa.orm.relationship("Ghost")})
+    try:
+        client = made.client()
+        client.post(
+            "/auth/sign-up",
+            json={"identifier": "ann@example.com", "password": PASSWORD, "username": "ann"},
+        )
+        assert client.get("/name").get_data(as_text=True) == "ann"
+    finally:
+        other.dispose()
