@@ -249,8 +249,12 @@ def _reset_password_link(token: str) -> BaseResponse:
         body = _json_body("password")
         if isinstance(body, Response):
             return body
+        raw = request.get_json(silent=True)
+        code = raw.get("code") if isinstance(raw, dict) else None
+        if code is not None and not isinstance(code, str):
+            return _bad_request("'code' must be a string")
         try:
-            user = emails.reset_password(token, body["password"])
+            user = emails.reset_password(token, body["password"], code)
         except LuciaError as error:
             return error_response(error)
         session = sign_in(user, fresh=True)
@@ -272,25 +276,27 @@ def _new_password(token: str) -> BaseResponse:
     """The new-password form of a reset link's ``token``: shown, or posted and done."""
     emails = _emails()
     try:
-        emails.check_reset(token)
+        user_id = emails.check_reset(token)
     except LuciaError as error:
         response = _invalid_link(error, url_for("lucia.reset_password"))
         _set_reset_cookie(response, "", 0)
         return response
     form = NewPasswordForm(**form_options())
+    needs_code = emails.second_factor_required(user_id)
     if request.method == "GET":
-        return _page("lucia/reset_password.html", form=form)
+        return _page("lucia/reset_password.html", form=form, needs_code=needs_code)
     if not form.validate_on_submit():
-        return _failed_form("lucia/reset_password.html", form)
+        return _failed_form("lucia/reset_password.html", form, needs_code=needs_code)
     try:
-        user = emails.reset_password(token, form.password.data or "")
+        user = emails.reset_password(token, form.password.data or "", form.code.data or None)
     except LuciaError as error:
         if error.code == "AUTH_INVALID_TOKEN":  # spent meanwhile (another tab)
             gone = _invalid_link(error, url_for("lucia.reset_password"))
             _set_reset_cookie(gone, "", 0)
             return gone
-        form.password.errors = [error.message]
-        return _page("lucia/reset_password.html", error.status, form=form)
+        wrong_code = error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_INVALID_CODE")
+        (form.code if wrong_code else form.password).errors = [error.message]
+        return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
     sign_in(user, fresh=True)
     flash("Your password has been changed, and every other device signed out.", "info")
     done = redirect("/", 303)

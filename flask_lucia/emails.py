@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import sqlalchemy as sa
-from flask import url_for
+from flask import current_app, url_for
 from sqlalchemy.engine import Connection
 
 from . import signals
@@ -177,18 +177,27 @@ class Emails:
         return found[0]
 
     def second_factor_required(self, user_id: Any) -> bool:
-        """Whether a reset must check the user's second factor before it takes the new
-        password (DESIGN §13, §15). No user has a second factor until section 15 is
-        built, so never; that work makes this look at the user's factors."""
-        return False
+        """Whether a reset must check the user's second factor (TOTP) before it takes the
+        new password (DESIGN §13, §15): a mailbox alone must not undo a second factor."""
+        second = current_app.extensions.get("lucia_mfa")
+        return second is not None and bool(second.enabled(user_id))
 
-    def reset_password(self, token: str, password: str) -> Any:
+    def reset_password(self, token: str, password: str, code: str | None = None) -> Any:
         """Spend a reset link: the new password, every session ended, the address
-        verified, in one transaction. The user; the caller signs the browser in."""
+        verified, in one transaction. The user; the caller signs the browser in.
+
+        With a second factor, ``code`` (a TOTP or a recovery code) is checked first, and
+        throttled like a sign-in's; without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either
+        failure leaves the link working."""
         self.auth.hasher.normalize(password, new=True)  # a bad password keeps the link
         user_id = self.check_reset(token)
         if self.second_factor_required(user_id):
-            raise LuciaError("AUTH_INVALID_REQUEST", "This account needs its second factor.")
+            if not code:
+                raise LuciaError(
+                    "AUTH_SECOND_FACTOR_REQUIRED",
+                    "Enter the code from your authenticator app, or a recovery code.",
+                )
+            current_app.extensions["lucia_mfa"].verify_code(user_id, code)
         hashed = self.auth.hasher.hash(password)
         now = now_ms()
         with self.store.write() as conn:

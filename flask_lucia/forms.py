@@ -179,6 +179,11 @@ class NewPasswordForm(FlaskForm):  # type: ignore[misc]
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
     )
+    #: Shown only to an account with a second factor (DESIGN §15).
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[Optional(), Length(max=64)],
+    )
 
 
 class ChangePasswordForm(NewPasswordForm):

@@ -551,3 +551,64 @@ def test_without_the_form_views_the_json_flow_still_works(
     link = smtp.link(ANN)
     assert client.get(link).json == {"valid": True}  # no redirect, no cookie
     assert client.post(link, json={"password": NEW}).status_code == 200
+
+
+# -- with a second factor (DESIGN §13, §15) ----------------------------------------------
+
+
+def turn_on_totp(app: Flask) -> str:
+    """Give ann TOTP through the API a signed-in browser uses; her secret."""
+    import pyotp
+
+    browser = signed_in_client(app)
+    secret = browser.post("/auth/two-factor", json={}).json["secret"]
+    confirm = {"secret": secret, "code": pyotp.TOTP(secret).now()}
+    assert browser.post("/auth/two-factor", json=confirm).status_code == 200
+    return str(secret)
+
+
+def test_with_a_second_factor_a_reset_without_the_code_is_refused_and_keeps_the_link(
+    client: FlaskClient, smtp: MailServer, app: Flask
+) -> None:
+    turn_on_totp(app)
+    ask(client)
+    link = smtp.link(ANN)
+    refused = client.post(link, json={"password": NEW})
+    assert refused.status_code == 401 and refused.json["error"] == "AUTH_SECOND_FACTOR_REQUIRED"
+    assert client.get(link, headers=JSON).json == {"valid": True}
+    old = client_of(app).post("/auth/sign-in", json={"identifier": ANN, "password": NEW})
+    assert old.status_code == 400
+
+
+def test_with_a_second_factor_a_wrong_code_is_refused(
+    client: FlaskClient, smtp: MailServer, app: Flask
+) -> None:
+    turn_on_totp(app)
+    ask(client)
+    refused = client.post(smtp.link(ANN), json={"password": NEW, "code": "000000"})
+    assert refused.status_code == 400 and refused.json["error"] == "AUTH_INVALID_CODE"
+
+
+def test_with_a_second_factor_a_recovery_code_lets_the_reset_through(
+    client: FlaskClient, smtp: MailServer, app: Flask
+) -> None:
+    import pyotp
+
+    browser = signed_in_client(app)
+    secret = browser.post("/auth/two-factor", json={}).json["secret"]
+    confirm = {"secret": secret, "code": pyotp.TOTP(secret).now()}
+    codes = browser.post("/auth/two-factor", json=confirm).json["recovery_codes"]
+    ask(client)
+    answer = client.post(smtp.link(ANN), json={"password": NEW, "code": codes[0]})
+    assert answer.status_code == 200
+    assert client.get("/private").status_code == 200
+
+
+def test_with_a_second_factor_the_reset_form_asks_for_the_code(
+    client: FlaskClient, smtp: MailServer, app: Flask
+) -> None:
+    turn_on_totp(app)
+    ask(client)
+    client.get(smtp.link(ANN))  # the link's cookie, then on to the form
+    page = client.get("/auth/reset-password").get_data(as_text=True)
+    assert 'name="code"' in page and "authenticator app" in page
