@@ -61,15 +61,14 @@ class Users:
         return self.attach(instance) if attach else instance
 
     def _instance(self, values: Sequence[Any]) -> Any:
-        """A detached instance of the model made from loaded values (no query): to the ORM
-        it is a row loaded earlier, whose columns read without a session."""
+        """An instance of the model made from loaded values (no query), whose columns read
+        without a session; ``attach`` gives it its identity and a session when needed."""
         if not self._configured:  # relationships are set up on first use, as the ORM does
             self._mapper.registry.configure(cascade=True)
             self._configured = True
         instance = self._mapper.class_manager.new_instance()
         for name, value in zip(self._attributes, values, strict=True):
             attributes.set_committed_value(instance, name, value)
-        make_transient_to_detached(instance)
         return instance
 
     def attach(self, user: Any) -> Any:
@@ -84,6 +83,8 @@ class Users:
         state = sa.inspect(user)
         if state.session_id is not None:
             return user
+        if state.key is None:  # built from a row: it was loaded, so give it its identity
+            make_transient_to_detached(user)
         session = self._db.session
         existing = session.identity_map.get(state.key)
         if existing is not None:
