@@ -61,8 +61,9 @@ def _json_post() -> bool:
     return request.method == "POST" and (request.is_json or not _forms_enabled())
 
 
-def _json_body(*names: str) -> dict[str, str] | Response:
-    """The named non-empty string fields of a JSON object body, or a 400."""
+def _json_body(*names: str, optional: tuple[str, ...] = ()) -> dict[str, str] | Response:
+    """The named non-empty string fields of a JSON object body (and those of ``optional``
+    that are present, as strings), or a 400."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _bad_request(f"expected a JSON object with {', '.join(map(repr, names))}")
@@ -72,6 +73,12 @@ def _json_body(*names: str) -> dict[str, str] | Response:
         if not isinstance(value, str) or not value:
             return _bad_request(f"{name!r} must be a non-empty string")
         values[name] = value
+    for name in optional:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            return _bad_request(f"{name!r} must be a string")
+        if value is not None:
+            values[name] = value
     return values
 
 
@@ -246,15 +253,11 @@ def _reset_password_link(token: str) -> BaseResponse:
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     if _json_post():
-        body = _json_body("password")
+        body = _json_body("password", optional=("code",))
         if isinstance(body, Response):
             return body
-        raw = request.get_json(silent=True)
-        code = raw.get("code") if isinstance(raw, dict) else None
-        if code is not None and not isinstance(code, str):
-            return _bad_request("'code' must be a string")
         try:
-            user = emails.reset_password(token, body["password"], code)
+            user = emails.reset_password(token, body["password"], body.get("code"))
         except LuciaError as error:
             return error_response(error)
         session = sign_in(user, fresh=True)

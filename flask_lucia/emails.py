@@ -87,15 +87,15 @@ class Emails:
         if found[1]:
             return None
         address = found[0].partition(":")[2]
-        token = new_token()
-        ttl = self.auth.settings.verify_email_ttl
-        message = self.mailer.compose(
+        self._mail_link(
+            user_id,
             address,
+            VERIFY,
             "verify_email",
-            link=url_for("lucia.verify_email_link", token=token, _external=True),
-            expires_in=duration(ttl),
+            "lucia.verify_email_link",
+            self.auth.settings.verify_email_ttl,
+            client_address,
         )
-        self._send_link(message, token, user_id, VERIFY, address, ttl, client_address)
         return address
 
     def after_sign_up(self, user_id: Any, *, client_address: str | None = None) -> bool:
@@ -156,15 +156,15 @@ class Emails:
             address = self.address(user_id)
             if address is None:
                 raise LuciaError("AUTH_INVALID_REQUEST", "This account has no email address.")
-        token = new_token()
-        ttl = self.auth.settings.reset_ttl
-        message = self.mailer.compose(
+        self._mail_link(
+            user_id,
             address,
+            RESET,
             "reset_password",
-            link=url_for("lucia.reset_password_link", token=token, _external=True),
-            expires_in=duration(ttl),
+            "lucia.reset_password_link",
+            self.auth.settings.reset_ttl,
+            client_address,
         )
-        self._send_link(message, token, user_id, RESET, address, ttl, client_address)
         return address
 
     def check_reset(self, token: str) -> Any:
@@ -245,15 +245,15 @@ class Emails:
             message = self.mailer.compose(address, "email_taken")
             self._send_link(message, None, None, CHANGE_EMAIL, address, 0, client_address)
             return address
-        token = new_token()
-        ttl = self.auth.settings.change_email_ttl
-        message = self.mailer.compose(
+        self._mail_link(
+            user_id,
             address,
+            CHANGE_EMAIL,
             "change_email",
-            link=url_for("lucia.change_email_link", token=token, _external=True),
-            expires_in=duration(ttl),
+            "lucia.change_email_link",
+            self.auth.settings.change_email_ttl,
+            client_address,
         )
-        self._send_link(message, token, user_id, CHANGE_EMAIL, address, ttl, client_address)
         return address
 
     def change_email(self, token: str) -> tuple[Any, str | None, str]:
@@ -287,6 +287,27 @@ class Emails:
         except MailError:
             return False
         return True
+
+    def _mail_link(
+        self,
+        user_id: Any,
+        address: str,
+        purpose: str,
+        template: str,
+        endpoint: str,
+        ttl: int,
+        client_address: str | None,
+    ) -> None:
+        """Mail ``address`` a new single-use link to ``endpoint`` for ``purpose``, built
+        from ``template``, that works for ``ttl`` ms (counted, stored, sent: ``_send_link``)."""
+        token = new_token()
+        message = self.mailer.compose(
+            address,
+            template,
+            link=url_for(endpoint, token=token, _external=True),
+            expires_in=duration(ttl),
+        )
+        self._send_link(message, token, user_id, purpose, address, ttl, client_address)
 
     def _send_link(
         self,
