@@ -7,7 +7,6 @@ localhost (the RP id), never 127.0.0.1.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from flask import Flask, g, render_template_string
 from flask_lucia import current_session
 
 from .conftest import PASSWORD, AppFactory
-from .test_browser import ARGS, CHROMIUM, Server
+from .test_browser import Server, chromium  # noqa: F401 - the shared Chromium fixture
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -65,16 +64,6 @@ STRANGER = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def serve(make_app: AppFactory) -> Iterator[Any]:
     servers: list[Server] = []
@@ -104,7 +93,7 @@ def add_views(app: Flask) -> None:
 class Profile:
     """A browser profile with one tab on the site and a virtual platform authenticator."""
 
-    def __init__(self, chromium: Any, server: Server) -> None:
+    def __init__(self, chromium: Any, server: Server) -> None:  # noqa: F811
         self.server = server
         self.context = chromium.new_context()
         self.tab = self.context.new_page()
@@ -159,7 +148,7 @@ class Profile:
 
 
 @pytest.fixture
-def profiles(chromium: Any) -> Iterator[Any]:
+def profiles(chromium: Any) -> Iterator[Any]:  # noqa: F811
     made: list[Profile] = []
 
     def make(server: Server) -> Profile:
