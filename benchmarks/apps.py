@@ -30,6 +30,8 @@ from flask import Flask, abort, g, request
 
 KINDS = ("lucia", "lucia-model", "flask-login", "flask-login-core", "floor", "bare")
 SECRET_KEY = "benchmark secret key, not for production"
+#: Where the benchmark app lives (flask-lucia builds no link from a Host header).
+BASE_URL = "http://localhost"
 USER_AGENT = "flask-lucia-bench"
 PROVIDER, IDENTIFIER = "email", "bench@example.com"
 USER_ID = "bench-user"
@@ -39,7 +41,7 @@ FLOOR_COOKIE = "uid"
 def create_app(kind: str, database_url: str) -> Flask:
     """One of ``KINDS``, on the database at ``database_url`` (tables made by ``seed``)."""
     app = Flask(f"bench_{kind.replace('-', '_')}")
-    app.config.update(SECRET_KEY=SECRET_KEY)
+    app.config.update(SECRET_KEY=SECRET_KEY, LUCIA_BASE_URL=BASE_URL)
     builders = {
         "lucia": _lucia,
         "lucia-model": _lucia_model,
@@ -187,7 +189,10 @@ def seed(url: str) -> dict[str, dict[str, str]]:
     app = Flask("bench_seed")
     # One session serves the whole run: an access token that outlives it, no refreshes.
     app.config.update(
-        SECRET_KEY=SECRET_KEY, LUCIA_DATABASE_URL=url, LUCIA_ACCESS_TOKEN_TTL=timedelta(hours=2)
+        SECRET_KEY=SECRET_KEY,
+        LUCIA_BASE_URL=BASE_URL,
+        LUCIA_DATABASE_URL=url,
+        LUCIA_ACCESS_TOKEN_TTL=timedelta(hours=2),
     )
     lucia = Lucia(app, generate_user_id=lambda: USER_ID)
     with app.app_context():
@@ -214,7 +219,7 @@ def drop(url: str) -> None:
     from flask_lucia import Lucia
 
     app = Flask("bench_drop")
-    app.config.update(LUCIA_DATABASE_URL=url, LUCIA_CREATE_TABLES=False)
+    app.config.update(LUCIA_BASE_URL=BASE_URL, LUCIA_DATABASE_URL=url, LUCIA_CREATE_TABLES=False)
     Lucia(app)
     storage = app.extensions["lucia"].storage
     storage.metadata.drop_all(storage.engine)

@@ -46,7 +46,10 @@ def make_app(url: str, prefix: str) -> Flask:
     """An app with flask-lucia on ``url`` under table ``prefix``."""
     app = Flask("scale")
     app.config.update(
-        SECRET_KEY="scale benchmark", LUCIA_DATABASE_URL=url, LUCIA_TABLE_PREFIX=prefix
+        SECRET_KEY="scale benchmark",
+        LUCIA_BASE_URL="http://localhost",
+        LUCIA_DATABASE_URL=url,
+        LUCIA_TABLE_PREFIX=prefix,
     )
     Lucia(app)
     return app

@@ -25,7 +25,11 @@ from flask_lucia import Lucia, current_user, login_required, mfa_required
 
 app = Flask(__name__)
 app.config["SECRET_KEY"] = "dev-only-secret"
-# Plain http://127.0.0.1 in development: Secure cookies would never come back.
+# Where the app lives: links in mails (reset, verification) and the passkey relying party
+# come from here, never from a request's Host header. Passkeys need "localhost" (or a real
+# domain), not 127.0.0.1. In production: FLASK_LUCIA_BASE_URL=https://app.example.
+app.config["LUCIA_BASE_URL"] = "http://localhost:5000"
+# Plain http://localhost in development: Secure cookies would never come back.
 app.config["LUCIA_COOKIE_SECURE"] = False
 # Sign-up may set the username, and the browser (lucia.js, page data) may see it;
 # a column not listed here stays server-side and out of the sign-up form.

@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
 from .auth import Auth
@@ -283,11 +282,12 @@ def cleanup(batch_size: int) -> None:
 @lucia_cli.command("send-reset")
 @click.argument("email")
 def send_reset(email: str) -> None:
-    """Mail the user with EMAIL a password reset link (SERVER_NAME builds the link)."""
+    """Mail the user with EMAIL a password reset link (LUCIA_BASE_URL builds the link)."""
     auth = state()
-    if not current_app.config.get("SERVER_NAME"):
+    if auth.settings.base_url is None:
         raise click.ClickException(
-            "set SERVER_NAME (and PREFERRED_URL_SCHEME) so the link in the mail can be built"
+            "set LUCIA_BASE_URL (or SERVER_NAME and PREFERRED_URL_SCHEME) so the link in "
+            "the mail can be built"
         )
     with _failures():
         address = auth.emails.key(email).partition(":")[2]

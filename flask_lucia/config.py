@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from .csrf import origin_of
 
@@ -35,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_CSRF_PROTECTION": True,
     "LUCIA_TRUSTED_ORIGINS": (),
     "LUCIA_URL_PREFIX": "/auth",
+    # Where the app lives, for every absolute link (mail, OAuth, WebAuthn): see base_url().
+    "LUCIA_BASE_URL": None,
     "LUCIA_REGISTER_VIEWS": True,
     "LUCIA_SIGN_UP": True,  # False: no sign-up on any channel (form or JSON)
     "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
@@ -146,6 +149,8 @@ class Settings:
     #: ``(whom, most mails, window ms)`` for each mail limit that is set.
     mail_limits: tuple[tuple[str, int, int], ...]
     sign_out_redirect: str | None = None
+    #: ``LUCIA_BASE_URL`` (or ``SERVER_NAME``'s); None: the request's host (``base_url``).
+    base_url: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], columns: tuple[str, ...] = ()) -> Settings:
@@ -180,6 +185,7 @@ class Settings:
                 config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
             ),
             sign_out_redirect=_target(config, "LUCIA_SIGN_OUT_REDIRECT"),
+            base_url=base_url(config),
             email_verification=email_verification(config),
             verify_email_ttl=to_ms(config["LUCIA_VERIFY_EMAIL_TTL"], "LUCIA_VERIFY_EMAIL_TTL"),
             reset_ttl=to_ms(config["LUCIA_RESET_TTL"], "LUCIA_RESET_TTL"),
@@ -187,6 +193,45 @@ class Settings:
             account_deletion=_flag(config, "LUCIA_ACCOUNT_DELETION"),
             mail_limits=_mail_limits(config),
         )
+
+
+def base_url(config: Mapping[str, Any]) -> str | None:
+    """Where the app lives, for the links flask-lucia builds (DESIGN §18): ``LUCIA_BASE_URL``,
+    else ``SERVER_NAME`` with ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``. None means
+    the request's host, allowed only where it can be trusted: with Flask's ``TRUSTED_HOSTS``
+    (Werkzeug refuses other hosts) or in debug and testing. Anything else is refused, since
+    a link built from a ``Host`` header can be pointed at an attacker's site."""
+    value = config.get("LUCIA_BASE_URL")
+    if value is not None:
+        if not isinstance(value, str):
+            raise TypeError(
+                f"LUCIA_BASE_URL must be a str such as 'https://app.example', not {value!r}"
+            )
+        parts = urlsplit(value.strip())
+        wrong = (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or bool(parts.query or parts.fragment or parts.username or parts.password)
+        )
+        if wrong:
+            raise ValueError(
+                f"LUCIA_BASE_URL: {value!r} is not a URL such as 'https://app.example' "
+                "(http or https, a host, an optional path, no query)"
+            )
+        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    server = config.get("SERVER_NAME")
+    if server:
+        scheme = config.get("PREFERRED_URL_SCHEME") or "http"
+        root = str(config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        return f"{scheme}://{server}{root}"
+    if config.get("TRUSTED_HOSTS") or config.get("DEBUG") or config.get("TESTING"):
+        return None
+    raise ValueError(
+        "set LUCIA_BASE_URL to where the app lives (e.g. 'https://app.example'): links in "
+        "mails are built from it, never from the request's Host header. Alternatives: "
+        "SERVER_NAME (with PREFERRED_URL_SCHEME), or Flask's TRUSTED_HOSTS to build them "
+        "from the request's host"
+    )
 
 
 def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:

@@ -17,13 +17,14 @@ from email.message import EmailMessage
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy.engine import Connection
 
 from . import signals
 from .auth import Auth, now_ms
 from .email_store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
 from .errors import LuciaError
+from .links import external_url
 from .mail import Mailer, MailError
 from .schema import EMAIL_PROVIDER
 from .tokens import digest, is_well_formed, new_token
@@ -141,7 +142,7 @@ class Emails:
         message = self.mailer.compose(
             address,
             "reset_unknown",
-            link=url_for("lucia.reset_password", _external=True),
+            link=external_url("lucia.reset_password"),
             expires_in=duration(ttl),
         )
         self._send_link(message, token, None, RESET, address, ttl, client_address)
@@ -304,7 +305,7 @@ class Emails:
         message = self.mailer.compose(
             address,
             template,
-            link=url_for(endpoint, token=token, _external=True),
+            link=external_url(endpoint, token=token),
             expires_in=duration(ttl),
         )
         self._send_link(message, token, user_id, purpose, address, ttl, client_address)

@@ -19,6 +19,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 
@@ -86,14 +87,15 @@ class Mailer:
 
 def sender() -> str:
     """``MAIL_DEFAULT_SENDER`` (an address, or Flask-Mail's ``(name, address)``), else
-    ``no-reply@`` the ``SERVER_NAME`` host (or ``localhost``)."""
+    ``no-reply@`` the host of ``LUCIA_BASE_URL`` or ``SERVER_NAME`` (or ``localhost``)."""
     config = current_app.config
     configured = config.get("MAIL_DEFAULT_SENDER")
     if isinstance(configured, (tuple, list)) and len(configured) == 2:
         return formataddr((str(configured[0]), str(configured[1])))
     if configured:
         return str(configured)
-    host = (config.get("SERVER_NAME") or "localhost").rsplit(":", 1)[0]
+    base = current_app.extensions["lucia"].settings.base_url
+    host = (urlsplit(base).hostname if base else None) or "localhost"
     return f"no-reply@{host}"
 
 

@@ -35,6 +35,7 @@ from .config import to_ms
 from .decorators import login_required, wants_json
 from .errors import LuciaError
 from .hook import error_response, sign_in, state
+from .links import external_url
 from .redirects import safe_next_url
 from .script import session_body
 from .views import bp
@@ -465,7 +466,7 @@ def _oauth() -> OAuthState:
 def oauth_start(name: str) -> ResponseReturnValue:
     """Send the browser to the provider; a safe ``next`` waits with Authlib's state."""
     provider, client = _oauth().client(name)
-    redirect_uri = url_for("lucia.oauth_callback", name=name, _external=True)
+    redirect_uri = external_url("lucia.oauth_callback", name=name)
     try:
         found = client.create_authorization_url(redirect_uri)
     except _protocol_errors() as error:

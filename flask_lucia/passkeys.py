@@ -2,18 +2,18 @@
 discoverable sign-in (no username), and the user's list, rename and delete.
 
 The relying party is ``LUCIA_WEBAUTHN_RP_ID`` / ``_RP_NAME`` / ``_ORIGIN``, by default the
-request's host and origin. A sign-in's challenge is bound to this browser by a short
+app's base URL (LUCIA_BASE_URL). A sign-in's challenge is bound to this browser by a short
 HttpOnly cookie holding a nonce (its digest is the challenge's binding).
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from . import links
 from .cookies import extra_cookie, set_cookie
 from .decorators import fresh_login_required, login_required, wants_json
 from .errors import LuciaError
@@ -33,10 +33,11 @@ def passkeys() -> Passkeys:
 
 
 def relying_party() -> RelyingParty:
-    """The configured relying party, else this request's host (RP id) and origin."""
+    """The configured relying party, else the app's base URL's host (RP id) and origin
+    (``links``: from configuration, the request's host only where it can be trusted)."""
     settings = mfa_state().settings
-    rp_id = settings.rp_id or urlsplit(request.host_url).hostname or "localhost"
-    origins = settings.origins or (request.host_url.rstrip("/"),)
+    rp_id = settings.rp_id or links.hostname()
+    origins = settings.origins or (links.origin(),)
     return RelyingParty(rp_id, settings.rp_name or rp_id, origins)
 
 

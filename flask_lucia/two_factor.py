@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from flask import (
@@ -27,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import totp
+from . import links, totp
 from .cli import _failures, _find_user, lucia_cli
 from .cookies import set_cookie
 from .decorators import fresh_login_required, wants_json
@@ -73,9 +72,10 @@ def _page(
 
 
 def _issuer() -> str:
-    """The name authenticator apps show: ``LUCIA_TOTP_ISSUER``, the RP name, or the host."""
+    """The name authenticator apps show: ``LUCIA_TOTP_ISSUER``, the RP name, or the host
+    of the app's base URL (never a request's ``Host`` header in production)."""
     settings = mfa_state().settings
-    return settings.totp_issuer or settings.rp_name or urlsplit(request.host_url).hostname or "app"
+    return settings.totp_issuer or settings.rp_name or links.hostname()
 
 
 def _code(body: object) -> str | Response:

@@ -13,7 +13,7 @@ KEY = "LUCIA_ACCESS_TOKEN_TTL"
 
 
 def settings(**config: Any) -> Settings:
-    return Settings.from_config({**DEFAULTS, **config})
+    return Settings.from_config({**DEFAULTS, "TESTING": True, **config})
 
 
 # to_ms
@@ -113,28 +113,28 @@ def test_single_trusted_origin_string_is_one_origin() -> None:
 
 
 def test_public_user_columns_become_a_tuple() -> None:
-    config = {**DEFAULTS, "LUCIA_PUBLIC_USER_COLUMNS": ["username"]}
+    config = {**DEFAULTS, "TESTING": True, "LUCIA_PUBLIC_USER_COLUMNS": ["username"]}
     assert Settings.from_config(config, ("username", "age")).public_columns == ("username",)
 
 
 @pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])
 def test_column_lists_must_name_user_columns(key: str) -> None:
     with pytest.raises(ValueError, match=f"{key}: is_admin not among the user columns"):
-        Settings.from_config({**DEFAULTS, key: ["is_admin"]}, ("username",))
+        Settings.from_config({**DEFAULTS, "TESTING": True, key: ["is_admin"]}, ("username",))
 
 
 def test_sign_up_columns_default_to_none() -> None:
-    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).sign_up_columns == ()
+    assert Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).sign_up_columns == ()
 
 
 def test_public_user_columns_default_to_none() -> None:
-    assert Settings.from_config(dict(DEFAULTS), ("username", "age")).public_columns == ()
+    assert Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).public_columns == ()
 
 
 @pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])
 def test_a_column_list_of_none_is_refused_rather_than_read_as_every_column(key: str) -> None:
     with pytest.raises(TypeError, match=f"^{key} must list user column names, not None"):
-        Settings.from_config({**DEFAULTS, key: None}, ("username",))
+        Settings.from_config({**DEFAULTS, "TESTING": True, key: None}, ("username",))
 
 
 def test_a_trusted_origin_with_the_default_port_matches_what_browsers_send() -> None:

@@ -15,7 +15,7 @@ REFRESH_AGE = 1_209_600
 
 
 def settings(**config: Any) -> Settings:
-    return Settings.from_config({**DEFAULTS, **config})
+    return Settings.from_config({**DEFAULTS, "TESTING": True, **config})
 
 
 def pair(secure: bool = False, **config: Any) -> tuple[str, str]:

@@ -155,7 +155,7 @@ def test_without_a_mail_server_the_example_prints_the_verification_link_to_its_l
     )
     assert "is not verified yet" in example.get("/dashboard").text
     [logged] = [r.getMessage() for r in caplog.records if "was not sent" in r.getMessage()]
-    link = re.search(r"http://localhost(/auth/verify-email/\w+)", logged)
+    link = re.search(r"http://localhost:5000(/auth/verify-email/\w+)", logged)
     assert link, logged
     assert example.get(link.group(1)).status_code == 200
     assert "Your email ann@example.com is verified." in example.get("/dashboard").text

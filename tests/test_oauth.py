@@ -947,6 +947,7 @@ def test_the_example_shows_the_buttons_when_providers_are_configured(
     from .test_example import load_example
 
     monkeypatch.setenv("FLASK_LUCIA_OAUTH_PROVIDERS", json.dumps({"corp": oidc.corp()}))
+    monkeypatch.setenv("FLASK_LUCIA_BASE_URL", "http://localhost")  # the callback registered
     app = load_example(f"sqlite:///{tmp_path / 'example.db'}", monkeypatch)
     app.testing = True
     client = client_of(app)

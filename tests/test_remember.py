@@ -58,7 +58,7 @@ def ann(client: FlaskClient) -> None:
 
 
 def test_token_cookies_that_are_not_persistent_have_no_max_age_and_no_expires() -> None:
-    settings = Settings.from_config(DEFAULTS)
+    settings = Settings.from_config({**DEFAULTS, "TESTING": True})
     for value in token_cookies(settings, "a", 900, "r", 3600, False, persistent=False):
         assert "Max-Age" not in value and "Expires" not in value and "HttpOnly" in value
 
