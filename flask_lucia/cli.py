@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from .auth import Auth
@@ -284,7 +285,7 @@ def cleanup(batch_size: int) -> None:
 def send_reset(email: str) -> None:
     """Mail the user with EMAIL a password reset link (LUCIA_BASE_URL builds the link)."""
     auth = state()
-    if auth.settings.base_url is None:
+    if auth.settings.base_url is None and not current_app.config.get("SERVER_NAME"):
         raise click.ClickException(
             "set LUCIA_BASE_URL (or SERVER_NAME and PREFERRED_URL_SCHEME) so the link in "
             "the mail can be built"

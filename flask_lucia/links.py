@@ -47,9 +47,10 @@ def request_root() -> str:
 def external_url(endpoint: str, **values: Any) -> str:
     """``url_for(endpoint, **values)`` as an absolute URL under ``base_url()``."""
     base = _base_url()
-    if base is None:
-        request_root()  # refuses an untrusted host
-        return url_for(endpoint, _external=True, **values)
+    if base is None:  # debug, testing or TRUSTED_HOSTS: the request's host, once checked
+        if has_request_context():
+            request_root()  # refuses an untrusted host
+        return url_for(endpoint, _external=True, **values)  # else SERVER_NAME, as Flask does
     parts = urlsplit(base)
     current_app.inject_url_defaults(endpoint, values)
     adapter = current_app.url_map.bind(

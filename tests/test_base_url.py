@@ -36,9 +36,7 @@ def smtp() -> Iterator[MailServer]:
 def production_app(make_app: AppFactory, smtp: MailServer, **config: Any) -> Flask:
     """An app out of debug and testing (where the request's host is never trusted) that
     mails through ``smtp``; ann has an account."""
-    app: Flask = flows_app(
-        make_app, smtp, TESTING=False, LUCIA_EMAIL_VERIFICATION="off", **config
-    )
+    app: Flask = flows_app(make_app, smtp, TESTING=False, LUCIA_EMAIL_VERIFICATION="off", **config)
     with app.app_context():
         app.lucia.create_user("email", ANN, password=PASSWORD)  # type: ignore[attr-defined]
     return app

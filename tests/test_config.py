@@ -124,11 +124,17 @@ def test_column_lists_must_name_user_columns(key: str) -> None:
 
 
 def test_sign_up_columns_default_to_none() -> None:
-    assert Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).sign_up_columns == ()
+    assert (
+        Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).sign_up_columns
+        == ()
+    )
 
 
 def test_public_user_columns_default_to_none() -> None:
-    assert Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).public_columns == ()
+    assert (
+        Settings.from_config({**DEFAULTS, "TESTING": True}, ("username", "age")).public_columns
+        == ()
+    )
 
 
 @pytest.mark.parametrize("key", ["LUCIA_PUBLIC_USER_COLUMNS", "LUCIA_SIGN_UP_COLUMNS"])

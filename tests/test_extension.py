@@ -25,9 +25,16 @@ from .conftest import (
 )
 
 
+def new_app(tmp_path: Any) -> Flask:
+    """A bare app, out of testing mode, that says where it lives (links need it)."""
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["LUCIA_BASE_URL"] = "http://localhost"
+    return app
+
+
 def test_init_app_in_a_factory_registers_the_blueprint_and_state(tmp_path: Any) -> None:
     lucia = Lucia()
-    app = Flask(__name__, instance_path=str(tmp_path))
+    app = new_app(tmp_path)
     lucia.init_app(app)
     assert isinstance(app.extensions["lucia"], Auth)
     assert "lucia" in app.blueprints
@@ -35,7 +42,7 @@ def test_init_app_in_a_factory_registers_the_blueprint_and_state(tmp_path: Any) 
 
 
 def test_config_defaults_do_not_override_the_apps_values(tmp_path: Any) -> None:
-    app = Flask(__name__, instance_path=str(tmp_path))
+    app = new_app(tmp_path)
     app.config["LUCIA_ACCESS_COOKIE_NAME"] = "at"
     Lucia(app)
     assert app.config["LUCIA_ACCESS_COOKIE_NAME"] == "at"
@@ -45,7 +52,7 @@ def test_config_defaults_do_not_override_the_apps_values(tmp_path: Any) -> None:
 
 def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
     lucia = Lucia(user_columns=user_columns())
-    lucia.init_app(Flask(__name__, instance_path=str(tmp_path)))
+    lucia.init_app(new_app(tmp_path))
     assert set(vars(lucia)) == {
         "db",
         "user_model",
@@ -57,14 +64,14 @@ def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
 
 
 def test_init_app_twice_on_one_app_raises(tmp_path: Any) -> None:
-    app = Flask(__name__, instance_path=str(tmp_path))
+    app = new_app(tmp_path)
     Lucia(app)
     with pytest.raises(RuntimeError, match="already initialized"):
         Lucia(app)
 
 
 def test_a_bad_config_value_fails_at_init_app_naming_the_key(tmp_path: Any) -> None:
-    app = Flask(__name__, instance_path=str(tmp_path))
+    app = new_app(tmp_path)
     app.config["LUCIA_ACCESS_TOKEN_TTL"] = "15 minutes"
     with pytest.raises(TypeError, match="LUCIA_ACCESS_TOKEN_TTL"):
         Lucia(app)
@@ -135,7 +142,7 @@ def test_create_tables_off_leaves_the_schema_to_the_app(make_app: Any) -> None:
 
 
 def test_flask_sqlalchemy_shares_its_engine_and_metadata(tmp_path: Any) -> None:
-    app = Flask(__name__, instance_path=str(tmp_path))
+    app = new_app(tmp_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'fsa.db'}"
     app.config["LUCIA_TABLE_PREFIX"] = "fsa_lucia_"
     db = SQLAlchemy(app)
@@ -185,7 +192,10 @@ def test_cookies_are_not_secure_in_testing(make_app: Any) -> None:
 
 
 def test_cookies_are_secure_outside_debug_and_testing(make_app: Any) -> None:
-    assert all("Secure" in value for value in set_cookies(make_app(TESTING=False)))
+    assert all(
+        "Secure" in value
+        for value in set_cookies(make_app(TESTING=False, LUCIA_BASE_URL="http://localhost"))
+    )
 
 
 def test_cookie_secure_can_be_forced(make_app: Any) -> None:

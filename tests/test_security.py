@@ -217,7 +217,7 @@ def test_last_used_is_skipped_not_waited_for_while_sqlite_is_locked_for_writing(
 
 @pytest.fixture
 def production_cookies(make_app: Any) -> list[str]:
-    app = make_app(TESTING=False)
+    app = make_app(TESTING=False, LUCIA_BASE_URL=ORIGIN)
     response = app.test_client().post(
         "/auth/sign-up", json={"identifier": "a@example.com", "password": PASSWORD}
     )

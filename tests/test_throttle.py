@@ -361,7 +361,7 @@ def test_a_browser_with_a_valid_device_cookie_gets_no_new_one(app: Flask) -> Non
 
 
 def test_the_device_cookie_is_httponly_secure_lax_and_lives_a_year(make_app: Any) -> None:
-    app = make_app(TESTING=False)
+    app = make_app(TESTING=False, LUCIA_BASE_URL="http://localhost")
     with app.app_context():
         app.lucia.create_user("email", "ann@example.com", password=PASSWORD)
     response = sign_in(browser(app, "192.0.2.1"), PASSWORD)

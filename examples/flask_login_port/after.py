@@ -48,6 +48,7 @@ def create_app(database_url: str) -> Flask:
     app.config.update(
         SECRET_KEY="dev-only-secret",
         SQLALCHEMY_DATABASE_URI=database_url,
+        LUCIA_BASE_URL="http://localhost:5000",  # where mail links point (never the Host header)
         LUCIA_REGISTER_VIEWS=False,  # this app keeps its own register and login views
         LUCIA_LOGIN_VIEW=None,  # so login_required answers 401 rather than redirect
     )
