@@ -27,7 +27,13 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from .config import HOST_PREFIX
-from .decorators import fresh_login_required, login_required, wants_json
+from .decorators import (
+    factors_required,
+    fresh_login_required,
+    login_required,
+    second_factor_needed,
+    wants_json,
+)
 from .emails import RESET_SENT, Emails
 from .errors import LuciaError
 from .forms import (
@@ -40,6 +46,7 @@ from .forms import (
 )
 from .hook import error_response, same_origin, set_retry_after, sign_in, sign_out, state
 from .mail import NOT_SENT, MailError
+from .notices import where_and_when
 from .redirects import safe_next_url
 from .script import session_body
 from .views import bp
@@ -257,10 +264,12 @@ def _reset_password_link(token: str) -> BaseResponse:
         if isinstance(body, Response):
             return body
         try:
-            user = emails.reset_password(token, body["password"], body.get("code"))
+            user = emails.reset_password(
+                token, body["password"], body.get("code"), notice=where_and_when()
+            )
         except LuciaError as error:
             return error_response(error)
-        session = sign_in(user, fresh=True)
+        session = sign_in(user, fresh=True, mfa=_proved_second_factor(user))
         return jsonify(session_body(user, session))
     if request.method == "POST":
         return _new_password(token)
@@ -273,6 +282,13 @@ def _reset_password_link(token: str) -> BaseResponse:
     response = redirect(url_for("lucia.reset_password"), 303)
     _set_reset_cookie(response, token, emails.auth.settings.reset_ttl // 1000)
     return response
+
+
+def _proved_second_factor(user: Any) -> bool:
+    """After a reset: whether it took the account's second factor (it does whenever the
+    account has one), so the new session counts as MFA."""
+    auth = _emails().auth
+    return auth.has_second_factor(auth.users.id_of(user))
 
 
 def _new_password(token: str) -> BaseResponse:
@@ -291,7 +307,9 @@ def _new_password(token: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _failed_form("lucia/reset_password.html", form, needs_code=needs_code)
     try:
-        user = emails.reset_password(token, form.password.data or "", form.code.data or None)
+        user = emails.reset_password(
+            token, form.password.data or "", form.code.data or None, notice=where_and_when()
+        )
     except LuciaError as error:
         if error.code == "AUTH_INVALID_TOKEN":  # spent meanwhile (another tab)
             gone = _invalid_link(error, url_for("lucia.reset_password"))
@@ -300,7 +318,7 @@ def _new_password(token: str) -> BaseResponse:
         wrong_code = error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_INVALID_CODE")
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
-    sign_in(user, fresh=True)
+    sign_in(user, fresh=True, mfa=_proved_second_factor(user))
     flash("Your password has been changed, and every other device signed out.", "info")
     done = redirect("/", 303)
     _set_reset_cookie(done, "", 0)
@@ -335,8 +353,11 @@ def _set_reset_cookie(response: BaseResponse, token: str, max_age: int) -> None:
 @bp.route("/change-password", methods=["GET", "POST"], endpoint="change_password")
 @login_required
 def change_password() -> ResponseReturnValue:
-    """Change the password with the current one; other sessions end; the user is told."""
+    """Change the password with the current one (which makes the session fresh), and the
+    second factor proved when the account has one; other sessions end; the user is told."""
     emails, session = _emails(), g._lucia_session
+    if not session.mfa and emails.auth.has_second_factor(session.user_id):
+        return second_factor_needed()
     if _json_post():
         body = _json_body("current_password", "new_password")
         if isinstance(body, Response):
@@ -347,6 +368,7 @@ def change_password() -> ResponseReturnValue:
                 body["current_password"],
                 body["new_password"],
                 client_address=request.remote_addr,
+                notice=where_and_when(),
             )
         except LuciaError as error:
             return error_response(error)
@@ -364,7 +386,11 @@ def change_password() -> ResponseReturnValue:
         return _page("lucia/change_password.html", 400, form=form)
     try:
         emails.change_password(
-            session, form.current_password.data or "", new, client_address=request.remote_addr
+            session,
+            form.current_password.data or "",
+            new,
+            client_address=request.remote_addr,
+            notice=where_and_when(),
         )
     except LuciaError as error:
         if error.code == "AUTH_INVALID_PASSWORD":
@@ -379,7 +405,7 @@ def change_password() -> ResponseReturnValue:
 
 
 @bp.route("/change-email", methods=["GET", "POST"], endpoint="change_email")
-@fresh_login_required
+@factors_required
 def change_email() -> ResponseReturnValue:
     """Ask to move the account to a new address: a link goes there, and the switch
     happens when it is opened."""
@@ -428,7 +454,7 @@ def _link_sent(address: str) -> str:
 def change_email_link(token: str) -> ResponseReturnValue:
     """The link in a change-of-address mail: the account's email becomes this address."""
     try:
-        _, _, address = _emails().change_email(token)
+        _, _, address = _emails().change_email(token, notice=where_and_when())
     except LuciaError as error:
         if error.code == "AUTH_INVALID_TOKEN":
             return _token_page(_invalid_link(error, url_for("lucia.change_email")))

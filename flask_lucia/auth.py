@@ -135,6 +135,13 @@ class Auth:
         self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
         #: The app's OAuth providers (``flask_lucia.oauth``); None without any.
         self.oauth: OAuthState | None = None
+        #: Whether a user has a second factor, one check per feature that adds one (the
+        #: core knows none of them: they register here at ``init_app``).
+        self.second_factor_checks: list[Callable[[Any], bool]] = []
+
+    def has_second_factor(self, user_id: Any) -> bool:
+        """Whether the user has a second factor, so one proof alone is not enough."""
+        return any(check(user_id) for check in self.second_factor_checks)
 
     # -- rows to values ---------------------------------------------------------
 

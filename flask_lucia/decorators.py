@@ -1,5 +1,5 @@
-"""``login_required``, ``fresh_login_required``, ``mfa_required`` and ``verified_required``
-for views (sync or async)."""
+"""``login_required``, ``fresh_login_required``, ``mfa_required``, ``verified_required``
+and ``factors_required`` (changes to the ways in) for views (sync or async)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,40 @@ def fresh_login_required(view: F) -> F:
     return cast(F, wrapper)
 
 
+def second_factor_needed() -> ResponseReturnValue:
+    """Send HTML requests to the code page with a same-origin ``next`` (a code there makes
+    the session count as MFA, and fresh); else 401 ``AUTH_SECOND_FACTOR_REQUIRED``."""
+    if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
+        next_path = request.full_path if request.query_string else request.path
+        return redirect(url_for("lucia.two_factor_verify", next=next_path))
+    verify = url_for("lucia.two_factor_verify")
+    return error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
+
+
+def factors_required(view: F) -> F:
+    """For views that add, remove or change a way into the account (DESIGN §18): a fresh
+    session, and one that proved the second factor when the account has one. So a stolen
+    session that has gone stale, or one made before the factor was turned on, cannot add
+    a way in for its thief. With a second factor, its code is what makes the session
+    fresh again; without one, the password (``/auth/confirm``)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.method != "OPTIONS":
+            session = g.get("_lucia_session")
+            if session is None:
+                return unauthenticated()
+            if _gated():
+                return unverified()
+            if not (session.fresh and session.mfa) and state().has_second_factor(session.user_id):
+                return second_factor_needed()
+            if not session.fresh:
+                return unauthenticated(fresh_required=True)
+        return current_app.ensure_sync(view)(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
 def mfa_required(view: F) -> F:
     """Like ``login_required``, and the session must have been signed in with a second
     factor or a passkey (``Session.mfa``, DESIGN §15); otherwise the two-factor page (HTML)
@@ -99,11 +133,7 @@ def mfa_required(view: F) -> F:
             if session is None:
                 return unauthenticated()
             if not session.mfa:
-                verify = url_for("lucia.two_factor_verify")
-                if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
-                    next_path = request.full_path if request.query_string else request.path
-                    return redirect(url_for("lucia.two_factor_verify", next=next_path))
-                return error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
+                return second_factor_needed()
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)

@@ -10,6 +10,7 @@ when its mail went out: a mail that fails removes its link and uncounts it, and 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -180,10 +181,16 @@ class Emails:
     def second_factor_required(self, user_id: Any) -> bool:
         """Whether a reset must check the user's second factor (TOTP) before it takes the
         new password (DESIGN §13, §15): a mailbox alone must not undo a second factor."""
-        second = current_app.extensions.get("lucia_mfa")
-        return second is not None and bool(second.enabled(user_id))
+        return self.auth.has_second_factor(user_id)
 
-    def reset_password(self, token: str, password: str, code: str | None = None) -> Any:
+    def reset_password(
+        self,
+        token: str,
+        password: str,
+        code: str | None = None,
+        *,
+        notice: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Spend a reset link: the new password, every session ended, the address
         verified, in one transaction. The user; the caller signs the browser in.
 
@@ -207,6 +214,7 @@ class Emails:
             self.store.mark_verified(conn, user_id, f"{EMAIL_PROVIDER}:{address}", now)
         user = self.auth.get_user(user_id)
         signals.send(signals.password_reset, user=user)
+        self.notify(address, "password_changed", **(notice or {}))  # where and when
         return user
 
     # -- changes ------------------------------------------------------------------
@@ -218,9 +226,11 @@ class Emails:
         password: str,
         *,
         client_address: str | None = None,
+        notice: Mapping[str, Any] | None = None,
     ) -> Any:
         """Check the current password (throttled), set the new one, end every other
-        session, and tell the user by email (a failed notice is logged, not undone)."""
+        session, and tell the user by email (a failed notice is logged, not undone;
+        ``notice``: where and when, for the mail)."""
         self.auth.hasher.normalize(password, new=True)
         self.auth.reauthenticate(session, current, client_address=client_address)
         user = self.auth.update_user_password(
@@ -228,7 +238,7 @@ class Emails:
         )
         address = self.address(session.user_id)
         if address is not None:
-            self.notify(address, "password_changed")
+            self.notify(address, "password_changed", **(notice or {}))
         return user
 
     def request_email_change(
@@ -257,9 +267,12 @@ class Emails:
         )
         return address
 
-    def change_email(self, token: str) -> tuple[Any, str | None, str]:
+    def change_email(
+        self, token: str, *, notice: Mapping[str, Any] | None = None
+    ) -> tuple[Any, str | None, str]:
         """Spend a change link: the user's email key becomes the new address (verified;
-        password and sessions kept) and the old address is told. ``(user, old, new)``;
+        password and sessions kept) and the old address is told (``notice``: where and
+        when, for that mail). ``(user, old, new)``;
         ``AUTH_DUPLICATE_PROVIDER_ID`` if another account took the address meanwhile."""
         now = now_ms()
         try:
@@ -273,7 +286,7 @@ class Emails:
             ) from None
         old = None if old_key is None else old_key.partition(":")[2]
         if old is not None:
-            self.notify(old, "email_changed", new_email=address)
+            self.notify(old, "email_changed", new_email=address, **(notice or {}))
         user = self.auth.get_user(user_id)
         signals.send(signals.email_changed, user=user, old_email=old, new_email=address)
         return user, old, address

@@ -116,7 +116,9 @@ class Lucia:
         oauth.init_app(app, auth, self.oauth_user_data)
         auth.emails = Emails(auth, Mailer(self.send_email))
         app.extensions["lucia"] = auth
-        app.extensions["lucia_mfa"] = SecondFactor(auth, MfaSettings.from_config(config, settings))
+        second = SecondFactor(auth, MfaSettings.from_config(config, settings))
+        app.extensions["lucia_mfa"] = second
+        auth.second_factor_checks.append(second.enabled)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

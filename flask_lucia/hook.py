@@ -168,12 +168,19 @@ def remember_device(provider: str, identifier: str) -> None:
 
 
 def sign_in(
-    user_or_id: Any, *, fresh: bool = True, remember: bool = True, mfa: bool = False
+    user_or_id: Any,
+    *,
+    fresh: bool = True,
+    remember: bool = True,
+    mfa: bool = False,
+    new_account: bool = False,
 ) -> Session:
     """Start a new session for this request's client (ending any it had: no fixation).
 
     ``remember=False``: its cookies, now and at every rotation, are browser-session cookies;
-    ``mfa``: the user proved a second factor (DESIGN §15).
+    ``mfa``: the user proved a second factor (DESIGN §15). A browser that never signed in
+    to the account gets a device cookie, and the owner a mail about it, unless
+    ``new_account`` (the account was made in this request).
     """
     auth = state()
     user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
@@ -185,6 +192,9 @@ def sign_in(
     g.pop("_lucia_unverified", None)
     _note_verification(session.user_id)
     _rotate_csrf_token()
+    from .notices import know_device  # notices build on this module: imported when needed
+
+    know_device(user, new_account=new_account)
     return session
 
 

@@ -32,10 +32,12 @@ from werkzeug.exceptions import NotFound
 from . import signals
 from .auth import Auth
 from .config import to_ms
-from .decorators import login_required, wants_json
+from .decorators import factors_required, login_required, wants_json
 from .errors import LuciaError
 from .hook import error_response, sign_in, state
 from .links import external_url
+from .notices import tell_owner
+from .pending import second_factor_required
 from .redirects import safe_next_url
 from .script import session_body
 from .views import bp
@@ -551,7 +553,11 @@ def _finish(
         owner = _user_by_email(auth, oauth, provider, identifier, profile)
     if owner is None:
         owner, created = _create(auth, oauth, provider, identifier, profile)
-    session = sign_in(owner, fresh=True)
+    # A provider proves one factor, as a password does: an account with a second factor
+    # gets the pending sign-in of DESIGN §15, never a session, until the code is given.
+    if not created and (pending := second_factor_required(owner, target)) is not None:
+        return pending
+    session = sign_in(owner, fresh=True, new_account=created)
     signals.send(
         signals.oauth_signed_in,
         user=owner,
@@ -581,15 +587,31 @@ def _user_by_key(auth: Auth, provider: str, identifier: str) -> Any:
 def _link(
     auth: Auth, provider: Provider, identifier: str, current: Any, owner: Any, target: str | None
 ) -> ResponseReturnValue:
-    """A signed-in user: the key becomes one more way in to this account."""
+    """A signed-in user: the key becomes one more way in to this account, for a session
+    that is fresh and proved the second factor when the account has one (DESIGN §18), so
+    a stolen session gone stale cannot link its thief's provider account. The owner is
+    told by mail."""
     user_id = auth.users.id_of(current)
     if owner is None:
+        session = g.get("_lucia_session")
+        strong = session is not None and session.fresh
+        if strong and not session.mfa and auth.has_second_factor(user_id):
+            strong = False
+        if not strong:
+            raise Failure(
+                "confirm_first",
+                f"To link {provider.label}, first confirm that it is you: sign in again, "
+                "then link it from your account's settings.",
+                403,
+            )
         try:
             auth.add_provider_id(user_id, provider.name, identifier)
         except LuciaError as error:
             if error.code != "AUTH_DUPLICATE_PROVIDER_ID":
                 raise
             owner = _user_by_key(auth, provider.name, identifier)  # linked meanwhile
+        else:
+            tell_owner(user_id, "provider_linked", provider.label)
     if owner is not None and auth.users.id_of(owner) != user_id:
         raise Failure(
             "linked_elsewhere", f"This {provider.label} account is linked to another account."
@@ -621,6 +643,7 @@ def _user_by_email(
             f"then link {provider.label} from your account's settings.",
         )
     auth.add_provider_id(auth.users.id_of(existing), provider.name, identifier)
+    tell_owner(auth.users.id_of(existing), "provider_linked", provider.label)
     return existing
 
 
@@ -678,7 +701,7 @@ def oauth_settings() -> ResponseReturnValue:
 
 
 @bp.post("/oauth/<name>/unlink", endpoint="oauth_unlink")
-@login_required
+@factors_required
 def oauth_unlink(name: str) -> ResponseReturnValue:
     """Remove a provider's key from the signed-in user; refused for the last way in."""
     auth = state()
@@ -704,6 +727,7 @@ def oauth_unlink(name: str) -> ResponseReturnValue:
             raise
         return _unlink_answer(nothing, 404)
     key = f"{name}:{identifier}"
+    tell_owner(user_id, "provider_unlinked", _oauth().settings.providers[name].label)
     if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
         return jsonify({"unlinked": key})
     flash("Unlinked: it no longer signs you in.", "info")

@@ -15,11 +15,12 @@ from flask.typing import ResponseReturnValue
 
 from . import links
 from .cookies import extra_cookie, set_cookie
-from .decorators import fresh_login_required, login_required, wants_json
+from .decorators import factors_required, login_required, wants_json
 from .errors import LuciaError
 from .forms import form_options
 from .hook import error_response, same_origin, sign_in, state
 from .mfa_forms import ActionForm, PasskeyNameForm
+from .notices import tell_owner
 from .passkey_core import CHALLENGE_TTL, Passkeys, RelyingParty, RequestError, available
 from .pending import mfa_state, pending_cookie, pending_token
 from .script import session_body
@@ -76,7 +77,7 @@ def _challenge_cookie(value: str, max_age: int) -> str:
 
 
 @bp.post("/passkeys/register/options", endpoint="passkey_register_options")
-@fresh_login_required
+@factors_required
 def register_options() -> ResponseReturnValue:
     """Options for ``navigator.credentials.create()``, bound to this session."""
     session = g._lucia_session
@@ -88,7 +89,7 @@ def register_options() -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/register/verify", endpoint="passkey_register_verify")
-@fresh_login_required
+@factors_required
 def register_verify() -> ResponseReturnValue:
     """``{"credential", "name"?}``: store the new passkey; 201 ``{"passkey": {...}}``."""
     body = _body()
@@ -99,6 +100,7 @@ def register_verify() -> ResponseReturnValue:
         body.get("name"),
         relying_party(),
     )
+    tell_owner(g._lucia_session.user_id, "passkey_added", passkey.name)
     return jsonify({"passkey": passkey.to_dict()}), 201
 
 
@@ -183,14 +185,16 @@ def rename(passkey_id: str) -> ResponseReturnValue:
 
 @bp.route("/passkeys/<passkey_id>", methods=["DELETE"], endpoint="passkey_delete")
 @bp.post("/passkeys/<passkey_id>/delete", endpoint="passkey_delete")
-@fresh_login_required
+@factors_required
 def delete(passkey_id: str) -> ResponseReturnValue:
-    """Delete one of the user's passkeys (fresh session); it signs in no more."""
+    """Delete one of the user's passkeys (fresh session, and the second factor proved when
+    the account has one); it signs in no more, and the owner is told."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("lucia.passkeys"), 303)
     passkey = passkeys().delete(g._lucia_user, passkey_id)
+    tell_owner(g._lucia_session.user_id, "passkey_removed", passkey.name)
     if form_post:
         flash(f"Deleted the passkey {passkey.name!r}.", "info")
         return redirect(url_for("lucia.passkeys"), 303)

@@ -29,12 +29,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import links, totp
 from .cli import _failures, _find_user, lucia_cli
 from .cookies import set_cookie
-from .decorators import fresh_login_required, wants_json
+from .decorators import factors_required, wants_json
 from .errors import LuciaError
 from .forms import form_options
 from .hook import error_response, same_origin, set_retry_after, sign_in, state
 from .mfa import SecondFactor
 from .mfa_forms import ActionForm, CodeForm, TotpSetupForm
+from .notices import tell_owner
 from .passkey_core import RequestError
 from .pending import client, mfa_state, pending_cookie, pending_token
 from .redirects import safe_next_url
@@ -90,7 +91,7 @@ def _code(body: object) -> str | Response:
 
 
 @bp.route("/two-factor", methods=["GET", "POST"], endpoint="two_factor")
-@fresh_login_required
+@factors_required
 def two_factor() -> ResponseReturnValue:
     """Set TOTP up (fresh session): JSON ``POST {}`` for a secret, ``POST {"code",
     "secret"}`` to confirm it; ``GET`` its status (JSON) or the setup page."""
@@ -114,6 +115,7 @@ def two_factor() -> ResponseReturnValue:
         except LuciaError as error:
             return _setup_page(mfa, form, error)
         mfa.mark_session(session.session_id)
+        tell_owner(session.user_id, "second_factor_on")
         return _page("lucia/two_factor_codes.html", codes=codes)
     return _setup_page(mfa, form, None)
 
@@ -135,6 +137,7 @@ def _setup_json(mfa: SecondFactor, user: Any, session: Session) -> ResponseRetur
     except ValueError as exc:
         return _bad_request(str(exc))
     mfa.mark_session(session.session_id)
+    tell_owner(session.user_id, "second_factor_on")
     return jsonify({"recovery_codes": codes})
 
 
@@ -163,7 +166,7 @@ def _setup_page(mfa: SecondFactor, form: TotpSetupForm, error: LuciaError | None
 
 
 @bp.post("/two-factor/recovery-codes", endpoint="two_factor_recovery_codes")
-@fresh_login_required
+@factors_required
 def recovery_codes() -> ResponseReturnValue:
     """Ten new recovery codes in place of the old ones (fresh session), shown this once."""
     if not request.is_json and _forms() and not ActionForm(**form_options()).validate_on_submit():
@@ -176,14 +179,15 @@ def recovery_codes() -> ResponseReturnValue:
 
 @bp.route("/two-factor", methods=["DELETE"], endpoint="two_factor_disable")
 @bp.post("/two-factor/disable", endpoint="two_factor_disable")
-@fresh_login_required
+@factors_required
 def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("lucia.two_factor"), 303)
-    mfa_state().disable_totp(g._lucia_user)
+    if mfa_state().disable_totp(g._lucia_user):
+        tell_owner(g._lucia_session.user_id, "second_factor_off")
     if form_post:
         flash("Two-factor authentication is off.", "info")
         return redirect(url_for("lucia.two_factor"), 303)

@@ -208,12 +208,13 @@ def _signed_in(
     user: Any, identifier: str, transport: str, remember: bool, status: int = 200
 ) -> Response:
     """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
-    or the tokens in the body and no cookie at all (``body``)."""
+    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
+    whose new account has no owner to tell about a new device."""
     if transport == "body":
         session, tokens = issue_session(user, fresh=True)
         response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
     else:
-        session = sign_in(user, fresh=True, remember=remember)
+        session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
         _remember_device(identifier)
         response = jsonify(session_body(user, session))
     response.status_code = status
@@ -332,8 +333,8 @@ def sign_in_endpoint() -> ResponseReturnValue:
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+        # The device cookie waits for the second factor: it is proof of a whole sign-in.
         if (pending := second_factor_required(user, safe_next_url(form.next.data))) is not None:
-            _remember_device(identifier)
             return pending
         sign_in(user, fresh=True, remember=bool(form.remember.data))
         _remember_device(identifier)
@@ -364,7 +365,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
             return _form_page(
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
-        sign_in(user, fresh=True)
+        sign_in(user, fresh=True, new_account=True)
         _remember_device(identifier)
         return redirect(safe_next_url(form.next.data) or _home(), 303)
     return _form_page("lucia/sign_up.html", form)
@@ -512,8 +513,7 @@ def _sign_in_json() -> ResponseReturnValue:
                 "This account has a second factor: sign in through the browser.",
             )
     elif (pending := second_factor_required(user)) is not None:
-        _remember_device(identifier)
-        return pending
+        return pending  # the device cookie waits for the second factor
     return _signed_in(user, identifier, transport, remember)
 
 

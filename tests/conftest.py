@@ -183,6 +183,24 @@ def all_rows(app: Flask) -> list[tuple[Any, ...]]:
         return [tuple(row) for table in tables for row in conn.execute(sa.select(table))]
 
 
+@pytest.fixture(scope="session")
+def browser_port() -> int:
+    """The port of the OAuth Chromium test's app, known before the provider registers it."""
+    from .oidc import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc(browser_port: int) -> Iterator[Any]:
+    """The OpenID Connect provider (tests/oidc), one for the whole run."""
+    from .oidc import OIDCProvider
+
+    provider = OIDCProvider(browser_port)
+    yield provider
+    provider.stop()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI no test may be skipped: a skip fails the run."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

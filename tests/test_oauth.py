@@ -8,7 +8,6 @@ side, so every request between them is the real protocol: nothing is mocked.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -23,20 +22,6 @@ from flask_lucia.oauth import github_profile, oidc_profile
 
 from .conftest import ORIGIN, AppFactory, cookie, sign_up
 from .oidc import OIDCProvider, ProviderBrowser, free_port
-
-
-@pytest.fixture(scope="session")
-def browser_port() -> int:
-    """The port of the Chromium test's app, known before the provider registers it."""
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def oidc(browser_port: int) -> Iterator[OIDCProvider]:
-    """The OpenID Connect provider, one for the whole run."""
-    provider = OIDCProvider(browser_port)
-    yield provider
-    provider.stop()
 
 
 def client_of(app: Flask) -> FlaskClient:

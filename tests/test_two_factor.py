@@ -250,15 +250,31 @@ def test_turning_totp_off_removes_the_secret_and_the_codes(
     assert password_step(browser(app)).status_code == 200  # the password is enough again
 
 
-def test_turning_totp_off_needs_a_fresh_session(app: Flask, clock: Clock) -> None:
+def test_turning_totp_off_needs_a_fresh_session_that_proved_the_code(
+    app: Flask, clock: Clock
+) -> None:
     user_with_totp(app, clock)
     stale = browser(app)
     user_id = rows(app, "totp")[0][0]
-    sign_in_client(stale, user_id, fresh=False)
+    sign_in_client(stale, user_id, fresh=False, mfa=True)
 
     answer = stale.post("/auth/two-factor/disable", json={})
 
-    assert answer.status_code == 401 and answer.json["fresh_required"] is True
+    assert answer.status_code == 401
+    assert answer.json["error"] == "AUTH_SECOND_FACTOR_REQUIRED"  # a code makes it fresh
+    assert len(rows(app, "totp")) == 1
+
+
+def test_turning_totp_off_from_a_fresh_session_without_the_code_is_refused(
+    app: Flask, clock: Clock
+) -> None:
+    user_with_totp(app, clock)
+    fresh = browser(app)
+    sign_in_client(fresh, rows(app, "totp")[0][0], fresh=True, mfa=False)
+
+    answer = fresh.post("/auth/two-factor/disable", json={})
+
+    assert answer.json["error"] == "AUTH_SECOND_FACTOR_REQUIRED"
     assert len(rows(app, "totp")) == 1
 
 
