@@ -116,7 +116,10 @@ class Lucia:
         oauth.init_app(app, auth, self.oauth_user_data)
         auth.emails = Emails(auth, Mailer(self.send_email))
         app.extensions["lucia"] = auth
-        app.extensions["lucia_mfa"] = SecondFactor(auth, MfaSettings.from_config(config, settings))
+        second = SecondFactor(auth, MfaSettings.from_config(config, settings))
+        app.extensions["lucia_mfa"] = second
+        # An upgrade from schema 2 encrypts the TOTP secrets stored as they are.
+        storage.seal_totp_secret = None if second.box is None else second.box.seal
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

@@ -105,6 +105,7 @@ def two_factor() -> ResponseReturnValue:
         left = mfa.recovery_codes_left(session.user_id)
         action = ActionForm(**form_options())
         return _page("lucia/two_factor.html", enabled=True, codes_left=left, action=action)
+    mfa.require_key()
     form = TotpSetupForm(**form_options())
     if form.validate_on_submit():
         try:
