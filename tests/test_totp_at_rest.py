@@ -132,8 +132,12 @@ def test_without_any_key_totp_cannot_be_set_up(make_app: AppFactory) -> None:
     sign_up(client)
     answer = client.post("/auth/two-factor", json={})
 
+    page = client.get("/auth/two-factor", headers={"Accept": "text/html"})
+
     assert answer.status_code == 503
     assert answer.json["message"] == "Two-factor authentication is not available on this site."
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "Two-factor authentication is not available on this site." in page.get_data(True)
 
 
 # -- rotation ---------------------------------------------------------------------------------
