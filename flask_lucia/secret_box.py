@@ -48,10 +48,15 @@ class SecretUnreadable(Exception):
 def secret_keys(config: Mapping[str, Any]) -> tuple[bytes, ...] | None:
     """The key material TOTP secrets are sealed under, newest first: ``LUCIA_SECRET_KEYS``
     when set (checked: a list of keys of at least 32 characters, no repeats), else the
-    app's ``SECRET_KEY`` and its ``SECRET_KEY_FALLBACKS``; None when there is none."""
+    app's ``SECRET_KEY`` and its ``SECRET_KEY_FALLBACKS``; None when there is none.
+
+    With ``LUCIA_SECRET_KEYS`` set, ``SECRET_KEY`` and its fallbacks still open (never
+    seal) what was sealed under them before it was, so that giving TOTP a key of its
+    own signs nobody out of it: each secret moves to the new key on its next use."""
     value = config.get("LUCIA_SECRET_KEYS")
+    default = _from_secret_key(config)
     if value is None:
-        return _from_secret_key(config)
+        return default
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise TypeError(
             "LUCIA_SECRET_KEYS must be a list of keys, newest first (a single key too: "
@@ -75,7 +80,7 @@ def secret_keys(config: Mapping[str, Any]) -> tuple[bytes, ...] | None:
         if raw in keys:
             raise ValueError(f"LUCIA_SECRET_KEYS: key {position} repeats an earlier key")
         keys.append(raw)
-    return tuple(keys)
+    return (*keys, *(key for key in default or () if key not in keys))
 
 
 def _from_secret_key(config: Mapping[str, Any]) -> tuple[bytes, ...] | None:

@@ -182,6 +182,23 @@ def test_a_secret_under_an_old_key_still_verifies_and_moves_to_the_new_key(
     )
 
 
+def test_giving_totp_a_key_of_its_own_keeps_the_secrets_made_under_secret_key(
+    make_app: AppFactory, shared: dict[str, str], clock: Clock
+) -> None:
+    default = app_on(make_app, shared, SECRET_KEY="short")
+    secret, _ = user_with_totp(default, clock)
+    own = app_on(make_app, shared, SECRET_KEY="short", LUCIA_SECRET_KEYS=[NEW_KEY])
+
+    answer = sign_in_with_code(own, code_at(secret, clock))
+
+    (sealed,) = stored(own).values()
+    assert answer.status_code == 200, answer.json
+    assert sealed.split("$")[2] == own.extensions["lucia_mfa"].box._keys()[0][0]  # NEW_KEY's
+    clock.advance(30)
+    alone = app_on(make_app, shared, SECRET_KEY="another", LUCIA_SECRET_KEYS=[NEW_KEY])
+    assert sign_in_with_code(alone, code_at(secret, clock)).status_code == 200
+
+
 # -- bound to the row -------------------------------------------------------------------------
 
 
