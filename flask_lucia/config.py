@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id
     "LUCIA_WEBAUTHN_ORIGIN": None,  # None: the request's origin; or one origin, or a list
     "LUCIA_WEBAUTHN_COOKIE_NAME": "lucia_webauthn",  # ties a passkey sign-in to its browser
+    # TOTP secrets are stored encrypted (DESIGN §18) under these keys, newest first.
+    "LUCIA_SECRET_KEYS": None,  # None: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS)
     # Email (DESIGN §13): verification, password reset, changes of password and address.
     "LUCIA_EMAIL_VERIFICATION": "optional",  # "off", "optional" or "required"
     "LUCIA_VERIFY_EMAIL_TTL": timedelta(days=1),  # how long a verification link works

@@ -119,6 +119,8 @@ class Lucia:
         second = SecondFactor(auth, MfaSettings.from_config(config, settings))
         app.extensions["lucia_mfa"] = second
         auth.second_factor_checks.append(second.enabled)
+        # An upgrade from schema 2 encrypts the TOTP secrets stored as they are.
+        storage.seal_totp_secret = None if second.box is None else second.box.seal
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import signals, totp
@@ -20,10 +21,18 @@ from .config import HOST_PREFIX, Settings, to_ms
 from .errors import LuciaError
 from .mfa_storage import MfaStorage
 from .passkey_core import Passkeys, RequestError
+from .secret_box import SecretBox, SecretUnreadable, secret_keys
 from .tokens import digest, is_well_formed, new_token
+
+logger = logging.getLogger(__name__)
 
 #: The longest a pending sign-in may last (DESIGN §15: at most 5 minutes).
 MAX_PENDING_TTL = 5 * 60 * 1000
+#: What a user is told when the stored secret cannot be decrypted (the log says why).
+UNREADABLE = (
+    "Codes from your authenticator app cannot be checked right now. "
+    "Use a recovery code, or contact the site's support."
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,9 @@ class MfaSettings:
     rp_name: str | None
     origins: tuple[str, ...] | None
     webauthn_cookie: str
+    #: What TOTP secrets are encrypted under (``LUCIA_SECRET_KEYS``, else ``SECRET_KEY``
+    #: and its fallbacks), newest first; None: no key, so TOTP cannot be set up.
+    secret_keys: tuple[bytes, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], settings: Settings) -> MfaSettings:
@@ -56,6 +68,7 @@ class MfaSettings:
             rp_name=_optional_str(config, "LUCIA_WEBAUTHN_RP_NAME"),
             origins=_origins(config["LUCIA_WEBAUTHN_ORIGIN"]),
             webauthn_cookie=challenge,
+            secret_keys=secret_keys(config),
         )
 
 
@@ -107,6 +120,9 @@ class SecondFactor:
         self.settings = settings
         self.store = MfaStorage(auth.storage)
         self.passkeys = Passkeys(auth)
+        keys = settings.secret_keys
+        #: Encrypts and decrypts the TOTP secrets; None without a key.
+        self.box = SecretBox(keys) if keys else None
 
     def _id(self, user: Any) -> Any:
         return self.auth.users.id_of(user)
@@ -122,9 +138,19 @@ class SecondFactor:
         keys = self.auth.get_user_provider_ids(user_id)
         return keys[0].partition(":")[2] if keys else str(user_id)
 
-    @staticmethod
-    def new_totp(account: str, issuer: str) -> tuple[str, str]:
+    def require_key(self) -> SecretBox:
+        """The box TOTP secrets are encrypted with; a 503 that says TOTP cannot be set up
+        (and a log line that says why) when the app has no key."""
+        if self.box is None:
+            logger.error(
+                "TOTP cannot be set up: set SECRET_KEY or LUCIA_SECRET_KEYS to encrypt secrets"
+            )
+            raise RequestError("Two-factor authentication is not available on this site.", 503)
+        return self.box
+
+    def new_totp(self, account: str, issuer: str) -> tuple[str, str]:
         """A new secret (nothing stored until a code confirms it) and its otpauth URI."""
+        self.require_key()
         secret = totp.new_secret()
         return secret, totp.provisioning_uri(secret, account, issuer)
 
@@ -136,6 +162,7 @@ class SecondFactor:
         ``RequestError`` (409) when TOTP is on already.
         """
         user_id = self._id(user)
+        box = self.require_key()
         secret = totp.check_secret(secret)
         if not isinstance(code, str) or len(code) > totp.MAX_CODE_INPUT:
             raise LuciaError("AUTH_INVALID_CODE")
@@ -145,7 +172,7 @@ class SecondFactor:
             raise LuciaError("AUTH_INVALID_CODE")
         codes = totp.new_recovery_codes()
         digests = [d for d in map(totp.recovery_digest, codes) if d is not None]
-        if not self.store.enable_totp(user_id, secret, step, now, digests):
+        if not self.store.enable_totp(user_id, box.seal(user_id, secret), step, now, digests):
             raise _already_on()
         signals.send(signals.two_factor_enabled, user=user)
         return codes
@@ -183,9 +210,13 @@ class SecondFactor:
         if row is not None and len(code) <= totp.MAX_CODE_INPUT:
             normalized = totp.normalize_code(code)
             if totp.is_totp_code(normalized):
-                step = totp.matching_step(row[0], normalized, now)
+                secret, stale = self._open(user_id, row[0])
+                step = totp.matching_step(secret, normalized, now)
                 if step is not None and self.store.spend_step(user_id, step):
                     kind = "totp"
+                    if stale:  # sealed under an older key: seal it with the newest
+                        assert self.box is not None
+                        self.store.reseal_totp(user_id, row[0], self.box.seal(user_id, secret))
             else:
                 found = totp.recovery_digest(normalized)
                 if found is not None and self.store.spend_recovery_code(user_id, found):
@@ -194,6 +225,18 @@ class SecondFactor:
             raise LuciaError("AUTH_INVALID_CODE")
         throttle.succeeded(reserved)
         return kind
+
+    def _open(self, user_id: Any, stored: str) -> tuple[str, bool]:
+        """A user's TOTP secret, and whether an older key sealed it. A secret that does
+        not decrypt (no key, a key that was removed, a row copied from another user) is
+        logged and answers ``AUTH_INVALID_CODE`` saying to use a recovery code."""
+        try:
+            if self.box is None:
+                raise SecretUnreadable("there is no key: set SECRET_KEY or LUCIA_SECRET_KEYS")
+            return self.box.open(user_id, stored)
+        except SecretUnreadable as exc:
+            logger.error("the TOTP secret of user %s cannot be decrypted: %s", user_id, exc)
+            raise LuciaError("AUTH_INVALID_CODE", UNREADABLE) from None
 
     def mark_session(self, session_id: str) -> None:
         """Make a signed-in session count as MFA (and fresh): a code was just proved in it."""

@@ -32,7 +32,7 @@ class MfaStorage:
     # -- TOTP and recovery codes ----------------------------------------------------
 
     def totp_row(self, user_id: Any) -> Sequence[Any] | None:
-        """``(secret, last_step)`` of a user's TOTP, or None when it is off."""
+        """``(sealed secret, last_step)`` of a user's TOTP, or None when it is off."""
         totp = self.totp
         stmt = sa.select(totp.c.secret, totp.c.last_step).where(totp.c.user_id == user_id)
         with self.storage.read() as conn:
@@ -41,8 +41,9 @@ class MfaStorage:
     def enable_totp(
         self, user_id: Any, secret: str, step: int, now: int, digests: Sequence[str]
     ) -> bool:
-        """Store a confirmed secret (its first code's step already spent) and the recovery
-        code digests, in one transaction; False when the user has TOTP already."""
+        """Store a confirmed secret (sealed by ``secret_box``; its first code's step already
+        spent) and the recovery code digests, in one transaction; False when the user has
+        TOTP already."""
         try:
             with self.storage.write() as conn:
                 conn.execute(
@@ -72,6 +73,14 @@ class MfaStorage:
         )
         with self.storage.write() as conn:
             return bool(conn.execute(stmt).rowcount)
+
+    def reseal_totp(self, user_id: Any, old: str, new: str) -> bool:
+        """Store a secret sealed again under the newest key, if the row still holds the
+        ciphertext it was opened from (a racing reseal or a new setup wins)."""
+        totp = self.totp
+        stmt = totp.update().where(totp.c.user_id == user_id, totp.c.secret == old)
+        with self.storage.write() as conn:
+            return bool(conn.execute(stmt.values(secret=new)).rowcount)
 
     def spend_recovery_code(self, user_id: Any, digest: str) -> bool:
         """Use a recovery code up: True if this call deleted it."""

@@ -41,6 +41,10 @@ _MAX_FIELD = 16 * 1024
 #: How deep a credential's JSON may nest (a real one: 3 levels).
 _MAX_DEPTH = 8
 _TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card", "hybrid", "internal", "cable"})
+#: What the user is told when the WebAuthn library refuses a response; its own reason
+#: (an origin, an RP id, a flag) is for the log, not for the person at the keyboard.
+REFUSED = "This passkey could not be checked. Try again, or use another sign-in method."
+ALREADY_REGISTERED = "This passkey is already registered."
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ def available() -> bool:
 def b64url(data: bytes) -> str:
     """Unpadded base64url, WebAuthn's JSON encoding of bytes."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _refused(ceremony: str, exc: Exception) -> RequestError:
+    """The 400 for a response the WebAuthn library refused: the user's words in the
+    answer, the library's reason in the log."""
+    logger.warning("passkey %s refused by the verifier: %s: %s", ceremony, type(exc).__name__, exc)
+    return RequestError(REFUSED)
 
 
 def _challenge_digest(challenge: bytes) -> str:
@@ -230,8 +241,8 @@ class Passkeys:
                 expected_origin=list(rp.origins),
                 require_user_verification=True,
             )
-        except Exception as exc:  # the library's reasons, told to the client
-            raise RequestError(f"The passkey was refused: {exc}") from exc
+        except Exception as exc:  # the library's reasons go to the log, not the client
+            raise _refused("registration", exc) from exc
         if not hmac.compare_digest(verified.credential_id, parsed.raw_id):
             raise RequestError("The passkey response names another credential than it attests.")
         transports = [t.value for t in parsed.response.transports or () if t.value in _TRANSPORTS]
@@ -249,7 +260,7 @@ class Passkeys:
             "last_used_at": None,
         }
         if len(values["credential_id"]) > 1400 or not self.store.add_passkey(values):
-            raise RequestError("This passkey is registered already.")
+            raise RequestError(ALREADY_REGISTERED)
         passkey = Passkey(values["id"], name, tuple(transports), from_ms(now), None)
         signals.send(signals.passkey_registered, user=user, passkey=passkey)
         return passkey
@@ -308,8 +319,8 @@ class Passkeys:
                 credential_current_sign_count=0,  # compared below, after the signature
                 require_user_verification=True,
             )
-        except Exception as exc:  # the library's reasons, told to the client
-            raise RequestError(f"The passkey was refused: {exc}") from exc
+        except Exception as exc:  # the library's reasons go to the log, not the client
+            raise _refused("sign-in", exc) from exc
         count = verified.new_sign_count
         if (count > 0 or stored > 0) and count <= stored:
             logger.warning(

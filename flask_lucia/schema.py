@@ -2,7 +2,9 @@
 
 Version 1 (flask-lucia 0.1) kept ``provider_id`` and ``hashed_password`` on the users
 table. Version 2 moves them to a keys table (several provider ids per user, DESIGN §12)
-so that the users table can be the app's own model.
+so that the users table can be the app's own model. Version 3 stores TOTP secrets
+encrypted (DESIGN §18, ``secret_box``): its upgrade widens the column and encrypts the
+base32 secrets version 2 stored, in place.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 #: The schema this release reads and writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How often preparing the schema is tried again after losing a race to another process.
 ATTEMPTS = 10
 #: The provider whose keys are email addresses (and carry ``email_verified_at``).
@@ -158,7 +160,8 @@ class Tables:
             f"{prefix}totp",
             metadata,
             self._user_id(primary_key=True),
-            sa.Column("secret", sa.String(64), nullable=False),  # base32
+            # Encrypted and bound to the row (secret_box): "$1$<key id>$<base64url>".
+            sa.Column("secret", sa.String(255), nullable=False),
             sa.Column("last_step", sa.BigInteger, nullable=True),  # last accepted time step
             sa.Column("created_at", sa.BigInteger, nullable=False),
             keep_existing=True,
@@ -267,9 +270,21 @@ def user_primary_key(table: sa.Table) -> sa.Column[Any]:
 # -- creating and upgrading --------------------------------------------------------------
 
 
-def prepare(engine: Engine, tables: Tables, *, create: bool) -> tuple[list[str], int]:
+#: Encrypts a TOTP secret for its row: ``seal(user_id, base32 secret)``.
+Seal = Callable[[Any, str], str]
+
+
+class MissingKey(RuntimeError):
+    """An upgrade has TOTP secrets to encrypt and no key to encrypt them with."""
+
+
+def prepare(
+    engine: Engine, tables: Tables, *, create: bool, seal: Seal | None = None
+) -> tuple[list[str], int]:
     """Create the missing tables and upgrade an older schema in place (when ``create``);
     the names created and the version found before. Without ``create``, only checks.
+    ``seal`` encrypts the TOTP secrets an older schema stored as they are; without it,
+    such secrets stop the upgrade (``MissingKey``).
 
     Several workers may meet an empty or old database at once: they take turns, under
     an advisory lock on PostgreSQL and the write lock on SQLite; elsewhere a worker that
@@ -281,7 +296,7 @@ def prepare(engine: Engine, tables: Tables, *, create: bool) -> tuple[list[str],
                 found = version(conn, tables)
                 if not create:
                     return [], found
-                return _prepare(conn, tables, found), found
+                return _prepare(conn, tables, found, seal), found
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
             if attempt == ATTEMPTS - 1:
                 raise
@@ -290,15 +305,31 @@ def prepare(engine: Engine, tables: Tables, *, create: bool) -> tuple[list[str],
 
 
 def version(conn: Connection, tables: Tables) -> int:
-    """The schema version of the database: 0 when empty, 1 for 0.1's tables."""
+    """The schema version of the database: 0 when empty, 1 for 0.1's tables, 2 for tables
+    that hold TOTP secrets stored as they are (made by ``create_all`` or Alembic and
+    never prepared by flask-lucia, so without a version row)."""
     stored = _stored_version(conn, tables)
     if stored is not None:
         return stored
     inspector = sa.inspect(conn)
     if tables.builtin_users and inspector.has_table(tables.users.name):
         names = {column["name"] for column in inspector.get_columns(tables.users.name)}
-        return 1 if "provider_id" in names else SCHEMA_VERSION
-    return SCHEMA_VERSION if inspector.has_table(tables.sessions.name) else 0
+        if "provider_id" in names:
+            return 1
+    elif not inspector.has_table(tables.sessions.name):
+        return 0
+    if inspector.has_table(tables.totp.name) and _plain_secrets(conn, tables, limit=1):
+        return 2
+    return SCHEMA_VERSION
+
+
+def _plain_secrets(conn: Connection, tables: Tables, limit: int | None = None) -> list[Any]:
+    """``(user_id, secret)`` of the TOTP secrets stored as they are (base32 never has a
+    "$"; an encrypted one starts with one)."""
+    totp = tables.totp
+    column = totp.c.secret
+    stmt = sa.select(totp.c.user_id, column).where(sa.not_(column.startswith("$", autoescape=True)))
+    return list(conn.execute(stmt.limit(limit)).all())
 
 
 def _stored_version(conn: Connection, tables: Tables) -> int | None:
@@ -312,7 +343,7 @@ def _stored_version(conn: Connection, tables: Tables) -> int | None:
     return None if stored is None else int(stored)
 
 
-def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
+def _prepare(conn: Connection, tables: Tables, found: int, seal: Seal | None) -> list[str]:
     if found > SCHEMA_VERSION:
         raise RuntimeError(
             f"the database has flask-lucia schema {found}; this release knows {SCHEMA_VERSION}"
@@ -324,6 +355,8 @@ def _prepare(conn: Connection, tables: Tables, found: int) -> list[str]:
         _add_missing_columns(conn, tables.sessions)
     if found == 1:
         _upgrade_1_to_2(conn, tables)
+    if 0 < found < 3 and tables.totp not in missing:
+        _upgrade_2_to_3(conn, tables, seal)
     if _stored_version(conn, tables) != SCHEMA_VERSION:
         table = tables.schema
         conn.execute(table.delete().where(table.c.name == "flask-lucia"))
@@ -385,6 +418,36 @@ def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {quoted(temporary.name)} RENAME TO {quoted(table.name)}")
     for index in table.indexes:
         index.create(conn)
+
+
+def _upgrade_2_to_3(conn: Connection, tables: Tables, seal: Seal | None) -> None:
+    """Widen ``totp.secret`` for ciphertexts and encrypt the base32 secrets stored as they
+    are (each bound to its user). SQLite ignores a VARCHAR's length; other databases
+    change the column's type."""
+    totp = tables.totp
+    column = totp.c.secret
+    dialect = conn.dialect.name
+    if dialect != "sqlite":
+        table = conn.dialect.identifier_preparer.format_table(totp)
+        name = conn.dialect.identifier_preparer.quote(column.name)
+        kind = column.type.compile(dialect=conn.dialect)
+        if dialect in ("mysql", "mariadb"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} MODIFY {name} {kind} NOT NULL")
+        else:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {kind}")
+    plain = _plain_secrets(conn, tables)
+    if plain and seal is None:
+        raise MissingKey(
+            f"the database holds {len(plain)} TOTP secret(s) to encrypt and there is no key: "
+            "set SECRET_KEY or LUCIA_SECRET_KEYS, then run 'flask lucia upgrade-db'"
+        )
+    for user_id, secret in plain:
+        assert seal is not None
+        conn.execute(
+            totp.update()
+            .where(totp.c.user_id == user_id, column == secret)
+            .values(secret=seal(user_id, secret))
+        )
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import ErrorCode, LuciaError
-from .schema import EMAIL_PROVIDER, SCHEMA_VERSION, Tables, drop, prepare
+from .schema import EMAIL_PROVIDER, SCHEMA_VERSION, MissingKey, Seal, Tables, drop, prepare
 
 #: The most rows ``delete_expired_batch`` takes per table (bound parameters per statement).
 MAX_BATCH = 10_000
@@ -216,6 +216,9 @@ class Storage:
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
+        #: Encrypts the TOTP secrets an older schema stored as they are, when the schema
+        #: is upgraded; ``init_app`` sets it from the app's keys (None: no key).
+        self.seal_totp_secret: Seal | None = None
         self._bare_engine: Engine | None = None
         self._bare_lock = threading.Lock()
         self._read_engine: Engine | None = None
@@ -329,7 +332,9 @@ class Storage:
         """``schema.prepare`` with database errors as ``DATABASE_UPDATE_FAILED``; refuses
         to run on a schema older than this release when it may not upgrade it."""
         try:
-            created, found = prepare(engine, self.schema, create=create)
+            created, found = prepare(engine, self.schema, create=create, seal=self.seal_totp_secret)
+        except MissingKey as exc:
+            raise LuciaError("DATABASE_UPDATE_FAILED", str(exc)) from exc
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise _database_error("DATABASE_UPDATE_FAILED", exc) from exc
         if not create and found not in (0, SCHEMA_VERSION):

@@ -36,6 +36,7 @@ from .hook import error_response, same_origin, set_retry_after, sign_in, state
 from .mfa import SecondFactor
 from .mfa_forms import ActionForm, CodeForm, TotpSetupForm
 from .notices import tell_owner
+from .pages import error_page
 from .passkey_core import RequestError
 from .pending import client, mfa_state, pending_cookie, pending_token
 from .redirects import safe_next_url
@@ -106,6 +107,10 @@ def two_factor() -> ResponseReturnValue:
         left = mfa.recovery_codes_left(session.user_id)
         action = ActionForm(**form_options())
         return _page("lucia/two_factor.html", enabled=True, codes_left=left, action=action)
+    try:
+        mfa.require_key()
+    except RequestError as error:  # no key to encrypt a secret with: a page that says so
+        return error_page(error)
     form = TotpSetupForm(**form_options())
     if form.validate_on_submit():
         try:
