@@ -157,9 +157,9 @@ class Watchdog:
     its socket down. The blocked driver then sees end of file at once and raises, and
     the connection is closed and discarded.
 
-    A call costs one lock round and an ordered-dict insert and pop, no thread and no
-    timer: every deadline is now + ``limit``, so they expire in the order they are
-    armed and the thread only ever looks at the oldest.
+    A call costs two rounds of an uncontended lock and an ordered-dict insert and pop:
+    no thread, no timer, no wake-up. Every deadline is now + ``limit``, so they expire in
+    the order they are armed and the thread only ever looks at the oldest.
     """
 
     _all: ClassVar[weakref.WeakSet[Watchdog]] = weakref.WeakSet()
@@ -175,7 +175,6 @@ class Watchdog:
         self._calls: OrderedDict[int, tuple[float, Any]] = OrderedDict()
         self._next = 0
         self._thread: threading.Thread | None = None
-        self._idle = False
 
     def arm(self, connection: Any) -> int:
         """Start watching a call on the DBAPI ``connection``; the token for ``disarm``."""
@@ -183,9 +182,7 @@ class Watchdog:
         with self._lock:
             token = self._next = self._next + 1
             self._calls[token] = (deadline, connection)
-            if self._idle:
-                self._wake.notify()
-            elif self._thread is None:
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="flask-lucia database watchdog", daemon=True
                 )
@@ -198,21 +195,26 @@ class Watchdog:
             return self._calls.pop(token, None) is None
 
     def _run(self) -> None:
+        # Never notified (that would cost a thread wake-up per query when calls are rare):
+        # with nothing to watch it sleeps ``limit``, and a call armed meanwhile has a
+        # deadline at least that far off, so it is never looked at late.
         calls = self._calls
+        idle_since = None
         with self._lock:
             while True:
+                now = time.monotonic()
                 if not calls:
-                    self._idle = True
-                    self._wake.wait(WATCHDOG_IDLE)
-                    self._idle = False
-                    if not calls:
+                    if idle_since is None:
+                        idle_since = now
+                    elif now - idle_since >= WATCHDOG_IDLE:
                         self._thread = None
                         return
+                    self._wake.wait(self.limit)
                     continue
+                idle_since = None
                 token, (deadline, connection) = next(iter(calls.items()))
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
+                if deadline > now:
+                    self._wake.wait(deadline - now)
                     continue
                 del calls[token]
                 _cut(connection)

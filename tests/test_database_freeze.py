@@ -15,9 +15,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from flask_lucia.storage import Watchdog, create_engine
 
 from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, AppFactory, sign_up
 
@@ -187,3 +190,46 @@ def test_a_frozen_database_host_answers_503_within_the_timeout_and_the_pool_reco
     finally:
         proxy.thaw()
         _drop(server, prefix)
+
+
+class _Connection:
+    """A DBAPI connection as the watchdog sees one: a socket behind ``fileno()``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+def test_the_watchdog_cuts_only_a_call_that_outlives_its_limit() -> None:
+    watchdog = Watchdog(0.2)
+    quick, quick_peer = socket.socketpair()
+    slow, slow_peer = socket.socketpair()
+    with quick, quick_peer, slow, slow_peer:
+        assert watchdog.disarm(watchdog.arm(_Connection(quick))) is False  # answered in time
+        token = watchdog.arm(_Connection(slow))
+        slow.settimeout(5)
+        started = time.monotonic()
+        assert slow.recv(1) == b""  # the blocked read wakes with end of file
+        waited = time.monotonic() - started
+        assert watchdog.disarm(token) is True  # the caller learns its connection is dead
+        assert 0.15 < waited < 1.5
+        quick.sendall(b"x")  # the call that returned in time kept its connection
+        assert quick_peer.recv(1) == b"x"
+
+
+def test_server_connections_carry_keepalives_and_a_tcp_user_timeout() -> None:
+    url = _server_url().render_as_string(hide_password=False)
+    engine = create_engine(url, {"connect_args": {"keepalives_idle": 7}}, 2)
+    try:
+        with engine.connect() as conn:
+            dbapi_connection: Any = conn.connection.dbapi_connection
+            found = {i.keyword.decode(): i.val for i in dbapi_connection.pgconn.info}
+    finally:
+        engine.dispose()
+    assert {key: found[key] for key in ("keepalives", "keepalives_idle", "tcp_user_timeout")} == {
+        "keepalives": b"1",
+        "keepalives_idle": b"7",  # the app's own connect_args win
+        "tcp_user_timeout": b"2000",
+    }
