@@ -217,7 +217,15 @@ class Watchdog:
                     self._wake.wait(deadline - now)
                     continue
                 del calls[token]
-                _cut(connection)
+                failure = _cut(connection)
+                self._lock.release()  # log without holding up calls
+                try:
+                    if failure is None:
+                        log.warning("flask-lucia: %s: its connection was cut", self.message)
+                    else:
+                        log.warning("flask-lucia: cannot cut a database connection: %r", failure)
+                finally:
+                    self._lock.acquire()
 
     def watch(self, dialect: sa.Dialect) -> None:
         """Watch every call SQLAlchemy makes through ``dialect`` (one engine's): statements,
@@ -267,21 +275,21 @@ class Watchdog:
         return f"the database did not answer within {self.limit:g} s"
 
 
-def _cut(connection: Any) -> None:
+def _cut(connection: Any) -> Exception | None:
     """Shut down a DBAPI connection's socket: a thread blocked reading it wakes with end
-    of file. Shuts down a duplicate descriptor, so the driver's own is never closed here."""
+    of file. Shuts down a duplicate descriptor, so the driver's own is never closed here.
+    Returns what prevented it, if anything."""
     try:
         duplicate = socket.socket(fileno=os.dup(connection.fileno()))
-    except Exception as exc:  # whatever the driver raises, keep watching
-        log.warning("flask-lucia: cannot cut an unresponsive database connection: %r", exc)
-        return
+    except Exception as exc:  # whatever the driver raises, the watchdog keeps watching
+        return exc
     try:
         duplicate.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already disconnected
     finally:
         duplicate.close()
-    log.warning("flask-lucia: cut a database connection that did not answer in time")
+    return None
 
 
 def _watchdogs_after_fork() -> None:
