@@ -369,24 +369,20 @@ class Precompiled:
             try:
                 cursor.execute(self.sql, args)
                 row: Sequence[Any] | None = cursor.fetchone()
-                description = cursor.description
+                if self.results is None:
+                    self.results = self._processors(dialect, cursor.description)
             finally:
                 cut = watchdog is not None and watchdog.disarm(token)
                 cursor.close()
             if cut:
                 raise DatabaseUnresponsive(watchdog.message if watchdog else "")
-            if self.results is None:
-                self.results = self._processors(dialect, description)
             if self.autocommit:
                 dialect.reset_isolation_level(dbapi_connection)
-        except (dialect.loaded_dbapi.Error, DatabaseUnresponsive) as exc:
-            if cut:
-                # The host did not answer in time: the connection is dead, and so, most
-                # likely, is every other one to it. No retry: it would only wait again.
-                engine.pool._invalidate(connection, exc)
-                raise _database_error("DATABASE_FETCH_FAILED", exc) from exc
-            if isinstance(exc, DatabaseUnresponsive):
-                raise
+        except DatabaseUnresponsive as exc:
+            raise _unresponsive(engine, connection, exc) from exc
+        except dialect.loaded_dbapi.Error as exc:
+            if cut:  # the driver's end of file after the watchdog's cut
+                raise _unresponsive(engine, connection, exc) from exc
             disconnected = dialect.is_disconnect(exc, dbapi_connection, cursor)
             if disconnected:
                 # What SQLAlchemy's own execute path does on a disconnect: mark the pool's
@@ -412,6 +408,14 @@ class Precompiled:
                 process := column.type.dialect_impl(dialect).result_processor(dialect, described[1])
             )
         ]
+
+
+def _unresponsive(engine: Engine, connection: Any, exc: Exception) -> LuciaError:
+    """The host did not answer in time: the connection is dead, and so, most likely, is
+    every other one to it (the pool's generation is invalidated). No retry: it would
+    only wait again."""
+    engine.pool._invalidate(connection, exc)
+    return _database_error("DATABASE_FETCH_FAILED", exc)
 
 
 class Storage:
