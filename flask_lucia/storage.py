@@ -108,6 +108,10 @@ def create_engine(url: str, options: dict[str, Any], timeout: float) -> Engine:
         connect_args.setdefault("timeout", timeout)
     else:
         options.setdefault("pool_pre_ping", True)
+        if "poolclass" not in options and "pool" not in options:
+            # The wait for a free pooled connection is a wait on the database too: while
+            # a host hangs every connection is busy, and the queue would wait 30 s.
+            options.setdefault("pool_timeout", timeout)
     if backend == "postgresql":
         seconds = max(1, math.ceil(timeout))
         milliseconds = max(1, int(timeout * 1000))

@@ -241,3 +241,25 @@ def test_server_connections_carry_keepalives_and_a_tcp_user_timeout() -> None:
         "keepalives_idle": b"7",  # the app's own connect_args win
         "tcp_user_timeout": b"2000",
     }
+
+
+def test_waiting_for_a_pooled_connection_is_bounded_by_the_timeout() -> None:
+    from sqlalchemy.pool import NullPool
+
+    from flask_lucia.storage import create_engine
+
+    url = _server_url().render_as_string(hide_password=False)
+    engine = create_engine(url, {"pool_size": 1, "max_overflow": 0}, 0.5)
+    other = create_engine(url, {"poolclass": NullPool}, 0.5)  # takes no pool_timeout
+    try:
+        with engine.connect():
+            started = time.monotonic()
+            with pytest.raises(sa.exc.TimeoutError), engine.connect():
+                pass
+            waited = time.monotonic() - started
+        with other.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+        other.dispose()
+    assert waited < 2  # the 0.5 s timeout, not the pool's default 30 s
