@@ -15,7 +15,6 @@ from flask import (
     Response,
     current_app,
     flash,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -47,6 +46,7 @@ from .forms import (
 from .hook import error_response, same_origin, set_retry_after, sign_in, sign_out, state
 from .mail import NOT_SENT, MailError
 from .notices import where_and_when
+from .proxies import request_state
 from .redirects import safe_next_url
 from .script import session_body
 from .views import bp
@@ -137,7 +137,7 @@ def _invalid_link(error: LuciaError, again: str) -> Response:
 
 def _user_id() -> Any:
     """The signed-in user's id (views behind ``login_required``)."""
-    return g._lucia_session.user_id
+    return request_state._lucia_session.user_id
 
 
 # -- email verification -----------------------------------------------------------------
@@ -195,7 +195,9 @@ def verify_email_link(token: str) -> ResponseReturnValue:
         return _token_page(_invalid_link(error, url_for("lucia.verify_email")))
     if wants_json() or not _forms_enabled():
         return _token_page(jsonify({"verified": True, "email": address}))
-    g.pop("_lucia_unverified", None)  # this request's user, if it is theirs, is verified now
+    request_state.pop(
+        "_lucia_unverified", None
+    )  # this request's user, if it is theirs, is verified now
     return _token_page(_page("lucia/email_verified.html", email=address))
 
 
@@ -355,7 +357,7 @@ def _set_reset_cookie(response: BaseResponse, token: str, max_age: int) -> None:
 def change_password() -> ResponseReturnValue:
     """Change the password with the current one (which makes the session fresh), and the
     second factor proved when the account has one; other sessions end; the user is told."""
-    emails, session = _emails(), g._lucia_session
+    emails, session = _emails(), request_state._lucia_session
     if not session.mfa and emails.auth.has_second_factor(session.user_id):
         return second_factor_needed()
     if _json_post():

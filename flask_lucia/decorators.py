@@ -7,11 +7,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, redirect, request, url_for
+from flask import current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .errors import LuciaError
 from .hook import bearer_token, error_response, state
+from .proxies import request_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +51,7 @@ def unverified() -> ResponseReturnValue:
 def _gated() -> bool:
     """With verification "required", an app view (not the blueprint's own pages, where
     the user verifies, changes the address or leaves) waits for a verified email."""
-    return bool(g.get("_lucia_unverified")) and request.blueprint != "lucia"
+    return bool(request_state.get("_lucia_unverified")) and request.blueprint != "lucia"
 
 
 def login_required(view: F) -> F:
@@ -60,7 +61,7 @@ def login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            if g.get("_lucia_user") is None:
+            if request_state.get("_lucia_user") is None:
                 return unauthenticated()
             if _gated():
                 return unverified()
@@ -75,7 +76,7 @@ def fresh_login_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            session = g.get("_lucia_session")
+            session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
             if _gated():
@@ -107,7 +108,7 @@ def factors_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            session = g.get("_lucia_session")
+            session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
             if _gated():
@@ -129,7 +130,7 @@ def mfa_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            session = g.get("_lucia_session")
+            session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
             if not session.mfa:
@@ -146,7 +147,7 @@ def verified_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if request.method != "OPTIONS":
-            session = g.get("_lucia_session")
+            session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
             if _needs_verification(session.user_id):
@@ -159,7 +160,7 @@ def verified_required(view: F) -> F:
 def _needs_verification(user_id: Any) -> bool:
     """Whether this request's user has an unverified email: as the hook read it with
     verification "required", else one query."""
-    flag = g.get("_lucia_unverified")
+    flag = request_state.get("_lucia_unverified")
     if flag is not None:
         return bool(flag)
     auth = state()

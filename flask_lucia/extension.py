@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Request, current_app, g, has_request_context, request
+from flask import Flask, Request, current_app, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
@@ -27,7 +27,7 @@ from .mail import Mailer, SendEmail
 from .mfa import MfaSettings, SecondFactor
 from .passkey_core import Passkey
 from .passwords import PasswordHasher
-from .proxies import current_session, current_user
+from .proxies import current_session, current_user, request_state
 from .schema import Tables, user_primary_key
 from .script import lucia_script
 from .storage import Storage, create_engine
@@ -210,7 +210,7 @@ class Lucia:
 
         Inside a request signed in as this user, the request's own session is kept.
         """
-        keep = g.get("_lucia_session") if has_request_context() else None
+        keep = request_state.get("_lucia_session") if has_request_context() else None
         keep_id = keep.session_id if keep is not None and keep.user_id == user_id else None
         return self.auth.update_user_password(user_id, password, keep_session=keep_id)
 

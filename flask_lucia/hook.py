@@ -1,7 +1,8 @@
 """The request hook: cookie or bearer token -> ``current_user``, refresh, and cookies out.
 
-Per request state lives on ``g``: ``_lucia_user``, ``_lucia_session``, and
-``_lucia_cookies`` (``Set-Cookie`` values the response must carry).
+Per request state lives in ``request_state`` (``proxies``), a namespace of the request
+itself: ``_lucia_user``, ``_lucia_session``, and ``_lucia_cookies`` (``Set-Cookie`` values
+the response must carry).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .auth import Auth, Found
 from .cookies import set_cookie
 from .csrf import SAFE_METHODS, origin_allowed
 from .errors import LuciaError
+from .proxies import local, request_state
 from .types import Session, Tokens
 
 
@@ -91,7 +93,7 @@ def before_request() -> ResponseReturnValue | None:
     except LuciaError as error:  # the database failed: not a sign-out, keep the cookies
         return error_response(error)
     if found is None:
-        g._lucia_cookies = auth.clearing_cookies()
+        request_state._lucia_cookies = auth.clearing_cookies()
     _adopt(found)
     return None
 
@@ -111,38 +113,41 @@ def _refresh_quietly(auth: Auth, refresh_token: str) -> Found | None:
 def adopt_rotation(found: Found) -> None:
     """Make a just-rotated session this request's: its user, and its new cookies."""
     assert found.tokens is not None
-    g._lucia_cookies = found.tokens.cookies
-    g._lucia_refreshed = found
+    here = local()
+    here._lucia_cookies = found.tokens.cookies
+    here._lucia_refreshed = found
     _adopt(found)
     _note_verification(found.session.user_id)
 
 
 def _adopt(found: Found | None) -> None:
     if found is not None:
-        g._lucia_user = found.user
-        g._lucia_session = found.session
+        here = local()
+        here._lucia_user = found.user
+        here._lucia_session = found.session
         if found.unverified:  # read only while LUCIA_EMAIL_VERIFICATION is "required"
-            g._lucia_unverified = True
+            here._lucia_unverified = True
 
 
 def _note_verification(user_id: Any) -> None:
     """With verification "required", whether this request's user must still verify its
-    email (``g._lucia_unverified``), for a session the access-token query did not load."""
+    email (``_lucia_unverified``), for a session the access-token query did not load."""
     auth = state()
     if auth.settings.email_verification == "required":
-        g._lucia_unverified = auth.emails.needs_verification(user_id)
+        request_state._lucia_unverified = auth.emails.needs_verification(user_id)
 
 
 def after_request(response: Response) -> Response:
     """Write the cookies this request decided on (``private, no-store``); auth-dependent
     answers vary on Cookie."""
-    cookies = g.pop("_lucia_cookies", None)
-    device = g.pop("_lucia_device_cookie", None)
+    here = local()
+    cookies = here.pop("_lucia_cookies", None)
+    device = here.pop("_lucia_device_cookie", None)
     if device is not None:
         cookies = (*(cookies or ()), device)
     if cookies:
         set_cookie(response, *cookies)
-    if cookies or "_lucia_session" in g:
+    if cookies or "_lucia_session" in here:
         if "Vary" in response.headers:
             response.vary.add("Cookie")
         else:  # the common case, without parsing a header set
@@ -164,7 +169,7 @@ def remember_device(provider: str, identifier: str) -> None:
     if auth.device_nonce(provider_id, presented_device()) is None:
         cookie = auth.device_cookie(provider_id)
         if cookie is not None:
-            g._lucia_device_cookie = cookie
+            request_state._lucia_device_cookie = cookie
 
 
 def sign_in(
@@ -184,12 +189,16 @@ def sign_in(
     """
     auth = state()
     user = user_or_id if auth.users.is_user(user_or_id) else auth.get_user(user_or_id)
-    previous = g.get("_lucia_session")
+    previous = request_state.get("_lucia_session")
     if previous is not None:
         auth.invalidate_user_session(previous.user_id, previous.session_id)
     session, tokens = issue_session(user, fresh=fresh, remember=remember, mfa=mfa)
-    g._lucia_user, g._lucia_session, g._lucia_cookies = user, session, tokens.cookies
-    g.pop("_lucia_unverified", None)
+    request_state._lucia_user, request_state._lucia_session, request_state._lucia_cookies = (
+        user,
+        session,
+        tokens.cookies,
+    )
+    request_state.pop("_lucia_unverified", None)
     _note_verification(session.user_id)
     _rotate_csrf_token()
     from .notices import know_device  # notices build on this module: imported when needed
@@ -219,12 +228,15 @@ def issue_session(
 def sign_out() -> None:
     """End this request's session server-side and clear its cookies (idempotent)."""
     auth = state()
-    session, user = g.pop("_lucia_session", None), g.pop("_lucia_user", None)
-    g.pop("_lucia_unverified", None)
+    session, user = (
+        request_state.pop("_lucia_session", None),
+        request_state.pop("_lucia_user", None),
+    )
+    request_state.pop("_lucia_unverified", None)
     if session is not None:
         auth.invalidate_user_session(session.user_id, session.session_id)
         signals.send(signals.user_signed_out, user=user, session=session)
-    g._lucia_cookies = auth.clearing_cookies()
+    request_state._lucia_cookies = auth.clearing_cookies()
 
 
 def _rotate_csrf_token() -> None:
@@ -252,7 +264,7 @@ def parse_request() -> tuple[str, str]:
 
 def validate_request() -> Session:
     """This request's session, as the hook validated (and maybe refreshed) it."""
-    session: Session | None = g.get("_lucia_session")
+    session: Session | None = request_state.get("_lucia_session")
     if session is None:
         parse_request()  # raises AUTH_INVALID_REQUEST on a cross-site request
         raise LuciaError("AUTH_INVALID_ACCESS_TOKEN")

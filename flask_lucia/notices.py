@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 from .agents import device_name
 from .errors import LuciaError
 from .hook import presented_device, state
 from .links import external_url
 from .messages import exact_time
+from .proxies import request_state
 
 #: What a notice is about, as ``security_notice`` templates name it.
 CHANGES = frozenset(
@@ -84,7 +85,7 @@ def know_device(user: Any, *, new_account: bool = False) -> None:
         return
     preferred = f"{auth.settings.password_provider}:"
     bound = next((key for key in keys if key.startswith(preferred)), keys[0])
-    if g.get("_lucia_device_cookie") is None:
-        g._lucia_device_cookie = auth.device_cookie(bound)
+    if request_state.get("_lucia_device_cookie") is None:
+        request_state._lucia_device_cookie = auth.device_cookie(bound)
     if not new_account:
         tell_owner(user_id, "new_sign_in")

@@ -18,7 +18,6 @@ from flask import (
     Response,
     current_app,
     flash,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -38,6 +37,7 @@ from .hook import error_response, sign_in, state
 from .links import external_url
 from .notices import tell_owner
 from .pending import second_factor_required
+from .proxies import request_state
 from .redirects import safe_next_url
 from .script import session_body
 from .views import bp
@@ -449,7 +449,7 @@ def _failure_response(provider: Provider | None, failure: Failure) -> ResponseRe
         provider=provider,
         reason=failure.reason,
         message=failure.message,
-        signed_in=g.get("_lucia_user") is not None,
+        signed_in=request_state.get("_lucia_user") is not None,
     )
     return Response(page, failure.status, mimetype="text/html")
 
@@ -545,7 +545,7 @@ def _finish(
     if len(identifier) > auth.settings.identifier_max_length:
         raise Failure("invalid_profile", f"{provider.label}'s account id is too long.")
     owner = _user_by_key(auth, provider.name, identifier)
-    current = g.get("_lucia_user")
+    current = request_state.get("_lucia_user")
     if current is not None:
         return _link(auth, provider, identifier, current, owner, target)
     created = False
@@ -593,7 +593,7 @@ def _link(
     told by mail."""
     user_id = auth.users.id_of(current)
     if owner is None:
-        session = g.get("_lucia_session")
+        session = request_state.get("_lucia_session")
         strong = session is not None and session.fresh
         if strong and not session.mfa and auth.has_second_factor(user_id):
             strong = False
@@ -686,7 +686,7 @@ def oauth_settings() -> ResponseReturnValue:
     """The providers linked to the signed-in user, each with unlink (never the last key)."""
     oauth = _oauth()
     auth = state()
-    keys = auth.get_user_provider_ids(auth.users.id_of(g.get("_lucia_user")))
+    keys = auth.get_user_provider_ids(auth.users.id_of(request_state.get("_lucia_user")))
     rows = [
         {
             "name": p.name,
@@ -707,7 +707,7 @@ def oauth_unlink(name: str) -> ResponseReturnValue:
     auth = state()
     if name not in _oauth().settings.providers:
         raise NotFound()
-    user_id = auth.users.id_of(g.get("_lucia_user"))
+    user_id = auth.users.id_of(request_state.get("_lucia_user"))
     body = request.get_json(silent=True) if request.is_json else request.form
     identifier = body.get("identifier") if isinstance(body, Mapping) else None
     if identifier is None:

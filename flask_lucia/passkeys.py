@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from . import links
@@ -23,6 +23,7 @@ from .mfa_forms import ActionForm, PasskeyNameForm
 from .notices import tell_owner
 from .passkey_core import CHALLENGE_TTL, Passkeys, RelyingParty, RequestError, available
 from .pending import mfa_state, pending_cookie, pending_token
+from .proxies import request_state
 from .script import session_body
 from .tokens import digest, is_well_formed, new_token
 from .views import bp
@@ -80,7 +81,7 @@ def _challenge_cookie(value: str, max_age: int) -> str:
 @factors_required
 def register_options() -> ResponseReturnValue:
     """Options for ``navigator.credentials.create()``, bound to this session."""
-    session = g._lucia_session
+    session = request_state._lucia_session
     name = mfa_state().account_name(session.user_id)
     options = passkeys().registration_options(
         session.user_id, name, session.session_id, relying_party()
@@ -94,13 +95,13 @@ def register_verify() -> ResponseReturnValue:
     """``{"credential", "name"?}``: store the new passkey; 201 ``{"passkey": {...}}``."""
     body = _body()
     passkey = passkeys().register(
-        g._lucia_user,
-        g._lucia_session.session_id,
+        request_state._lucia_user,
+        request_state._lucia_session.session_id,
         _credential(body),
         body.get("name"),
         relying_party(),
     )
-    tell_owner(g._lucia_session.user_id, "passkey_added", passkey.name)
+    tell_owner(request_state._lucia_session.user_id, "passkey_added", passkey.name)
     return jsonify({"passkey": passkey.to_dict()}), 201
 
 
@@ -152,7 +153,7 @@ def sign_in_verify() -> ResponseReturnValue:
 @login_required
 def passkey_list() -> ResponseReturnValue:
     """The user's passkeys: JSON ``{"passkeys": [...]}``, or the page to manage them."""
-    listed = passkeys().list(g._lucia_session.user_id)
+    listed = passkeys().list(request_state._lucia_session.user_id)
     if wants_json() or not _forms():
         return jsonify({"passkeys": [p.to_dict() for p in listed]})
     options = form_options()
@@ -170,7 +171,7 @@ def passkey_list() -> ResponseReturnValue:
 @login_required
 def rename(passkey_id: str) -> ResponseReturnValue:
     """``{"name"}`` (or the page's form): a new name for one of the user's passkeys."""
-    user_id = g._lucia_session.user_id
+    user_id = request_state._lucia_session.user_id
     if request.is_json or not _forms():
         passkey = passkeys().rename(user_id, passkey_id, _body().get("name"))
         return jsonify({"passkey": passkey.to_dict()})
@@ -193,8 +194,8 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("lucia.passkeys"), 303)
-    passkey = passkeys().delete(g._lucia_user, passkey_id)
-    tell_owner(g._lucia_session.user_id, "passkey_removed", passkey.name)
+    passkey = passkeys().delete(request_state._lucia_user, passkey_id)
+    tell_owner(request_state._lucia_session.user_id, "passkey_removed", passkey.name)
     if form_post:
         flash(f"Deleted the passkey {passkey.name!r}.", "info")
         return redirect(url_for("lucia.passkeys"), 303)

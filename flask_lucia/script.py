@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, url_for
+from flask import current_app, url_for
 from flask.json import dumps
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from .hook import state
+from .proxies import request_state
 from .types import Session
 
 
@@ -24,7 +25,7 @@ def session_body(user: Any, session: Session) -> dict[str, Any]:
 
 def page_data() -> dict[str, Any]:
     """This request's session as page data, and Flask-WTF's CSRF token when the app uses it."""
-    user, session = g.get("_lucia_user"), g.get("_lucia_session")
+    user, session = request_state.get("_lucia_user"), request_state.get("_lucia_session")
     data: dict[str, Any] = {"user": None, "session": None, "csrfToken": None}
     if user is not None and session is not None:
         data.update(session_body(user, session))

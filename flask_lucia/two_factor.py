@@ -15,7 +15,6 @@ from flask import (
     Response,
     current_app,
     flash,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -39,6 +38,7 @@ from .notices import tell_owner
 from .pages import error_page
 from .passkey_core import RequestError
 from .pending import client, mfa_state, pending_cookie, pending_token
+from .proxies import request_state
 from .redirects import safe_next_url
 from .script import session_body
 from .types import Session
@@ -97,7 +97,7 @@ def two_factor() -> ResponseReturnValue:
     """Set TOTP up (fresh session): JSON ``POST {}`` for a secret, ``POST {"code",
     "secret"}`` to confirm it; ``GET`` its status (JSON) or the setup page."""
     mfa = mfa_state()
-    user, session = g._lucia_user, g._lucia_session
+    user, session = request_state._lucia_user, request_state._lucia_session
     if request.method == "POST" and (request.is_json or not _forms()):
         return _setup_json(mfa, user, session)
     if request.method == "GET" and _json_mode():
@@ -149,7 +149,7 @@ def _setup_json(mfa: SecondFactor, user: Any, session: Session) -> ResponseRetur
 def _setup_page(mfa: SecondFactor, form: TotpSetupForm, error: LuciaError | None) -> Response:
     """The setup page: a QR code of a new secret (the posted one again after a wrong
     code), and the form for the first code."""
-    user_id = g._lucia_session.user_id
+    user_id = request_state._lucia_session.user_id
     try:
         secret = totp.check_secret(form.secret.data)
     except ValueError:
@@ -176,7 +176,7 @@ def recovery_codes() -> ResponseReturnValue:
     """Ten new recovery codes in place of the old ones (fresh session), shown this once."""
     if not request.is_json and _forms() and not ActionForm(**form_options()).validate_on_submit():
         return redirect(url_for("lucia.two_factor"), 303)
-    codes = mfa_state().new_recovery_codes(g._lucia_user)
+    codes = mfa_state().new_recovery_codes(request_state._lucia_user)
     if request.is_json or not _forms():
         return jsonify({"recovery_codes": codes})
     return _page("lucia/two_factor_codes.html", codes=codes)
@@ -191,8 +191,8 @@ def disable() -> ResponseReturnValue:
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("lucia.two_factor"), 303)
-    if mfa_state().disable_totp(g._lucia_user):
-        tell_owner(g._lucia_session.user_id, "second_factor_off")
+    if mfa_state().disable_totp(request_state._lucia_user):
+        tell_owner(request_state._lucia_session.user_id, "second_factor_off")
     if form_post:
         flash("Two-factor authentication is off.", "info")
         return redirect(url_for("lucia.two_factor"), 303)
@@ -211,7 +211,7 @@ def verify() -> ResponseReturnValue:
     mfa = mfa_state()
     token = pending_token()
     pending_id = mfa.pending_user(token, client()) if token else None
-    session: Session | None = g.get("_lucia_session")
+    session: Session | None = request_state.get("_lucia_session")
     json_mode = request.is_json or not _forms() or (request.method == "GET" and wants_json())
     if pending_id is None and session is None:
         return _expired(json_mode, token is not None)
@@ -261,7 +261,7 @@ def _verified(
         return response
     assert session is not None
     mfa.mark_session(session.session_id)
-    g._lucia_session = replace(session, mfa=True, fresh=True)
+    request_state._lucia_session = replace(session, mfa=True, fresh=True)
     if target is None:
         return jsonify({"mfa": True})
     return redirect(target, 303)

@@ -12,7 +12,6 @@ from flask import (
     Response,
     current_app,
     flash,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -50,6 +49,7 @@ from .hook import (
 )
 from .pages import error_page, http_error, refuse_framing, refused
 from .pending import mfa_state, second_factor_required
+from .proxies import request_state
 from .redirects import safe_next_url
 from .script import session_body
 from .types import Session, Tokens
@@ -224,7 +224,7 @@ def _signed_in(
 @bp.get("/session")
 def session_status() -> ResponseReturnValue:
     """The current session for the browser module, or 401."""
-    user, session = g.get("_lucia_user"), g.get("_lucia_session")
+    user, session = request_state.get("_lucia_user"), request_state.get("_lucia_session")
     if user is None or session is None:
         return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     return jsonify(session_body(user, session))
@@ -240,7 +240,7 @@ def refresh() -> ResponseReturnValue:
     if transport == "body":
         return _refresh_from_body()
     auth = state()
-    found = g.get("_lucia_refreshed")
+    found = request_state.get("_lucia_refreshed")
     if found is None:
         token = request.cookies.get(auth.settings.refresh_cookie, "")
         try:
@@ -248,9 +248,9 @@ def refresh() -> ResponseReturnValue:
         except LuciaError as error:
             if error.code != "AUTH_INVALID_REFRESH_TOKEN":
                 raise
-            g.pop("_lucia_user", None)
-            g.pop("_lucia_session", None)
-            g._lucia_cookies = auth.clearing_cookies()
+            request_state.pop("_lucia_user", None)
+            request_state.pop("_lucia_session", None)
+            request_state._lucia_cookies = auth.clearing_cookies()
             return error_response(error)
         adopt_rotation(found)
     body = {"expires": found.session.expires_ms, "checksum": found.session.checksum}
@@ -323,7 +323,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
         return _sign_in_json()
     if request.method == "POST" and not same_origin(required=False):
         return refused()
-    if request.method == "GET" and g.get("_lucia_user") is not None:
+    if request.method == "GET" and request_state.get("_lucia_user") is not None:
         return _send_on()
     form = sign_in_form()
     if form.validate_on_submit():
@@ -351,7 +351,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
         return _sign_up_json()
     if request.method == "POST" and not same_origin(required=False):
         return refused()
-    if request.method == "GET" and g.get("_lucia_user") is not None:
+    if request.method == "GET" and request_state.get("_lucia_user") is not None:
         return _send_on()
     form = _sign_up_form()
     if form.validate_on_submit():
@@ -551,7 +551,7 @@ def _device(session: Session, current: Session | None) -> dict[str, Any]:
 @bp.get("/sessions")
 def sessions() -> ResponseReturnValue:
     """The signed-in user's sessions (devices), newest first; the current one marked."""
-    user, current = g.get("_lucia_user"), g.get("_lucia_session")
+    user, current = request_state.get("_lucia_user"), request_state.get("_lucia_session")
     if user is None:
         return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     listed = state().get_user_sessions(current.user_id)
@@ -561,7 +561,7 @@ def sessions() -> ResponseReturnValue:
 @bp.post("/sessions/<session_id>/revoke", endpoint="revoke")
 def revoke(session_id: str) -> ResponseReturnValue:
     """End one of the user's sessions; other devices are untouched. Revoking this one signs out."""
-    user, current = g.get("_lucia_user"), g.get("_lucia_session")
+    user, current = request_state.get("_lucia_user"), request_state.get("_lucia_session")
     if user is None:
         return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
     removed = len(session_id) <= 64 and state().storage.delete_user_sessions(
@@ -583,7 +583,7 @@ def devices_page() -> ResponseReturnValue:
     """The HTML device list with a revoke button per session."""
     if not _forms_enabled():
         raise NotFound()
-    current = g.get("_lucia_session")
+    current = request_state.get("_lucia_session")
     listed = state().get_user_sessions(current.user_id)
     return render_template(
         "lucia/devices.html",
@@ -600,7 +600,7 @@ def devices_page() -> ResponseReturnValue:
 @login_required
 def reauthenticate() -> ResponseReturnValue:
     """Confirm the password to make this session fresh (for ``fresh_login_required`` views)."""
-    session: Session = g.get("_lucia_session")
+    session: Session = request_state.get("_lucia_session")
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         body = request.get_json(silent=True)
         password = body.get("password") if isinstance(body, dict) else None
@@ -610,7 +610,7 @@ def reauthenticate() -> ResponseReturnValue:
             session = _confirm(session, password)
         except LuciaError as error:
             return error_response(messages.for_user(error, "confirm"))
-        g._lucia_session = session
+        request_state._lucia_session = session
         return jsonify({"fresh": True, "expires": session.expires_ms})
     form = confirm_form()
     if form.validate_on_submit():

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, g, render_template_string
+from flask import Flask, render_template_string
 
-from flask_lucia import current_session
+from flask_lucia import current_session, current_user
 
 from .conftest import PASSWORD, AppFactory
 from .test_browser import Server, chromium  # noqa: F401 - the shared Chromium fixture
@@ -86,8 +86,7 @@ def add_views(app: Flask) -> None:
 
     @app.get("/whoami")
     def whoami() -> dict[str, Any]:
-        session = g.get("_lucia_session")
-        return {"mfa": None if session is None else current_session.mfa}
+        return {"mfa": current_session.mfa if current_user else None}
 
 
 class Profile:

@@ -9,7 +9,7 @@ from typing import Any
 import pyotp
 import pytest
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import current_session, current_user, login_required, mfa_required, signals
@@ -31,10 +31,9 @@ def with_views(app: Flask) -> Flask:
 
     @app.get("/whoami")
     def whoami() -> dict[str, Any]:
-        session = g.get("_lucia_session")
         return {
             "user": current_user.user_id if current_user else None,
-            "mfa": None if session is None else current_session.mfa,
+            "mfa": current_session.mfa if current_user else None,
         }
 
     @app.get("/private")
