@@ -42,18 +42,22 @@ if TYPE_CHECKING:
     from .oauth import OAuthState
 
 _N_SESSION = len(SESSION_FIELDS)
+#: Where the session fields start in a row of ``storage.validate`` (after the access
+#: token's expiry and first use).
+_S = 2
 #: Offsets within the session fields: owner, absolute expiry, idle expiry.
 _USER, _EXPIRES, _IDLE, _LAST_USED = (
     SESSION_FIELDS.index(name)
     for name in ("user_id", "expires_at", "idle_expires_at", "last_used_at")
 )
-#: Spent refresh rows a session keeps: the latest (a lost answer, reuse of the predecessor)
-#: and, while within the grace, two more for tabs that raced twice. With the live token and
-#: the family row, a session has at most SPENT_KEPT + 2 refresh rows however fast it rotates.
+#: Rotations a session makes within one grace period, at most. Past that, presenting the
+#: live refresh token hands back the live pair (or, when its access token is past half its
+#: lifetime, the same refresh token with a new access token) instead of rotating it. So a
+#: session keeps every token spent within the grace (a race, however many rotations
+#: followed it: tabs after a restart) and still has at most SPENT_KEPT + 2 refresh rows:
+#: those, the live token and the family row; the latest spent token (a lost answer) is
+#: kept past the grace too, and then it is the only spent one within it.
 SPENT_KEPT = 3
-#: How many tokens a grace-period replay may open on its way to the live pair: as many as
-#: there are spent rows, and one more for a live token whose access token has expired.
-_MAX_CHAIN = SPENT_KEPT + 1
 
 
 class Found(NamedTuple):
@@ -474,8 +478,13 @@ class Auth:
         }
         with self.storage.write() as conn:
             self.storage.insert_session(conn, values)
-            self.storage.issue_tokens(
-                conn, values["id"], (digest(access), access_exp), (digest(refresh), refresh_exp)
+            self.storage.issue_tokens(  # no refresh token was spent into it: counts as used
+                conn,
+                values["id"],
+                (digest(access), access_exp),
+                (digest(refresh), refresh_exp),
+                own=seal(refresh, access, refresh),
+                used_at=now,
             )
             self.storage.insert_family(conn, values["id"], family_digest(refresh), expires_at)
         session = Session(
@@ -494,20 +503,40 @@ class Auth:
         return session, self._tokens(access, access_exp, refresh, refresh_exp, remember)
 
     def find(self, access_token: str) -> Found | None:
-        """The request path: one indexed query; None for any invalid or expired token."""
+        """The request path: one indexed query; None for any invalid or expired token.
+
+        The first use of a rotated pair's access token is recorded (one write per
+        rotation) before the request is served: from then on a replay of the refresh
+        token spent into that pair is theft, whatever the touch interval is.
+        """
         if not is_well_formed(access_token):
             return None
-        row = self.storage.validate(digest(access_token))
+        token_digest = digest(access_token)
+        row = self.storage.validate(token_digest)
         now = now_ms()
-        if row is None or row[0] <= now or row[1 + _EXPIRES] <= now:  # token, session max age
+        # access expiry, first use, then the session fields (from _S) and the user's
+        if row is None or row[0] <= now or row[_S + _EXPIRES] <= now:  # token, session max age
             return None
-        session = self._session(row, 1, row[0], now)
-        if now - row[1 + _LAST_USED] >= self.settings.touch_interval:
+        session = self._session(row, _S, row[0], now)
+        if row[1] is None:
+            session = self._first_use(session, token_digest, now)
+        elif now - row[_S + _LAST_USED] >= self.settings.touch_interval:
             session = self._touch(session, now)
         if self.storage.reads_email_verified:  # the last field: 0 means not verified
-            user = self._user(row[:-1], 1 + _N_SESSION, attach=False)
+            user = self._user(row[:-1], _S + _N_SESSION, attach=False)
             return Found(user, session, unverified=row[-1] == 0)
-        return Found(self._user(row, 1 + _N_SESSION, attach=False), session)
+        return Found(self._user(row, _S + _N_SESSION, attach=False), session)
+
+    def _first_use(self, session: Session, token_digest: str, now: int) -> Session:
+        """Record the first use of a rotated pair (it touches the session too).
+
+        Not skipped and not ignored like ``_touch``: a use that went unrecorded would let a
+        replay of the spent refresh token pass for a lost answer. So it waits for the
+        write lock like any write, and if it cannot be written the request fails (503,
+        cookies kept: not a sign-out) and the next one tries again.
+        """
+        self.storage.first_use(session.session_id, token_digest, now)
+        return replace(session, last_used_at=from_ms(now))
 
     def _touch(self, session: Session, now: int) -> Session:
         """Record that a session was used; at most once per interval, and never fatal."""
@@ -536,11 +565,14 @@ class Auth:
                 found = self.storage.refresh_state(
                     conn, digest(refresh_token), family_digest(refresh_token), lock=False
                 )
-            if found is not None and _alive(found[0], now):
-                row, rows = found
-                step = _judge(refresh_token, rows, row[_LAST_USED], now, self.settings.grace)
-                if step in (Step.ROTATE, Step.FOLLOW, Step.RECOVER):
-                    return row[_USER]
+                if found is not None and _alive(found[0], now):
+                    row, rows = found
+                    used = partial(self._pair_used, conn)
+                    step = _judge(
+                        refresh_token, rows, row[_LAST_USED], now, self.settings.grace, used
+                    )
+                    if step in (Step.ROTATE, Step.FOLLOW, Step.RECOVER):
+                        return row[_USER]
         raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
 
     def refresh(self, refresh_token: str) -> Found:
@@ -577,25 +609,28 @@ class Auth:
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")  # unknown, or its session is over
         row, rows = found
         session_id = str(row[0])
-        for _ in range(_MAX_CHAIN):
+        used = partial(self._pair_used, conn)
+        for _ in range(len(rows) + 1):  # each spent row opens the next pair, once
             old = digest(token)
-            step = _judge(token, rows, row[_LAST_USED], now, s.grace)
+            step = _judge(token, rows, row[_LAST_USED], now, s.grace, used)
             if step is not Step.FOLLOW:
                 break
             successor = rows[old].successor
             assert successor is not None
             access, token = unseal(token, successor)
-            access_exp = storage.access_expiry(conn, digest(access))
-            if access_exp is not None and access_exp > now:  # the live pair
-                return Pair(row, access, access_exp, token, row[_IDLE])
+            live = storage.access_token(conn, digest(access))
+            if live is not None and live[0] > now:  # the live pair
+                return Pair(row, access, live[0], token, row[_IDLE])
             # that pair was rotated too (or its access token expired): go on from it
         else:
-            step = Step.REUSED  # more rotations behind than a racing tab can be
+            step = Step.REUSED  # a loop of seals: never made by a rotation
         if step is Step.EXPIRED:
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
         if step is Step.REUSED:
             storage.delete_session(conn, session_id)
             return Reused(session_id, row[_USER])
+        if step is Step.ROTATE and _spent_within(rows, now, s.grace) >= SPENT_KEPT:
+            return self._hand_back(conn, row, token, rows[old], now)
         # ROTATE, or RECOVER: spend the token (again) into a new pair. A recovery retires
         # the unused successor, so whoever presents it later is caught as a reuse.
         access, refresh = new_token(), new_refresh_token(token)
@@ -606,9 +641,41 @@ class Auth:
         if family not in rows:  # a session from before token families
             storage.insert_family(conn, session_id, family, row[_EXPIRES])
         storage.issue_tokens(
-            conn, session_id, (digest(access), access_exp), (digest(refresh), refresh_exp)
+            conn,
+            session_id,
+            (digest(access), access_exp),
+            (digest(refresh), refresh_exp),
+            own=seal(refresh, access, refresh),
         )
         return Pair(row, access, access_exp, refresh, refresh_exp)
+
+    def _hand_back(
+        self, conn: Connection, row: Sequence[Any], token: str, mine: RefreshRow, now: int
+    ) -> Pair:
+        """The live pair for its own refresh token ``token`` when the session rotated
+        SPENT_KEPT times within the grace already: rotating it again would leave a token
+        spent within the grace that no row leads from. Its access token, opened from the
+        token's own seal, while at least half its lifetime is left; otherwise (or for a
+        token issued before own seals) a new access token beside the same refresh token."""
+        storage, s = self.storage, self.settings
+        if mine.successor is not None:
+            access, _ = unseal(token, mine.successor)
+            live = storage.access_token(conn, digest(access))
+            if live is not None and (
+                live[0] - now >= s.access_ttl // 2 or live[0] >= row[_EXPIRES] > now
+            ):
+                return Pair(row, access, live[0], token, mine.expires_at)
+        access = new_token()
+        access_exp = min(now + s.access_ttl, row[_EXPIRES])
+        storage.reissue_access(
+            conn, str(row[0]), (digest(access), access_exp), mine.digest, seal(token, access, token)
+        )
+        return Pair(row, access, access_exp, token, mine.expires_at)
+
+    def _pair_used(self, conn: Connection, access_token: str) -> bool:
+        """Whether the access token of a pair was ever used (validated)."""
+        found = self.storage.access_token(conn, digest(access_token))
+        return found is not None and found[1] is not None
 
     def _rotated(
         self,
@@ -688,15 +755,21 @@ def _alive(row: Sequence[Any], now: int) -> bool:
 
 
 def _judge(
-    token: str, rows: Mapping[str, RefreshRow], last_used: int | None, now: int, grace: int
+    token: str,
+    rows: Mapping[str, RefreshRow],
+    last_used: int | None,
+    now: int,
+    grace: int,
+    used: Callable[[str], bool],
 ) -> Step:
     """What presenting ``token`` does, given every refresh row of its session.
 
     A token of the session's family with no row was rotated out long ago: reuse. A spent
     token after the grace is a lost answer only while the pair it was spent into is the
-    live one: its sealed successor (kept until the next rotation) opens to the unspent
-    refresh token, and the session was not used since (``last_used_at``, written at most
-    once per touch interval, is not later than the spending).
+    live one (its sealed successor opens to the unspent refresh token) and that pair was
+    never used: ``used`` says whether its access token was ever validated (its first use
+    is always recorded), and the session's ``last_used_at`` (which that first use writes
+    too) is not later than the spending, for a pair whose access token was replaced.
     """
     mine = rows.get(digest(token))
     if mine is None:
@@ -707,10 +780,22 @@ def _judge(
         return Step.REUSED
     if now - mine.spent_at <= grace:
         return Step.FOLLOW
-    successor = rows.get(digest(unseal(token, mine.successor)[1]))
-    unused = successor is not None and successor.spent_at is None
-    used_since = last_used is not None and last_used > mine.spent_at
-    return Step.RECOVER if unused and not used_since else Step.REUSED
+    access, refresh = unseal(token, mine.successor)
+    successor = rows.get(digest(refresh))
+    if successor is None or successor.spent_at is not None:
+        return Step.REUSED  # the pair it was spent into is not the live one
+    if last_used is not None and last_used > mine.spent_at:
+        return Step.REUSED
+    return Step.REUSED if used(access) else Step.RECOVER
+
+
+def _spent_within(rows: Mapping[str, RefreshRow], now: int, grace: int) -> int:
+    """How many of a session's tokens were spent within the grace (its recent rotations)."""
+    return sum(
+        1
+        for r in rows.values()
+        if r.spent_at is not None and r.spent_at != FAMILY_SPENT_AT and now - r.spent_at <= grace
+    )
 
 
 def _unneeded(

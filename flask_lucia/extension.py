@@ -295,7 +295,9 @@ class Lucia:
         return self.auth.create_session(user_id, fresh=fresh, remember=remember, mfa=mfa)
 
     def validate_access_token(self, access_token: str) -> Session:
-        """The session of a valid access token (``validateAccessToken``)."""
+        """The session of a valid access token (``validateAccessToken``). The first
+        validation of an access token a refresh issued is recorded (one write): from
+        then on a replay of the refresh token spent into it revokes the session."""
         return self.auth.validate_access_token(access_token)
 
     def validate_refresh_token(self, refresh_token: str) -> Any:
@@ -303,7 +305,10 @@ class Lucia:
         return self.auth.validate_refresh_token(refresh_token)
 
     def refresh_session(self, refresh_token: str) -> tuple[Session, Tokens]:
-        """Rotate a refresh token into a new pair (``refreshSession``)."""
+        """Rotate a refresh token into a new pair (``refreshSession``). A session that
+        rotated three times within ``LUCIA_REFRESH_GRACE`` gets its live pair back (or a
+        new access token beside the same refresh token) until the grace lets it rotate:
+        that keeps every token spent within the grace usable by racing tabs."""
         return self.auth.refresh_session(refresh_token)
 
     def invalidate_session(self, access_token: str) -> None:

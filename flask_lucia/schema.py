@@ -92,12 +92,19 @@ class Tables:
             sa.Column("mfa", sa.Boolean, nullable=False, server_default=sa.false()),
             keep_existing=True,
         )
-        self.access_tokens = self._token_table(f"{prefix}access_tokens")
+        self.access_tokens = self._token_table(
+            f"{prefix}access_tokens",
+            # When the token was first used (validated); None: not yet. A replay of the
+            # refresh token spent into its pair is a lost answer only while it is None.
+            sa.Column("used_at", sa.BigInteger, nullable=True),
+        )
         self.refresh_tokens = self._token_table(
             f"{prefix}refresh_tokens",
             sa.Column("spent_at", sa.BigInteger, nullable=True),
             # The successor pair, sealed with a pad derived from this (raw) token:
             # lets a racing tab that presents it within the grace get the same pair.
+            # While the token is live: its own pair, sealed the same way, handed back
+            # when a storm would rotate it faster than the grace allows.
             sa.Column("successor", sa.LargeBinary(64), nullable=True),
         )
         # Failed sign-ins per key ("id:<provider id>" or "ip:<address>"), shared by servers.
@@ -351,8 +358,9 @@ def _prepare(conn: Connection, tables: Tables, found: int, seal: Seal | None) ->
     inspector = sa.inspect(conn)
     missing = [t for t in tables.all if not inspector.has_table(t.name, schema=t.schema)]
     tables.metadata.create_all(conn, tables=missing, checkfirst=False)
-    if tables.sessions not in missing:
-        _add_missing_columns(conn, tables.sessions)
+    for grown in (tables.sessions, tables.access_tokens):
+        if grown not in missing:
+            _add_missing_columns(conn, grown)
     if found == 1:
         _upgrade_1_to_2(conn, tables)
     if 0 < found < 3 and tables.totp not in missing:
@@ -365,9 +373,9 @@ def _prepare(conn: Connection, tables: Tables, found: int, seal: Seal | None) ->
 
 
 def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
-    """Add the columns an existing table lacks (``sessions.remember`` and ``sessions.mfa``
-    joined schema 2 after its first databases were made, and a 0.1 database has neither);
-    their server defaults fill the rows already there."""
+    """Add the columns an existing table lacks (``sessions.remember``, ``sessions.mfa`` and
+    ``access_tokens.used_at`` joined schema 2 after its first databases were made, and a
+    0.1 database has none); their server defaults (or NULL) fill the rows already there."""
     present = {column["name"] for column in sa.inspect(conn).get_columns(table.name, table.schema)}
     quoted = conn.dialect.identifier_preparer.format_table(table)
     for column in table.columns:

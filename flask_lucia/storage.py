@@ -486,9 +486,16 @@ class Storage:
             .scalar_subquery()
         )
         verified = [self.email_verified_field] if self.reads_email_verified else []
-        # The request path: token digest -> access token, session and user, one PK lookup.
+        # The request path: token digest -> access token (expiry, first use), session and
+        # user, one PK lookup.
         self._validate = (
-            sa.select(access.c.expires_at, *self.session_fields, *self.user_fields, *verified)
+            sa.select(
+                access.c.expires_at,
+                access.c.used_at,
+                *self.session_fields,
+                *self.user_fields,
+                *verified,
+            )
             .select_from(access.join(session_user, sessions.c.id == access.c.session_id))
             .where(access.c.digest == sa.bindparam("digest"))
         )
@@ -890,7 +897,8 @@ class Storage:
     # -- sessions and tokens ----------------------------------------------------
 
     def validate(self, digest: str) -> Sequence[Any] | None:
-        """Access token expiry, session fields and user fields for a token digest."""
+        """Access token expiry and first use, session fields and user fields for a token
+        digest."""
         self.engine  # noqa: B018 - creates the engine, and the query with it, on first use
         assert self._read_engine is not None and self._validate_query is not None
         return self._validate_query.first(self._read_engine, {"digest": digest})
@@ -911,12 +919,28 @@ class Storage:
         found = conn.execute(self._refresh_rows, {"session_id": row[0]})
         return row, {r.digest: RefreshRow(*r) for r in found}
 
-    def access_expiry(self, conn: Connection, digest: str) -> int | None:
-        """The expiry of a live access token, by digest."""
-        stmt = sa.select(self.access_tokens.c.expires_at).where(
-            self.access_tokens.c.digest == digest
+    def access_token(self, conn: Connection, digest: str) -> tuple[int, int | None] | None:
+        """The expiry and first use of a live access token, by digest; None: no such token."""
+        access = self.access_tokens
+        stmt = sa.select(access.c.expires_at, access.c.used_at).where(access.c.digest == digest)
+        row = conn.execute(stmt).first()
+        return None if row is None else (row[0], row[1])
+
+    def reissue_access(
+        self, conn: Connection, session_id: str, access: tuple[str, int], refresh: str, own: bytes
+    ) -> None:
+        """Give a session a new access token (digest, expiry) beside its live refresh token
+        (digest), whose own pair is sealed anew (``own``); the session is locked."""
+        access_tokens, refresh_tokens = self.access_tokens, self.refresh_tokens
+        conn.execute(access_tokens.delete().where(access_tokens.c.session_id == session_id))
+        conn.execute(
+            access_tokens.insert().values(
+                digest=access[0], session_id=session_id, expires_at=access[1]
+            )
         )
-        return conn.execute(stmt).scalar()
+        conn.execute(
+            refresh_tokens.update().where(refresh_tokens.c.digest == refresh).values(successor=own)
+        )
 
     def spend_refresh(self, conn: Connection, digest: str, now: int, sealed: bytes) -> None:
         """Mark a refresh token spent at ``now`` with its sealed successor (session locked)."""
@@ -953,18 +977,23 @@ class Storage:
         session_id: str,
         access: tuple[str, int],
         refresh: tuple[str, int],
+        *,
+        own: bytes | None = None,
+        used_at: int | None = None,
     ) -> None:
-        """Replace the session's access tokens with one new (digest, expiry); add a refresh."""
+        """Replace the session's access tokens with one new (digest, expiry); add a refresh
+        with its own pair sealed (``own``). ``used_at``: a pair that no refresh token was
+        spent into (a sign-in) counts as used, so its first use costs no write."""
         access_tokens = self.access_tokens
         conn.execute(access_tokens.delete().where(access_tokens.c.session_id == session_id))
         conn.execute(
             access_tokens.insert().values(
-                digest=access[0], session_id=session_id, expires_at=access[1]
+                digest=access[0], session_id=session_id, expires_at=access[1], used_at=used_at
             )
         )
         conn.execute(
             self.refresh_tokens.insert().values(
-                digest=refresh[0], session_id=session_id, expires_at=refresh[1]
+                digest=refresh[0], session_id=session_id, expires_at=refresh[1], successor=own
             )
         )
         conn.execute(
@@ -989,6 +1018,28 @@ class Storage:
             conn.begin(),
         ):
             conn.execute(update)
+
+    def first_use(self, session_id: str, digest: str, now: int) -> None:
+        """Record the first use of a session's new access token (and the session's use).
+
+        Once per rotation. Unlike ``touch`` it waits for the write lock like any write:
+        skipping it would leave a used pair looking unused, and a replay of the refresh
+        token spent into it would pass for a lost answer. The session row is written
+        before the token row, the order every refresh takes.
+        """
+        sessions, access = self.sessions, self.access_tokens
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
+            )
+            conn.execute(
+                access.update()
+                .where(access.c.digest == digest, access.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+
+        self.transaction(work)
 
     def set_fresh_until(self, session_id: str, until: int) -> None:
         """Mark a session fresh (re-authenticated) until ``until``."""

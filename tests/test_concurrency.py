@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +23,7 @@ from flask.testing import FlaskClient
 
 from flask_lucia import Lucia, LuciaError, Session, Tokens, current_user
 
-from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL
+from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, AppFactory
 
 THREADS = 50
 
@@ -297,3 +302,170 @@ def test_a_write_that_meets_a_lock_conflict_is_tried_again_not_answered_503(
             writing.set()
             write(app, user.user_id, session, tokens)
         holder.result(10)
+
+
+# -- a refresh storm against a freshly started multi-worker server (issue 18, item 4) ------
+
+#: Tabs of one browser (one cookie jar), gunicorn workers, the access token's lifetime (s),
+#: the share of requests that refresh explicitly, and the run's bounds, as in the issue.
+TABS, WORKERS, STORM_TTL, EXPLICIT_REFRESHES = 12, 4, 2, 0.3
+STORM_SECONDS, STORM_REQUESTS_PER_TAB = 3.0, 50
+#: How late each worker answers its first request (the issue measured 0.385 s), and the
+#: share of requests that reach a worker late in the run too, by how much (s): the same to
+#: the server as a cold worker's backlog, and what makes the storm's timing repeatable.
+COLD_DELAY = 0.5
+LATE_REQUESTS, LATE_BY = 0.1, (0.4, 1.0)
+WORKTREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (at the time of asking)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_gunicorn(url: str, prefix: str, port: int) -> subprocess.Popen[bytes]:
+    """``tests.storm_app`` under gunicorn, WORKERS workers, no preloading: every worker
+    builds its app, engine and statements on its first request, as after a restart."""
+    pytest.importorskip("gunicorn")
+    env = {
+        **os.environ,
+        "STORM_DATABASE_URL": url,
+        "STORM_TABLE_PREFIX": prefix,
+        "STORM_ACCESS_TTL": str(STORM_TTL),
+        "STORM_COLD_DELAY": str(COLD_DELAY),
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS)]
+    command += ["--bind", f"127.0.0.1:{port}", "--chdir", WORKTREE, "--log-level", "warning"]
+    command += ["tests.storm_app:create_app()"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_for_port(port: int, server: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Until the server accepts connections (its workers may still be booting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    pytest.fail("gunicorn did not listen in time")
+
+
+class CookieJar:
+    """One browser's auth cookies shared by its tabs: each request sends what the jar
+    holds when it leaves; each answer's cookies replace them when it arrives."""
+
+    NAMES = ("lucia_access_token", "lucia_refresh_token")
+
+    def __init__(self, access: str, refresh: str) -> None:
+        self._lock = threading.Lock()
+        self._cookies = dict(zip(self.NAMES, (access, refresh), strict=True))
+
+    def snapshot(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._cookies)
+
+    def store(self, response: Any) -> None:
+        with self._lock:
+            for header in response.raw.headers.getlist("Set-Cookie"):
+                name, _, rest = header.partition("=")
+                if name in self.NAMES:
+                    value = rest.partition(";")[0]
+                    if value and "Max-Age=0" not in header:
+                        self._cookies[name] = value
+                    else:
+                        self._cookies.pop(name, None)
+
+
+class Deadline:
+    """STORM_SECONDS after the server's first answer (its workers boot meanwhile)."""
+
+    def __init__(self) -> None:
+        self._at: float | None = None
+        self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        with self._lock:
+            if self._at is None:
+                self._at = time.monotonic() + STORM_SECONDS
+
+    def passed(self) -> bool:
+        return self._at is not None and time.monotonic() > self._at
+
+
+def tab_requests(base: str, jar: CookieJar, deadline: Deadline, statuses: Counter[str]) -> None:
+    """One tab: GET a protected page, or (EXPLICIT_REFRESHES of the time) POST a refresh."""
+    import requests
+
+    http = requests.Session()
+    http.headers.update({"Origin": base, "Accept": "application/json"})
+    for _ in range(STORM_REQUESTS_PER_TAB):
+        if deadline.passed():
+            return
+        refresh = random.random() < EXPLICIT_REFRESHES
+        http.cookies.clear()
+        cookies = jar.snapshot()
+        if random.random() < LATE_REQUESTS:  # it reaches a worker late, its cookies stale
+            time.sleep(random.uniform(*LATE_BY))
+        if refresh:
+            response = http.post(f"{base}/auth/refresh", json={}, cookies=cookies, timeout=30)
+        else:
+            response = http.get(f"{base}/private", cookies=cookies, timeout=30)
+        deadline.answered()
+        jar.store(response)
+        statuses[f"{'refresh' if refresh else 'page'} {response.status_code}"] += 1
+
+
+def test_a_refresh_storm_on_a_freshly_started_multi_worker_server_signs_nobody_out(
+    make_app: AppFactory, tmp_path: Any
+) -> None:
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'storm.sqlite3'}"
+    app = make_app(LUCIA_DATABASE_URL=url, LUCIA_ACCESS_TOKEN_TTL=STORM_TTL)
+    prefix = app.config.get("LUCIA_TABLE_PREFIX", "lucia_")
+    with app.app_context():  # signed in before the restart
+        user = app.lucia.create_user("email", "ann@example.com")
+        session, tokens = app.lucia.create_session(user.user_id)
+    app.extensions["lucia"].storage.dispose()
+    jar = CookieJar(tokens.access_token, tokens.refresh_token)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_gunicorn(url, prefix, port)
+    statuses: Counter[str] = Counter()
+    try:
+        wait_for_port(port, server)
+        deadline = Deadline()
+        started = time.monotonic()
+        with ThreadPoolExecutor(TABS) as pool:
+            tabs = [pool.submit(tab_requests, base, jar, deadline, statuses) for _ in range(TABS)]
+            for done in tabs:
+                done.result(60)
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+    took = time.monotonic() - started
+    print(f"\nrefresh storm on a fresh {WORKERS}-worker server, {took:.1f} s: {dict(statuses)}")
+    storage = app.extensions["lucia"].storage
+    with storage.engine.connect() as conn:
+        alive = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(storage.sessions)
+            .where(storage.sessions.c.id == session.session_id)
+        ).scalar_one()
+        rows = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(storage.refresh_tokens)
+            .where(storage.refresh_tokens.c.session_id == session.session_id)
+        ).scalar_one()
+    assert alive == 1, f"the session was revoked: {dict(statuses)}"
+    assert not [status for status in statuses if status.endswith(" 401")], dict(statuses)
+    assert sum(statuses.values()) >= TABS  # every tab got answers
+    assert rows <= 5

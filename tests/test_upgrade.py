@@ -230,3 +230,22 @@ def test_upgrade_db_on_a_current_database_changes_nothing(
 
     assert result.exit_code == 0
     assert result.output == f"the schema is at version {SCHEMA_VERSION}; nothing to upgrade\n"
+
+
+def test_an_upgrade_adds_the_first_use_column_and_records_an_old_tokens_first_use(
+    make_app: AppFactory, old: OldDatabase
+) -> None:
+    app = _app(make_app, old)
+
+    assert _browser(app, old.live_access, old.live_refresh).get("/auth/session").status_code == 200
+
+    storage = app.extensions["lucia"].storage
+    with storage.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(storage.access_tokens.name)}
+        used_at = conn.execute(
+            sa.select(storage.access_tokens.c.used_at).where(
+                storage.access_tokens.c.digest == digest(old.live_access)
+            )
+        ).scalar_one()
+    assert "used_at" in columns
+    assert used_at is not None  # a replay of whatever was spent into it is theft now
