@@ -20,6 +20,7 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="storm-test",
+        LUCIA_BASE_URL="http://localhost",  # where links point: never a Host header
         LUCIA_DATABASE_URL=os.environ["STORM_DATABASE_URL"],
         LUCIA_TABLE_PREFIX=os.environ.get("STORM_TABLE_PREFIX", "lucia_"),
         LUCIA_ACCESS_TOKEN_TTL=float(os.environ.get("STORM_ACCESS_TTL", "2")),
