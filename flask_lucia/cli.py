@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
-from .auth import Auth
-from .errors import LuciaError
-from .hook import state
-from .mail import NOT_SENT, MailError
-from .schema import EMAIL_PROVIDER, SCHEMA_VERSION
-from .storage import MAX_BATCH
-from .types import Session
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.store.schema import EMAIL_PROVIDER, SCHEMA_VERSION
+from flask_lucia.core.store.storage import MAX_BATCH
+from flask_lucia.errors import LuciaError
+from flask_lucia.mail import NOT_SENT, MailError
+from flask_lucia.types import Session
+from flask_lucia.web.hook import state
 
 lucia_cli = AppGroup("lucia", help="Manage flask-lucia users, sessions and tables.")
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .csrf import origin_of
+from flask_lucia.core.csrf import origin_of
 
 #: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
 HOST_PREFIX = "__Host-"

@@ -16,25 +16,29 @@ from flask import Flask, Request, current_app, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import account, hook, oauth, pages, passkeys, two_factor  # noqa: F401 - add routes
-from .auth import Auth
-from .cli import lucia_cli
-from .config import DEFAULTS, Settings, email_verification, to_ms
-from .cookies import set_cookie
-from .emails import Emails
-from .errors import LuciaError
-from .mail import Mailer, SendEmail
-from .mfa import MfaSettings, SecondFactor
-from .passkey_core import Passkey
-from .passwords import PasswordHasher
-from .proxies import current_session, current_user, request_state
-from .schema import Tables, user_primary_key
-from .script import lucia_script
-from .storage import Storage, create_engine
-from .throttle import Throttle
-from .types import Session, Tokens, User
-from .users import Users
-from .views import bp
+from flask_lucia.cli import lucia_cli
+from flask_lucia.config import DEFAULTS, Settings, email_verification, to_ms
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.passwords import PasswordHasher
+from flask_lucia.core.store.schema import Tables, user_primary_key
+from flask_lucia.core.store.storage import Storage, create_engine
+from flask_lucia.core.throttle import Throttle
+from flask_lucia.core.users import Users
+from flask_lucia.email import views as account  # noqa: F401 - add routes
+from flask_lucia.email.flows import Emails
+from flask_lucia.errors import LuciaError
+from flask_lucia.mail import Mailer, SendEmail
+from flask_lucia.mfa import views as two_factor  # noqa: F401 - add routes
+from flask_lucia.mfa.factor import MfaSettings, SecondFactor
+from flask_lucia.oauth import flow as oauth
+from flask_lucia.passkeys import views as passkeys  # noqa: F401 - add routes
+from flask_lucia.passkeys.core import Passkey
+from flask_lucia.types import Session, Tokens, User
+from flask_lucia.web import hook, pages
+from flask_lucia.web.proxies import current_session, current_user, request_state
+from flask_lucia.web.script import lucia_script
+from flask_lucia.web.views import bp
 
 
 class Lucia:

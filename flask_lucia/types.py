@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from .tokens import checksum
+from flask_lucia.core.tokens import checksum
 
 #: ``User.email_verified`` not read yet.
 _UNREAD = object()
