@@ -580,7 +580,7 @@ def test_the_google_preset_signs_in_with_the_subject(
 def test_the_google_preset_discovers_google_by_default(make_app: AppFactory) -> None:
     app = make_app(LUCIA_OAUTH_PROVIDERS={"google": {"client_id": "id", "client_secret": "s"}})
     with app.app_context():
-        google = app.extensions["lucia"].oauth.settings.providers["google"]
+        google = app.extensions["lucia_oauth"].settings.providers["google"]
     assert google.server_metadata_url == (
         "https://accounts.google.com/.well-known/openid-configuration"
     )
@@ -590,7 +590,7 @@ def test_the_google_preset_discovers_google_by_default(make_app: AppFactory) -> 
 def test_the_github_preset_points_at_github_by_default(make_app: AppFactory) -> None:
     app = make_app(LUCIA_OAUTH_PROVIDERS={"github": {"client_id": "id", "client_secret": "s"}})
     with app.app_context():
-        github = app.extensions["lucia"].oauth.settings.providers["github"]
+        github = app.extensions["lucia_oauth"].settings.providers["github"]
     assert github.authorize_url == "https://github.com/login/oauth/authorize"
     assert github.access_token_url == "https://github.com/login/oauth/access_token"
     assert github.api_base_url == "https://api.github.com/"
@@ -908,7 +908,7 @@ def test_the_apps_own_authlib_registry_keeps_its_place(
     app.config["LUCIA_OAUTH_PROVIDERS"] = {"corp": oidc.corp()}
     Lucia(app)
     assert app.extensions["authlib.integrations.flask_client"] is theirs
-    assert app.extensions["lucia"].oauth.registry is not theirs
+    assert app.extensions["lucia_oauth"].registry is not theirs
 
 
 def test_two_apps_keep_their_own_providers(make_app: AppFactory, oidc: OIDCProvider) -> None:

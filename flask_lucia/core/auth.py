@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy.engine import Connection
@@ -37,10 +38,6 @@ from flask_lucia.core.tokens import (
 from flask_lucia.core.users import Users
 from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session, Tokens, from_ms
-
-if TYPE_CHECKING:
-    from flask_lucia.email.flows import Emails
-    from flask_lucia.oauth.flow import OAuthState
 
 _N_SESSION = len(SESSION_FIELDS)
 #: Where the session fields start in a row of ``storage.validate`` (after the access
@@ -112,9 +109,6 @@ def require_str(value: object, name: str, max_length: int = 255) -> str:
 class Auth:
     """One app's authentication: settings, storage and hasher, and the seed API on them."""
 
-    #: The email flows (DESIGN §13), set by ``Lucia.init_app``.
-    emails: Emails
-
     def __init__(
         self,
         settings: Settings,
@@ -133,11 +127,18 @@ class Auth:
             generate_user_id = _random_user_id
         self._generate_user_id = generate_user_id
         self._columns = {name: storage.users.c[name] for name in storage.user_column_names}
-        #: The app's OAuth providers (``flask_lucia.oauth.flow``); None without any.
-        self.oauth: OAuthState | None = None
-        #: Whether a user has a second factor, one check per feature that adds one (the
-        #: core knows none of them: they register here at ``init_app``).
+        # Registration points: the core knows no feature; each feature adds itself here
+        # at ``init_app`` (docs/architecture.rst).
+        #: Whether a user has a second factor, one check per feature that adds one.
         self.second_factor_checks: list[Callable[[Any], bool]] = []
+        #: Remove all of a user's factors of one feature (support staff); how many went.
+        self.second_factor_removers: list[Callable[[Any], int]] = []
+        #: Remove a feature's expired rows (given the time); how many went.
+        self.cleanups: list[Callable[[int], int]] = []
+        #: Tell a user's owner by mail: ``(user_id, template, context)``, the context a
+        #: function called only once there is somewhere to send to; whether it went.
+        #: None: nothing is sent (no mail feature).
+        self.owner_notifier: Callable[[Any, str, Callable[[], dict[str, Any]]], bool] | None = None
 
     def has_second_factor(self, user_id: Any) -> bool:
         """Whether the user has a second factor, so one proof alone is not enough."""
@@ -251,6 +252,24 @@ class Auth:
                 if required and column.server_default is None and name not in data:
                     raise ValueError(f"user_data is missing the required column {name!r}")
         return dict(data)
+
+    # -- email addresses --------------------------------------------------------
+
+    def address(self, user_id: Any) -> str | None:
+        """The user's email address (its first email key), or None."""
+        found = self.storage.email_key(self.users.check_id(user_id))
+        return None if found is None else found[0].partition(":")[2]
+
+    def email_verified(self, user_id: Any) -> datetime | None:
+        """When the user's email address was verified; None when not (or it has none)."""
+        found = self.storage.email_key(self.users.check_id(user_id))
+        return None if found is None or not found[1] else from_ms(found[1])
+
+    def needs_verification(self, user_id: Any) -> bool:
+        """True when the user has an email address that is not verified (a user without
+        one has nothing to verify)."""
+        found = self.storage.email_key(self.users.check_id(user_id))
+        return found is not None and not found[1]
 
     # -- users ------------------------------------------------------------------
 
@@ -725,9 +744,10 @@ class Auth:
         stale = self.storage.delete_stale_failures(now - self.throttle.identifier.window)
         if stale:
             yield stale
-        links = self.emails.store.delete_expired(now)  # mailed links past their expiry
-        if links:
-            yield links
+        for cleanup in self.cleanups:  # the features' rows: mailed links past their expiry
+            removed = cleanup(now)
+            if removed:
+                yield removed
 
     def delete_expired_sessions(self) -> int:
         """Remove expired sessions and token rows of every user; the rows removed."""

@@ -10,7 +10,7 @@ when its mail went out: a mail that fails removes its link and uncounts it, and 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -29,7 +29,7 @@ from flask_lucia.core.tokens import digest, is_well_formed, new_token
 from flask_lucia.email.store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import Mailer, MailError
-from flask_lucia.types import Session, from_ms
+from flask_lucia.types import Session
 from flask_lucia.web.links import external_url
 
 _HOUR = 3_600_000
@@ -39,7 +39,7 @@ RESET_SENT = "If an account uses this address, a link to reset its password is o
 
 
 class Emails:
-    """One app's email flows; ``app.extensions["lucia"].emails``."""
+    """One app's email flows; ``app.extensions["lucia_email"]``."""
 
     def __init__(self, auth: Auth, mailer: Mailer) -> None:
         self.auth = auth
@@ -64,19 +64,16 @@ class Emails:
 
     def address(self, user_id: Any) -> str | None:
         """The user's email address (its first email key), or None."""
-        found = self.store.email_key(self.auth.users.check_id(user_id))
-        return None if found is None else found[0].partition(":")[2]
+        return self.auth.address(user_id)
 
     def email_verified(self, user_id: Any) -> datetime | None:
         """When the user's email address was verified; None when not (or it has none)."""
-        found = self.store.email_key(self.auth.users.check_id(user_id))
-        return None if found is None or not found[1] else from_ms(found[1])
+        return self.auth.email_verified(user_id)
 
     def needs_verification(self, user_id: Any) -> bool:
         """True when the user has an email address that is not verified (a user without
         one has nothing to verify)."""
-        found = self.store.email_key(self.auth.users.check_id(user_id))
-        return found is not None and not found[1]
+        return self.auth.needs_verification(user_id)
 
     # -- verification -------------------------------------------------------------
 
@@ -293,6 +290,21 @@ class Emails:
         return user, old, address
 
     # -- sending ------------------------------------------------------------------
+
+    def notify_owner(
+        self, user_id: Any, template: str, context: Callable[[], dict[str, Any]]
+    ) -> bool:
+        """Mail the user's address (``Auth.owner_notifier``: security notices); False when
+        it has no address or the mail failed (logged). ``context`` is called only once
+        there is an address to send to."""
+        try:
+            address = self.address(user_id)
+        except LuciaError as error:  # the database failed: the change stands, the notice waits
+            current_app.logger.warning("could not look up the address for a notice: %s", error)
+            return False
+        if address is None:
+            return False
+        return self.notify(address, template, **context())
 
     def notify(self, address: str, template: str, **context: Any) -> bool:
         """Tell an address about a change; False (and logged) when the mail failed,

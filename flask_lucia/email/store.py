@@ -140,21 +140,8 @@ class EmailStore:
     def email_key(
         self, user_id: Any, conn: Connection | None = None
     ) -> tuple[str, int | None] | None:
-        """The user's first email key and when it was verified (None: not yet); None
-        when the user has no email key."""
-        keys = self.keys
-        stmt = (
-            sa.select(keys.c.id, keys.c.email_verified_at)
-            .where(keys.c.user_id == user_id, self._email_keys)
-            .order_by(keys.c.created_at, keys.c.id)
-            .limit(1)
-        )
-        if conn is None:
-            with self.storage.read() as reader:
-                row = reader.execute(stmt).first()
-        else:
-            row = conn.execute(stmt).first()
-        return None if row is None else (str(row[0]), row[1])
+        """The user's first email key and when it was verified (``Storage.email_key``)."""
+        return self.storage.email_key(user_id, conn)
 
     def owner(self, key: str) -> Any:
         """The user id of a key, or None."""

@@ -29,6 +29,7 @@ from flask_lucia.config import HOST_PREFIX
 from flask_lucia.email.flows import RESET_SENT, Emails
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import NOT_SENT, MailError
+from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
 from flask_lucia.web.decorators import (
     factors_required,
     fresh_login_required,
@@ -44,14 +45,7 @@ from flask_lucia.web.forms import (
     NewPasswordForm,
     form_options,
 )
-from flask_lucia.web.hook import (
-    error_response,
-    same_origin,
-    set_retry_after,
-    sign_in,
-    sign_out,
-    state,
-)
+from flask_lucia.web.hook import sign_in, sign_out
 from flask_lucia.web.notices import where_and_when
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
@@ -63,7 +57,8 @@ FORM_EXPIRED = "This form expired. Please try again."
 
 
 def _emails() -> Emails:
-    return state().emails
+    found: Emails = current_app.extensions["lucia_email"]
+    return found
 
 
 def _forms_enabled() -> bool:

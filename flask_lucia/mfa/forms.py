@@ -1,4 +1,4 @@
-"""Flask-WTF forms of the second-factor and passkey pages (DESIGN §15)."""
+"""Flask-WTF forms of the second-factor pages (DESIGN §15)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,3 @@ class CodeForm(FlaskForm):  # type: ignore[misc]
 
     code = StringField("Code", validators=[DataRequired(), Length(max=64)])
     next = HiddenField()
-
-
-class ActionForm(FlaskForm):  # type: ignore[misc]
-    """A button that changes something (turn off, new codes, delete): only the CSRF token."""
-
-
-class PasskeyNameForm(FlaskForm):  # type: ignore[misc]
-    """A passkey's new name."""
-
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])

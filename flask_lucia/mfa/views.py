@@ -27,23 +27,40 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia.cli import _failures, _find_user, lucia_cli
 from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.refusals import RequestError
 from flask_lucia.errors import LuciaError
 from flask_lucia.mfa import totp
 from flask_lucia.mfa.factor import SecondFactor
-from flask_lucia.mfa.forms import ActionForm, CodeForm, TotpSetupForm
-from flask_lucia.passkeys.core import RequestError
+from flask_lucia.mfa.forms import CodeForm, TotpSetupForm
 from flask_lucia.types import Session
 from flask_lucia.web import links
+from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
 from flask_lucia.web.decorators import factors_required, wants_json
-from flask_lucia.web.forms import form_options
-from flask_lucia.web.hook import error_response, same_origin, set_retry_after, sign_in, state
+from flask_lucia.web.forms import ActionForm, form_options
+from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.pages import error_page
-from flask_lucia.web.pending import client, mfa_state, pending_cookie, pending_token
+from flask_lucia.web.pending import answer_pending, client, pending_cookie, pending_token
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
 from flask_lucia.web.views import bp
+
+
+def mfa_state() -> SecondFactor:
+    """The current app's ``SecondFactor`` (``app.extensions["lucia_mfa"]``)."""
+    found: SecondFactor = current_app.extensions["lucia_mfa"]
+    return found
+
+
+def second_factor_stage(user: Any, next_url: str | None = None) -> BaseResponse | None:
+    """The sign-in pipeline's stage (``web.pipeline``): after a first factor, an account
+    with a second factor gets a pending sign-in and its answer; None when the first
+    factor is enough."""
+    user_id = state().users.id_of(user)
+    if not mfa_state().enabled(user_id):
+        return None
+    return answer_pending(user_id, next_url)
 
 
 def _forms() -> bool:
@@ -211,7 +228,7 @@ def verify() -> ResponseReturnValue:
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     mfa = mfa_state()
     token = pending_token()
-    pending_id = mfa.pending_user(token, client()) if token else None
+    pending_id = mfa.pending.user(token, client()) if token else None
     session: Session | None = request_state.get("_lucia_session")
     json_mode = request.is_json or not _forms() or (request.method == "GET" and wants_json())
     if pending_id is None and session is None:
@@ -253,7 +270,7 @@ def _verified(
     """After a right code: the session (``target``: where a form goes next, None: JSON)."""
     if pending_id is not None:
         assert token is not None
-        if not mfa.complete_pending(token):  # expired meanwhile, or completed by a racer
+        if not mfa.pending.complete(token):  # expired meanwhile, or completed by a racer
             return _expired(target is None, True)
         user = state().get_user(pending_id)
         new = sign_in(user, fresh=True, mfa=True)

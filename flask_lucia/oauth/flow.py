@@ -2,7 +2,7 @@
 
 Authlib does the protocol: state, PKCE (S256), nonce, discovery, the ID token's signature
 and claims. This module reads ``LUCIA_OAUTH_PROVIDERS``, keeps each app's Authlib registry
-in its ``Auth`` (``app.extensions["lucia"].oauth``), turns a provider's answer into a
+in ``app.extensions["lucia_oauth"]``, turns a provider's answer into a
 profile, and decides what a callback does: sign in, link, create a user, or refuse.
 """
 
@@ -32,11 +32,12 @@ from flask_lucia import signals
 from flask_lucia.config import to_ms
 from flask_lucia.core.auth import Auth
 from flask_lucia.errors import LuciaError
+from flask_lucia.web.base import error_response, state
 from flask_lucia.web.decorators import factors_required, login_required, wants_json
-from flask_lucia.web.hook import error_response, sign_in, state
+from flask_lucia.web.hook import sign_in
 from flask_lucia.web.links import external_url
 from flask_lucia.web.notices import tell_owner
-from flask_lucia.web.pending import second_factor_required
+from flask_lucia.web.pipeline import finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
@@ -248,7 +249,7 @@ def init_app(app: Flask, auth: Auth, user_data: UserDataFunction | None) -> None
         app.extensions[_AUTHLIB_STATE] = theirs
     for provider in settings.providers.values():
         registry.register(provider.name, **_client_options(provider, settings.timeout))
-    auth.oauth = OAuthState(settings, registry, user_data)
+    app.extensions["lucia_oauth"] = OAuthState(settings, registry, user_data)
 
 
 def _client_options(provider: Provider, timeout: float) -> dict[str, Any]:
@@ -286,7 +287,7 @@ class ProviderButton:
 def button_providers() -> list[ProviderButton]:
     """The current app's providers, in configuration order (the ``lucia_oauth_providers``
     template global, for the sign-in and sign-up buttons)."""
-    oauth = state().oauth
+    oauth = oauth_state()
     if oauth is None:
         return []
     return [ProviderButton(p.name, p.label) for p in oauth.settings.providers.values()]
@@ -454,8 +455,14 @@ def _failure_response(provider: Provider | None, failure: Failure) -> ResponseRe
     return Response(page, failure.status, mimetype="text/html")
 
 
+def oauth_state() -> OAuthState | None:
+    """The current app's providers (``app.extensions["lucia_oauth"]``); None without any."""
+    found: OAuthState | None = current_app.extensions.get("lucia_oauth")
+    return found
+
+
 def _oauth() -> OAuthState:
-    oauth = state().oauth
+    oauth = oauth_state()
     if oauth is None:
         raise NotFound()
     return oauth
@@ -555,7 +562,7 @@ def _finish(
         owner, created = _create(auth, oauth, provider, identifier, profile)
     # A provider proves one factor, as a password does: an account with a second factor
     # gets the pending sign-in of DESIGN §15, never a session, until the code is given.
-    if not created and (pending := second_factor_required(owner, target)) is not None:
+    if not created and (pending := finish_sign_in(owner, target)) is not None:
         return pending
     session = sign_in(owner, fresh=True, new_account=created)
     signals.send(

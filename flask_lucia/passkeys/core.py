@@ -24,9 +24,10 @@ from typing import Any
 from flask_lucia import signals
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.clock import now_ms
+from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.tokens import generate_random_string
 from flask_lucia.errors import LuciaError
-from flask_lucia.mfa.store import MfaStorage
+from flask_lucia.passkeys.store import PasskeyStore
 from flask_lucia.types import from_ms
 
 logger = logging.getLogger(__name__)
@@ -77,22 +78,6 @@ class Passkey:
             "created_at": int(self.created_at.timestamp() * 1000),
             "last_used_at": None if last is None else int(last.timestamp() * 1000),
         }
-
-
-class RequestError(LuciaError):
-    """``AUTH_INVALID_REQUEST`` with a status of its own: 400 for a refused WebAuthn
-    response (malformed, replayed, another's challenge, wrong origin or RP id, unknown
-    passkey; nothing is stored), 404 for a passkey that is not the user's, 409 for what
-    the account's state refuses (TOTP on already)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__("AUTH_INVALID_REQUEST", message)
-        self._status = status
-
-    @property
-    def status(self) -> int:
-        """The HTTP status this error answers with."""
-        return self._status
 
 
 def _webauthn() -> Any:
@@ -172,7 +157,7 @@ class Passkeys:
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
-        self.store = MfaStorage(auth.storage)
+        self.store = PasskeyStore(auth.storage)
 
     # -- registration -----------------------------------------------------------------
 

@@ -14,22 +14,23 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask.typing import ResponseReturnValue
 
 from flask_lucia.core.cookies import extra_cookie, set_cookie
+from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.tokens import digest, is_well_formed, new_token
 from flask_lucia.errors import LuciaError
-from flask_lucia.mfa.forms import ActionForm, PasskeyNameForm
 from flask_lucia.passkeys.core import (
     CHALLENGE_TTL,
     Passkeys,
     RelyingParty,
-    RequestError,
     available,
 )
+from flask_lucia.passkeys.forms import PasskeyNameForm
 from flask_lucia.web import links
+from flask_lucia.web.base import error_response, same_origin, state
 from flask_lucia.web.decorators import factors_required, login_required, wants_json
-from flask_lucia.web.forms import form_options
-from flask_lucia.web.hook import error_response, same_origin, sign_in, state
+from flask_lucia.web.forms import ActionForm, form_options
+from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import tell_owner
-from flask_lucia.web.pending import mfa_state, pending_cookie, pending_token
+from flask_lucia.web.pending import pending_cookie, pending_state, pending_token
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.script import session_body
 from flask_lucia.web.views import bp
@@ -37,13 +38,14 @@ from flask_lucia.web.views import bp
 
 def passkeys() -> Passkeys:
     """The current app's ``Passkeys``."""
-    return mfa_state().passkeys
+    found: Passkeys = current_app.extensions["lucia_passkeys"]
+    return found
 
 
 def relying_party() -> RelyingParty:
     """The configured relying party, else the app's base URL's host (RP id) and origin
     (``links``: from configuration, the request's host only where it can be trusted)."""
-    settings = mfa_state().settings
+    settings = pending_state().settings
     rp_id = settings.rp_id or links.hostname()
     origins = settings.origins or (links.origin(),)
     return RelyingParty(rp_id, settings.rp_name or rp_id, origins)
@@ -76,7 +78,7 @@ def _credential(body: dict[str, Any]) -> dict[str, Any]:
 
 def _challenge_cookie(value: str, max_age: int) -> str:
     auth = state()
-    name = mfa_state().settings.webauthn_cookie
+    name = pending_state().settings.webauthn_cookie
     return extra_cookie(auth.settings, name, value, max_age, auth.cookie_secure())
 
 
@@ -88,7 +90,7 @@ def _challenge_cookie(value: str, max_age: int) -> str:
 def register_options() -> ResponseReturnValue:
     """Options for ``navigator.credentials.create()``, bound to this session."""
     session = request_state._lucia_session
-    name = mfa_state().account_name(session.user_id)
+    name = pending_state().account_name(session.user_id)
     options = passkeys().registration_options(
         session.user_id, name, session.session_id, relying_party()
     )
@@ -120,7 +122,7 @@ def sign_in_options() -> ResponseReturnValue:
     this browser by a cookie."""
     if not same_origin(required=False):  # no session cookie to trigger the hook's check
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
-    nonce = request.cookies.get(mfa_state().settings.webauthn_cookie)
+    nonce = request.cookies.get(pending_state().settings.webauthn_cookie)
     if not is_well_formed(nonce):  # several tabs may share one browser's nonce
         nonce = new_token()
     assert nonce is not None
@@ -136,7 +138,7 @@ def sign_in_verify() -> ResponseReturnValue:
     if not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     credential = _credential(_body())
-    nonce = request.cookies.get(mfa_state().settings.webauthn_cookie)
+    nonce = request.cookies.get(pending_state().settings.webauthn_cookie)
     if not is_well_formed(nonce):
         raise RequestError("No passkey sign-in was started in this browser.")
     assert nonce is not None
@@ -147,7 +149,7 @@ def sign_in_verify() -> ResponseReturnValue:
     set_cookie(response, _challenge_cookie("", 0))
     token = pending_token()
     if token is not None:
-        mfa_state().cancel_pending(token)
+        pending_state().cancel(token)
         set_cookie(response, pending_cookie("", 0))
     return response
 

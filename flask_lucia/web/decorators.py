@@ -11,7 +11,7 @@ from flask import current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from flask_lucia.errors import LuciaError
-from flask_lucia.web.hook import bearer_token, error_response, state
+from flask_lucia.web.base import bearer_token, error_response, state
 from flask_lucia.web.proxies import request_state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -166,4 +166,4 @@ def _needs_verification(user_id: Any) -> bool:
     auth = state()
     if auth.settings.email_verification == "required":
         return False  # the hook's query found it verified
-    return auth.emails.needs_verification(user_id)
+    return auth.needs_verification(user_id)

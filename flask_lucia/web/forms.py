@@ -205,3 +205,7 @@ class DeleteAccountForm(FlaskForm):  # type: ignore[misc]
         "I understand that this deletes my account and cannot be undone",
         validators=[DataRequired(message="Tick the box to delete your account.")],
     )
+
+
+class ActionForm(FlaskForm):  # type: ignore[misc]
+    """A button that changes something (turn off, new codes, delete): only the CSRF token."""

@@ -9,62 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from flask_lucia import signals
 from flask_lucia.core.auth import Auth, Found
 from flask_lucia.core.cookies import set_cookie
-from flask_lucia.core.csrf import SAFE_METHODS, origin_allowed
+from flask_lucia.core.csrf import SAFE_METHODS
 from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session, Tokens
+from flask_lucia.web.base import (
+    bearer_token,
+    error_response,
+    presented_device,
+    same_origin,
+    state,
+)
+from flask_lucia.web.notices import know_device
+from flask_lucia.web.pages import refused
 from flask_lucia.web.proxies import local, request_state
-
-
-def state() -> Auth:
-    """The current app's ``Auth`` (``app.extensions["lucia"]``)."""
-    auth: Auth = current_app.extensions["lucia"]
-    return auth
-
-
-def error_response(error: LuciaError, status: int | None = None, **extra: object) -> Response:
-    """A JSON error body ``{"error", "message", **extra}`` with the code's status; never cached.
-    A throttled answer also says ``retry_after`` (seconds), as its ``Retry-After`` does."""
-    if error.retry_after is not None:
-        extra = {"retry_after": error.retry_after, **extra}
-    response = jsonify({**error.to_dict(), **extra})
-    response.status_code = status or error.status
-    response.headers["Cache-Control"] = "no-store"
-    set_retry_after(response, error)
-    return response
-
-
-def set_retry_after(response: Response, error: LuciaError) -> None:
-    """``Retry-After`` from a throttling error, on any response that reports it."""
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
-
-
-def bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer`` header, or None without one."""
-    header = request.headers.get("Authorization")
-    if header is not None and header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return None
-
-
-def same_origin(*, required: bool = True) -> bool:
-    """The CSRF check of DESIGN §5 on the current request (True when protection is off)."""
-    settings = state().settings
-    if not settings.csrf:
-        return True
-    return origin_allowed(
-        request.host_url.rstrip("/"),
-        request.headers.get("Origin"),
-        request.headers.get("Referer"),
-        settings.trusted_origins,
-        required=required,
-    )
 
 
 def before_request() -> ResponseReturnValue | None:
@@ -83,10 +46,6 @@ def before_request() -> ResponseReturnValue | None:
     if not access and not refresh:
         return None  # no cookies, no database work
     if request.method not in SAFE_METHODS and not same_origin():
-        from flask_lucia.web.pages import (
-            refused,  # pages builds on this module: imported when needed
-        )
-
         return refused()
     try:
         found = auth.find(access) if access else None
@@ -136,7 +95,7 @@ def _note_verification(user_id: Any) -> None:
     email (``_lucia_unverified``), for a session the access-token query did not load."""
     auth = state()
     if auth.settings.email_verification == "required":
-        request_state._lucia_unverified = auth.emails.needs_verification(user_id)
+        request_state._lucia_unverified = auth.needs_verification(user_id)
 
 
 def after_request(response: Response) -> Response:
@@ -155,12 +114,6 @@ def after_request(response: Response) -> Response:
         else:  # the common case, without parsing a header set
             response.headers["Vary"] = "Cookie"
     return response
-
-
-def presented_device() -> str | None:
-    """The request's device cookie (None without one, or with device cookies off)."""
-    name = state().settings.device_cookie
-    return None if name is None else request.cookies.get(name)
 
 
 def remember_device(provider: str, identifier: str) -> None:
@@ -203,10 +156,6 @@ def sign_in(
     request_state.pop("_lucia_unverified", None)
     _note_verification(session.user_id)
     _rotate_csrf_token()
-    from flask_lucia.web.notices import (
-        know_device,  # notices build on this module: imported when needed
-    )
-
     know_device(user, new_account=new_account)
     return session
 

@@ -3,6 +3,9 @@
 the password or the address changed) and on a sign-in from a browser that has never
 signed in to the account before. Each names the device, the address and the time, and
 links to the devices page. A notice never fails the request that caused it.
+
+Features call ``tell_owner`` here; the mail goes through the notifier the email feature
+registers at ``init_app`` (``Auth.owner_notifier``), so no feature imports another.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from flask import current_app, request
 from flask_lucia.errors import LuciaError
 from flask_lucia.messages import exact_time
 from flask_lucia.web.agents import device_name
-from flask_lucia.web.hook import presented_device, state
+from flask_lucia.web.base import presented_device, state
 from flask_lucia.web.links import external_url
 from flask_lucia.web.proxies import request_state
 
@@ -52,18 +55,16 @@ def where_and_when() -> dict[str, Any]:
 
 def tell_owner(user_id: Any, change: str, detail: str | None = None) -> bool:
     """Mail the user's address about ``change`` (one of ``CHANGES``; ``detail``: what was
-    linked or added, by name); False when it has no address or the mail failed (logged)."""
+    linked or added, by name); False when it has no address or the mail failed (logged).
+
+    Sent by the notifier a feature registered (``Auth.owner_notifier``: the email
+    feature's); without one nothing is sent."""
     assert change in CHANGES, change
-    auth = state()
-    try:
-        address = auth.emails.address(user_id)
-    except LuciaError as error:  # the database failed: the change stands, the notice waits
-        current_app.logger.warning("could not look up the address for a notice: %s", error)
+    notify = state().owner_notifier
+    if notify is None:
         return False
-    if address is None:
-        return False
-    return auth.emails.notify(
-        address, "security_notice", change=change, detail=detail, **where_and_when()
+    return notify(
+        user_id, "security_notice", lambda: {"change": change, "detail": detail, **where_and_when()}
     )
 
 

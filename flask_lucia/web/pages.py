@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
-from flask_lucia.web.hook import error_response
+from flask_lucia.web.base import error_response
 
 _HTML = ("text/html", "application/xhtml+xml")
 

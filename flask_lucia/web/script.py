@@ -10,7 +10,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from flask_lucia.types import Session
-from flask_lucia.web.hook import state
+from flask_lucia.web.base import state
 from flask_lucia.web.proxies import request_state
 
 

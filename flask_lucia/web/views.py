@@ -27,6 +27,13 @@ from flask_lucia import messages
 from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session, Tokens
 from flask_lucia.web.agents import device_name
+from flask_lucia.web.base import (
+    error_response,
+    presented_device,
+    same_origin,
+    set_retry_after,
+    state,
+)
 from flask_lucia.web.decorators import login_required
 from flask_lucia.web.forms import (
     ConfirmForm,
@@ -36,20 +43,9 @@ from flask_lucia.web.forms import (
     sign_in_form,
     sign_up_form,
 )
-from flask_lucia.web.hook import (
-    adopt_rotation,
-    error_response,
-    issue_session,
-    presented_device,
-    remember_device,
-    same_origin,
-    set_retry_after,
-    sign_in,
-    sign_out,
-    state,
-)
+from flask_lucia.web.hook import adopt_rotation, issue_session, remember_device, sign_in, sign_out
 from flask_lucia.web.pages import error_page, http_error, refuse_framing, refused
-from flask_lucia.web.pending import mfa_state, second_factor_required
+from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
@@ -338,7 +334,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
             return _form_page("lucia/sign_in.html", form, error)
         # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
         # The device cookie waits for the second factor: it is proof of a whole sign-in.
-        if (pending := second_factor_required(user, safe_next_url(form.next.data))) is not None:
+        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
             return pending
         sign_in(user, fresh=True, remember=bool(form.remember.data))
         _remember_device(identifier)
@@ -483,7 +479,7 @@ def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
         if error.code == "AUTH_DUPLICATE_USER_DATA":
             taken = next(iter(auth.storage.taken_columns(data)), None)
         raise messages.for_user(error, "sign_up", taken=taken) from None
-    auth.emails.after_sign_up(auth.users.id_of(user), client_address=request.remote_addr)
+    after_sign_up(auth.users.id_of(user), request.remote_addr)
     return user
 
 
@@ -511,12 +507,12 @@ def _sign_in_json() -> ResponseReturnValue:
     user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
     # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
     if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if mfa_state().enabled(state().users.id_of(user)):
+        if state().has_second_factor(state().users.id_of(user)):
             raise LuciaError(
                 "AUTH_SECOND_FACTOR_REQUIRED",
                 "This account has a second factor: sign in through the browser.",
             )
-    elif (pending := second_factor_required(user)) is not None:
+    elif (pending := finish_sign_in(user)) is not None:
         return pending  # the device cookie waits for the second factor
     return _signed_in(user, identifier, transport, remember)
 

@@ -484,10 +484,13 @@ class Storage:
         session_user = sessions.join(users, pk == sessions.c.user_id)
         # For LUCIA_EMAIL_VERIFICATION "required" only: the verified time of the user's
         # first email key (0: not verified; NULL: no email key), on the same index.
-        email_keys = sa.and_(keys.c.id >= f"{EMAIL_PROVIDER}:", keys.c.id < f"{EMAIL_PROVIDER};")
+        #: The email keys (``email:...``), on the keys table's primary key.
+        self.email_keys = sa.and_(
+            keys.c.id >= f"{EMAIL_PROVIDER}:", keys.c.id < f"{EMAIL_PROVIDER};"
+        )
         self.email_verified_field = (
             sa.select(sa.func.coalesce(keys.c.email_verified_at, 0))
-            .where(keys.c.user_id == pk, email_keys)
+            .where(keys.c.user_id == pk, self.email_keys)
             .order_by(keys.c.created_at, keys.c.id)
             .limit(1)
             .correlate(users)
@@ -838,6 +841,36 @@ class Storage:
             return self.transaction(work)
         except sa.exc.IntegrityError:  # a foreign key the metadata does not know of
             raise LuciaError("AUTH_USER_REFERENCED") from None
+
+    def email_key(
+        self, user_id: Any, conn: Connection | None = None
+    ) -> tuple[str, int | None] | None:
+        """The user's first email key and when it was verified (None: not yet); None
+        when the user has no email key."""
+        keys = self.keys
+        stmt = (
+            sa.select(keys.c.id, keys.c.email_verified_at)
+            .where(keys.c.user_id == user_id, self.email_keys)
+            .order_by(keys.c.created_at, keys.c.id)
+            .limit(1)
+        )
+        if conn is None:
+            with self.read() as reader:
+                row = reader.execute(stmt).first()
+        else:
+            row = conn.execute(stmt).first()
+        return None if row is None else (str(row[0]), row[1])
+
+    def mark_session_mfa(self, session_id: str, fresh_until: int) -> None:
+        """Mark a session signed in with a second factor, and fresh until ``fresh_until``."""
+        sessions = self.sessions
+        stmt = (
+            sessions.update()
+            .where(sessions.c.id == session_id)
+            .values(mfa=True, fresh_until=fresh_until)
+        )
+        with self.write() as conn:
+            conn.execute(stmt)
 
     # -- throttling -------------------------------------------------------------
 
