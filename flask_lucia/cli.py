@@ -21,7 +21,7 @@ from flask.cli import AppGroup
 
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.store.schema import EMAIL_PROVIDER, SCHEMA_VERSION
-from flask_lucia.core.store.storage import MAX_BATCH
+from flask_lucia.core.store.sessions import MAX_BATCH
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.types import Session

@@ -22,8 +22,9 @@ from flask_lucia.core.auth import Auth
 from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.passwords import PasswordHasher
 from flask_lucia.core.pending import MfaSettings, Pending
+from flask_lucia.core.store.engine import create_engine
 from flask_lucia.core.store.schema import Tables, user_primary_key
-from flask_lucia.core.store.storage import Storage, create_engine
+from flask_lucia.core.store.storage import Storage
 from flask_lucia.core.throttle import Throttle
 from flask_lucia.core.users import Users
 from flask_lucia.email import plugin as email_plugin

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia
-from flask_lucia.core.store.storage import Precompiled
+from flask_lucia.core.store.engine import Precompiled
 
 TEST_DATABASE_URL = os.environ.get("LUCIA_TEST_DATABASE_URL")
 ORIGIN = "http://localhost"

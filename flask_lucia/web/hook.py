@@ -13,7 +13,8 @@ from flask import Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from flask_lucia import signals
-from flask_lucia.core.auth import Auth, Found
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.base import Found
 from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.csrf import SAFE_METHODS
 from flask_lucia.errors import LuciaError
