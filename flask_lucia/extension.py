@@ -33,15 +33,18 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.mail import SendEmail
 from flask_lucia.mfa import plugin as mfa_plugin
 from flask_lucia.mfa.factor import SecondFactor
-from flask_lucia.oauth import flow as oauth
+from flask_lucia.oauth import plugin as oauth_plugin
+from flask_lucia.oauth.settings import UserDataFunction
 from flask_lucia.passkeys import plugin as passkeys_plugin
 from flask_lucia.passkeys.core import Passkey, Passkeys
 from flask_lucia.types import Session, Tokens, User
 from flask_lucia.web import base, hook, pages
+from flask_lucia.web import credentials as _credentials  # noqa: F401 - adds its routes
+from flask_lucia.web import views as _views  # noqa: F401 - adds its routes
+from flask_lucia.web.blueprint import bp
 from flask_lucia.web.pipeline import Pipeline
 from flask_lucia.web.proxies import current_session, current_user, request_state
 from flask_lucia.web.script import lucia_script
-from flask_lucia.web.views import bp
 
 
 class Lucia:
@@ -55,7 +58,7 @@ class Lucia:
         user_model: type[Any] | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
-        oauth_user_data: oauth.UserDataFunction | None = None,
+        oauth_user_data: UserDataFunction | None = None,
         send_email: SendEmail | None = None,
     ) -> None:
         self.db = db
@@ -122,7 +125,7 @@ class Lucia:
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         # The features register with the core and the pipeline; none imports another.
         pipeline = app.extensions["lucia_pipeline"] = Pipeline()
-        oauth.init_app(app, auth, self.oauth_user_data)
+        oauth_plugin.init_app(app, auth, self.oauth_user_data)
         email_plugin.init_app(app, auth, pipeline, self.send_email)
         app.extensions["lucia"] = auth
         pending = Pending(auth, MfaSettings.from_config(config, settings))

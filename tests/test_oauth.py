@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_lucia import Lucia
-from flask_lucia.oauth.flow import github_profile, oidc_profile
+from flask_lucia.oauth.profiles import github_profile, oidc_profile
 
 from .conftest import ORIGIN, AppFactory, cookie, sign_up
 from .oidc import OIDCProvider, ProviderBrowser, free_port
@@ -655,7 +655,7 @@ def test_an_oidc_email_counts_as_verified_only_when_the_claim_says_true(
 
 @pytest.mark.parametrize("sub", [None, "", 3.5, True, ["1"]])
 def test_a_profile_without_a_usable_subject_is_refused(sub: object) -> None:
-    from flask_lucia.oauth.flow import Failure
+    from flask_lucia.oauth.profiles import Failure
 
     with pytest.raises(Failure, match="invalid_profile"):
         oidc_profile({"sub": sub})

@@ -30,6 +30,7 @@ from flask_lucia.email.flows import RESET_SENT, Emails
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
+from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import (
     factors_required,
     fresh_login_required,
@@ -50,7 +51,6 @@ from flask_lucia.web.notices import where_and_when
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
-from flask_lucia.web.views import bp
 
 #: What a form that failed its CSRF check says (the page and its token expired).
 FORM_EXPIRED = "This form expired. Please try again."

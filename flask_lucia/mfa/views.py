@@ -35,6 +35,7 @@ from flask_lucia.mfa.forms import CodeForm, TotpSetupForm
 from flask_lucia.types import Session
 from flask_lucia.web import links
 from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
+from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import factors_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
 from flask_lucia.web.hook import sign_in
@@ -44,7 +45,6 @@ from flask_lucia.web.pending import answer_pending, client, pending_cookie, pend
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
-from flask_lucia.web.views import bp
 
 
 def mfa_state() -> SecondFactor:

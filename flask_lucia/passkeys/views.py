@@ -26,6 +26,7 @@ from flask_lucia.passkeys.core import (
 from flask_lucia.passkeys.forms import PasskeyNameForm
 from flask_lucia.web import links
 from flask_lucia.web.base import error_response, same_origin, state
+from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import factors_required, login_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
 from flask_lucia.web.hook import sign_in
@@ -33,7 +34,6 @@ from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.pending import pending_cookie, pending_state, pending_token
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.script import session_body
-from flask_lucia.web.views import bp
 
 
 def passkeys() -> Passkeys:
