@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
 
@@ -27,6 +25,7 @@ from flask_lucia.core.clock import now_ms
 from flask_lucia.core.store.schema import EMAIL_PROVIDER
 from flask_lucia.core.tokens import digest, is_well_formed, new_token
 from flask_lucia.email.store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
+from flask_lucia.email.text import duration, is_address
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import Mailer, MailError
 from flask_lucia.types import Session
@@ -396,31 +395,3 @@ class Emails:
         if found is None:
             raise LuciaError("AUTH_INVALID_TOKEN")
         return found
-
-
-def is_address(address: str) -> bool:
-    """One plain ``local@domain`` address that a ``To`` header holds as exactly itself."""
-    if '"' in address or "." not in address.rpartition("@")[2].strip("."):
-        return False
-    try:
-        return Address(addr_spec=address).addr_spec == address
-    except (ValueError, HeaderParseError):  # header defects are ValueErrors
-        return False
-
-
-def duration(ms: int) -> str:
-    """A duration in words, rounded up: "45 seconds", "2 minutes", "1 hour", "1 day"."""
-    seconds = max(1, math.ceil(ms / 1000))
-    if seconds < 60:
-        return _count(seconds, "second")
-    minutes = math.ceil(seconds / 60)
-    if minutes < 120 and minutes % 60:
-        return _count(minutes, "minute")
-    hours = math.ceil(minutes / 60)
-    if hours < 48 and hours % 24:
-        return _count(hours, "hour")
-    return _count(math.ceil(hours / 24), "day")
-
-
-def _count(number: int, unit: str) -> str:
-    return f"{number} {unit}{'' if number == 1 else 's'}"

@@ -6,7 +6,9 @@ from __future__ import annotations
 from flask import Flask
 
 from flask_lucia.core.auth import Auth
-from flask_lucia.email import views  # noqa: F401 - adds its routes to the blueprint
+from flask_lucia.email import account_views as _account_views  # noqa: F401 - adds routes
+from flask_lucia.email import reset_views as _reset_views  # noqa: F401 - adds routes
+from flask_lucia.email import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.email.flows import Emails
 from flask_lucia.mail import Mailer, SendEmail
 from flask_lucia.web.pipeline import Pipeline
