@@ -1,1 +1,1 @@
-"""mfa."""
+"""TOTP and recovery codes (DESIGN §15): the second factor, its pages and its CLI command."""

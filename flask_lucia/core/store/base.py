@@ -184,7 +184,7 @@ class StoreBase:
         return self.prepare(engine, create=True)[0]
 
     def prepare(self, engine: Engine, *, create: bool) -> tuple[list[str], int]:
-        """``schema.prepare`` with database errors as ``DATABASE_UPDATE_FAILED``; refuses
+        """``upgrade.prepare`` with database errors as ``DATABASE_UPDATE_FAILED``; refuses
         to run on a schema older than this release when it may not upgrade it."""
         try:
             created, found = prepare(engine, self.schema, create=create, seal=self.seal_totp_secret)
