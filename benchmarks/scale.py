@@ -32,8 +32,8 @@ from flask import Flask  # noqa: E402
 
 from benchmarks.report import machine, percentile  # noqa: E402
 from flask_lucia import Lucia  # noqa: E402
-from flask_lucia.auth import Auth  # noqa: E402
-from flask_lucia.tokens import digest, generate_random_string, new_token  # noqa: E402
+from flask_lucia.core.auth import Auth  # noqa: E402
+from flask_lucia.core.tokens import digest, generate_random_string, new_token  # noqa: E402
 
 USERS = 1000
 CHUNK = 10_000

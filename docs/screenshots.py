@@ -29,7 +29,7 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the working tree's flask_lucia, installed or not
 
-import flask_lucia.auth  # noqa: E402
+import flask_lucia.core.clock  # noqa: E402
 from flask_lucia import Lucia  # noqa: E402
 
 OUT = ROOT / "docs" / "_static" / "screenshots"
@@ -92,11 +92,11 @@ def other_devices(app: Flask, user_id: str) -> None:
     with app.app_context():
         auth = app.extensions["lucia"]
         for agent, address, ago in DEVICES:
-            flask_lucia.auth.time = Past(ago)  # type: ignore[assignment]
+            flask_lucia.core.clock.time = Past(ago)  # type: ignore[assignment]
             try:
                 auth.create_session(user_id, user_agent=agent, ip_address=address)
             finally:
-                flask_lucia.auth.time = time
+                flask_lucia.core.clock.time = time
 
 
 def shoot(page: Page, name: str) -> None:

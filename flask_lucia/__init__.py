@@ -1,14 +1,19 @@
 """flask-lucia: Lucia-style authentication for Flask."""
 
-from .cookies import set_cookie
-from .decorators import fresh_login_required, login_required, mfa_required, verified_required
-from .errors import LuciaError
-from .extension import Lucia
-from .hook import sign_in, sign_out
-from .proxies import current_session, current_user
-from .redirects import safe_next_url
-from .tokens import generate_random_string
-from .types import AnonymousUser, Session, Tokens, User
+from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.tokens import generate_random_string
+from flask_lucia.errors import LuciaError
+from flask_lucia.extension import Lucia
+from flask_lucia.types import AnonymousUser, Session, Tokens, User
+from flask_lucia.web.decorators import (
+    fresh_login_required,
+    login_required,
+    mfa_required,
+    verified_required,
+)
+from flask_lucia.web.hook import sign_in, sign_out
+from flask_lucia.web.proxies import current_session, current_user
+from flask_lucia.web.redirects import safe_next_url
 
 __all__ = [
     "AnonymousUser",

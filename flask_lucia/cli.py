@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
-from .auth import Auth
-from .errors import LuciaError
-from .hook import state
-from .mail import NOT_SENT, MailError
-from .schema import EMAIL_PROVIDER, SCHEMA_VERSION
-from .storage import MAX_BATCH
-from .types import Session
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.store.schema import EMAIL_PROVIDER, SCHEMA_VERSION
+from flask_lucia.core.store.sessions import MAX_BATCH
+from flask_lucia.errors import LuciaError
+from flask_lucia.mail import NOT_SENT, MailError
+from flask_lucia.types import Session
+from flask_lucia.web.base import state
 
 lucia_cli = AppGroup("lucia", help="Manage flask-lucia users, sessions and tables.")
 
@@ -291,13 +291,14 @@ def send_reset(email: str) -> None:
             "the mail can be built"
         )
     with _failures():
-        address = auth.emails.key(email).partition(":")[2]
-        user_id = auth.emails.store.owner(f"{EMAIL_PROVIDER}:{address}")
+        emails = current_app.extensions["lucia_email"]
+        address = emails.key(email).partition(":")[2]
+        user_id = emails.store.owner(f"{EMAIL_PROVIDER}:{address}")
     if user_id is None:
         raise click.ClickException(f"no user has the email {address}")
     try:
         with _failures():
-            auth.emails.send_reset(user_id, address)
+            emails.send_reset(user_id, address)
     except MailError as error:
         raise click.ClickException(f"{NOT_SENT} ({error})") from error
     click.echo(f"sent a password reset link to {address}")

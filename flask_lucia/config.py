@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .csrf import origin_of
+from flask_lucia.core.csrf import origin_of
 
 #: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
 HOST_PREFIX = "__Host-"
@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
     "LUCIA_SIGN_OUT_REDIRECT": None,  # None: the sign-in page (the app's home without views)
-    # Sign in with GitHub, Google or OpenID Connect (flask_lucia/oauth.py, extra "oauth").
+    # Sign in with GitHub, Google or OpenID Connect (flask_lucia/oauth/, extra "oauth").
     "LUCIA_OAUTH_PROVIDERS": {},  # name -> {"client_id", "client_secret", ...}
     "LUCIA_OAUTH_LINK_VERIFIED_EMAIL": False,  # True: a verified email joins its account
     "LUCIA_OAUTH_TIMEOUT": timedelta(seconds=10),  # connect and read, per provider request

@@ -16,25 +16,35 @@ from flask import Flask, Request, current_app, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from . import account, hook, oauth, pages, passkeys, two_factor  # noqa: F401 - add routes
-from .auth import Auth
-from .cli import lucia_cli
-from .config import DEFAULTS, Settings, email_verification, to_ms
-from .cookies import set_cookie
-from .emails import Emails
-from .errors import LuciaError
-from .mail import Mailer, SendEmail
-from .mfa import MfaSettings, SecondFactor
-from .passkey_core import Passkey
-from .passwords import PasswordHasher
-from .proxies import current_session, current_user, request_state
-from .schema import Tables, user_primary_key
-from .script import lucia_script
-from .storage import Storage, create_engine
-from .throttle import Throttle
-from .types import Session, Tokens, User
-from .users import Users
-from .views import bp
+from flask_lucia.cli import lucia_cli
+from flask_lucia.config import DEFAULTS, Settings, email_verification, to_ms
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.passwords import PasswordHasher
+from flask_lucia.core.pending import MfaSettings, Pending
+from flask_lucia.core.store.engine import create_engine
+from flask_lucia.core.store.schema import Tables, user_primary_key
+from flask_lucia.core.store.storage import Storage
+from flask_lucia.core.throttle import Throttle
+from flask_lucia.core.users import Users
+from flask_lucia.email import plugin as email_plugin
+from flask_lucia.email.flows import Emails
+from flask_lucia.errors import LuciaError
+from flask_lucia.mail import SendEmail
+from flask_lucia.mfa import plugin as mfa_plugin
+from flask_lucia.mfa.factor import SecondFactor
+from flask_lucia.oauth import plugin as oauth_plugin
+from flask_lucia.oauth.settings import UserDataFunction
+from flask_lucia.passkeys import plugin as passkeys_plugin
+from flask_lucia.passkeys.core import Passkey, Passkeys
+from flask_lucia.types import Session, Tokens, User
+from flask_lucia.web import base, hook, pages
+from flask_lucia.web import credentials as _credentials  # noqa: F401 - adds its routes
+from flask_lucia.web import views as _views  # noqa: F401 - adds its routes
+from flask_lucia.web.blueprint import bp
+from flask_lucia.web.pipeline import Pipeline
+from flask_lucia.web.proxies import current_session, current_user, request_state
+from flask_lucia.web.script import lucia_script
 
 
 class Lucia:
@@ -48,7 +58,7 @@ class Lucia:
         user_model: type[Any] | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
-        oauth_user_data: oauth.UserDataFunction | None = None,
+        oauth_user_data: UserDataFunction | None = None,
         send_email: SendEmail | None = None,
     ) -> None:
         self.db = db
@@ -113,21 +123,22 @@ class Lucia:
         generate = self.generate_user_id or config["LUCIA_GENERATE_USER_ID"]
         throttle = Throttle(storage, config)
         auth = Auth(settings, storage, hasher, throttle, generate, users)
-        oauth.init_app(app, auth, self.oauth_user_data)
-        auth.emails = Emails(auth, Mailer(self.send_email))
+        # The features register with the core and the pipeline; none imports another.
+        pipeline = app.extensions["lucia_pipeline"] = Pipeline()
+        oauth_plugin.init_app(app, auth, self.oauth_user_data)
+        email_plugin.init_app(app, auth, pipeline, self.send_email)
         app.extensions["lucia"] = auth
-        second = SecondFactor(auth, MfaSettings.from_config(config, settings))
-        app.extensions["lucia_mfa"] = second
-        auth.second_factor_checks.append(second.enabled)
-        # An upgrade from schema 2 encrypts the TOTP secrets stored as they are.
-        storage.seal_totp_secret = None if second.box is None else second.box.seal
+        pending = Pending(auth, MfaSettings.from_config(config, settings))
+        app.extensions["lucia_pending"] = pending
+        mfa_plugin.init_app(app, auth, pipeline, pending)
+        passkeys_plugin.init_app(app, auth)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
         app.before_request_funcs.setdefault(None, []).insert(0, hook.before_request)
         app.before_request(pages.routing_error)  # 404/405 under the prefix: page or JSON
         app.after_request(hook.after_request)
-        app.register_error_handler(LuciaError, hook.error_response)
+        app.register_error_handler(LuciaError, base.error_response)
         app.cli.add_command(lucia_cli)
         app.jinja_env.globals.update(
             current_user=current_user, current_session=current_session, lucia_script=lucia_script
@@ -157,7 +168,7 @@ class Lucia:
     @property
     def auth(self) -> Auth:
         """The current app's ``Auth``: settings, storage, hasher."""
-        return hook.state()
+        return base.state()
 
     def create_user(
         self,
@@ -184,7 +195,7 @@ class Lucia:
             identifier,
             password,
             client_address=request.remote_addr,
-            device=hook.presented_device(),
+            device=base.presented_device(),
         )
         hook.remember_device(provider, identifier)
         return user
@@ -251,17 +262,19 @@ class Lucia:
     def email_verified(self, user_id: Any) -> datetime | None:
         """When the user's email address was verified (aware UTC), or None: not yet, or
         no email key. For ``user_model`` apps; built-in users have ``User.email_verified``."""
-        return self.auth.emails.email_verified(user_id)
+        return self.auth.email_verified(user_id)
 
     def send_verification_email(self, user_id: Any) -> str | None:
         """Mail the user a verification link; the address, or None when it is verified
         already. Raises ``MailError`` when the mail could not be sent."""
-        return self.auth.emails.send_verification(user_id)
+        emails: Emails = current_app.extensions["lucia_email"]
+        return emails.send_verification(user_id)
 
     def send_password_reset(self, user_id: Any) -> str:
         """Mail the user a password reset link (older links stop working); the address.
         Raises ``MailError`` when the mail could not be sent."""
-        return self.auth.emails.send_reset(user_id)
+        emails: Emails = current_app.extensions["lucia_email"]
+        return emails.send_reset(user_id)
 
     # -- second factors (DESIGN §15) -------------------------------------------------
 
@@ -272,8 +285,8 @@ class Lucia:
 
     def get_user_passkeys(self, user_id: Any) -> list[Passkey]:
         """A user's passkeys, oldest first (names, transports, times; never a key)."""
-        second: SecondFactor = current_app.extensions["lucia_mfa"]
-        return second.passkeys.list(self.auth.users.check_id(user_id))
+        passkeys: Passkeys = current_app.extensions["lucia_passkeys"]
+        return passkeys.list(self.auth.users.check_id(user_id))
 
     # -- tables -----------------------------------------------------------------
 

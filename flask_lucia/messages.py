@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from flask import current_app
 
-from .errors import LuciaError
+from flask_lucia.errors import LuciaError
 
 Action = Literal["sign_in", "sign_up", "confirm"]
 

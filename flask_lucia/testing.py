@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
-from .auth import Auth
-from .csrf import SAFE_METHODS
-from .types import Session
+from flask_lucia.core.auth import Auth
+from flask_lucia.core.csrf import SAFE_METHODS
+from flask_lucia.types import Session
 
 __all__ = ["LuciaClient", "sign_in_client"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from .tokens import checksum
+from flask_lucia.core.tokens import checksum
 
 #: ``User.email_verified`` not read yet.
 _UNREAD = object()
@@ -59,7 +59,7 @@ class User:
         if cached is _UNREAD:
             from flask import current_app  # only when asked, in an app context
 
-            cached = current_app.extensions["lucia"].emails.email_verified(self.user_id)
+            cached = current_app.extensions["lucia"].email_verified(self.user_id)
             object.__setattr__(self, "_email_verified", cached)
         return cached  # type: ignore[no-any-return]
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia
-from flask_lucia.storage import Precompiled
+from flask_lucia.core.store.engine import Precompiled
 
 TEST_DATABASE_URL = os.environ.get("LUCIA_TEST_DATABASE_URL")
 ORIGIN = "http://localhost"
@@ -139,10 +139,10 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Freeze flask-lucia's clock; ``clock.advance(s)`` moves it."""
-    import flask_lucia.auth
+    import flask_lucia.core.clock
 
     fake = Clock()
-    monkeypatch.setattr(flask_lucia.auth, "time", fake)
+    monkeypatch.setattr(flask_lucia.core.clock, "time", fake)
     return fake
 
 

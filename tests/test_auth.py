@@ -13,8 +13,8 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from flask_lucia import Lucia, LuciaError, Session, Tokens, User, generate_random_string, signals
-from flask_lucia.auth import SPENT_KEPT
-from flask_lucia.tokens import digest, family_digest, new_refresh_token, unseal
+from flask_lucia.core.refresh import SPENT_KEPT
+from flask_lucia.core.tokens import digest, family_digest, new_refresh_token, unseal
 
 from .conftest import PASSWORD, Clock, all_rows
 

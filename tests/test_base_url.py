@@ -256,8 +256,8 @@ def test_the_oauth_callback_url_comes_from_the_base_url(make_app: AppFactory) ->
 def test_the_passkey_relying_party_and_totp_issuer_come_from_the_base_url(
     make_app: AppFactory,
 ) -> None:
-    from flask_lucia.passkeys import relying_party
-    from flask_lucia.two_factor import _issuer
+    from flask_lucia.mfa.views import _issuer
+    from flask_lucia.passkeys.views import relying_party
 
     app = make_app(TESTING=False, LUCIA_BASE_URL="https://app.example:8443")
 

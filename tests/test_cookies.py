@@ -8,7 +8,7 @@ import pytest
 from flask import Response
 
 from flask_lucia.config import DEFAULTS, Settings
-from flask_lucia.cookies import clearing_cookies, set_cookie, token_cookies
+from flask_lucia.core.cookies import clearing_cookies, set_cookie, token_cookies
 
 ACCESS_AGE = 900
 REFRESH_AGE = 1_209_600

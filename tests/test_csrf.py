@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_lucia.csrf import SAFE_METHODS, origin_allowed, origin_of
+from flask_lucia.core.csrf import SAFE_METHODS, origin_allowed, origin_of
 
 OWN = "http://localhost"
 TRUSTED = frozenset({"https://app.example.com"})

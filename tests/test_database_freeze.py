@@ -207,7 +207,7 @@ class _Connection:
 
 
 def test_the_watchdog_cuts_only_a_call_that_outlives_its_limit() -> None:
-    from flask_lucia.storage import Watchdog
+    from flask_lucia.core.store.watchdog import Watchdog
 
     watchdog = Watchdog(0.2)
     quick, quick_peer = socket.socketpair()
@@ -226,7 +226,7 @@ def test_the_watchdog_cuts_only_a_call_that_outlives_its_limit() -> None:
 
 
 def test_server_connections_carry_keepalives_and_a_tcp_user_timeout() -> None:
-    from flask_lucia.storage import create_engine
+    from flask_lucia.core.store.engine import create_engine
 
     url = _server_url().render_as_string(hide_password=False)
     engine = create_engine(url, {"connect_args": {"keepalives_idle": 7}}, 2)
@@ -246,7 +246,7 @@ def test_server_connections_carry_keepalives_and_a_tcp_user_timeout() -> None:
 def test_waiting_for_a_pooled_connection_is_bounded_by_the_timeout() -> None:
     from sqlalchemy.pool import NullPool
 
-    from flask_lucia.storage import create_engine
+    from flask_lucia.core.store.engine import create_engine
 
     url = _server_url().render_as_string(hide_password=False)
     engine = create_engine(url, {"pool_size": 1, "max_overflow": 0}, 0.5)

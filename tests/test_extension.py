@@ -12,7 +12,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_lucia import Lucia, LuciaError
-from flask_lucia.auth import Auth
+from flask_lucia.core.auth import Auth
 
 from .conftest import (
     ORIGIN,

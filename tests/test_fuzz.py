@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_lucia.csrf import origin_of
+from flask_lucia.core.csrf import origin_of
 
 from .conftest import ORIGIN, PASSWORD, sign_up
 

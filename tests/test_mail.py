@@ -27,7 +27,7 @@ def smtp() -> Iterator[MailServer]:
 def send(app: Flask, to: str = "ann@example.com", **context: Any) -> EmailMessage:
     """Compose the reset mail to ``to`` in ``app`` and send it through the app's transport."""
     with app.test_request_context():
-        mailer: Mailer = app.extensions["lucia"].emails.mailer
+        mailer: Mailer = app.extensions["lucia_email"].mailer
         message = mailer.compose(
             to, "reset_password", link="http://localhost/auth/x", expires_in="1 hour", **context
         )
@@ -66,7 +66,7 @@ def test_without_a_sender_mail_comes_from_no_reply_at_the_server_name(
     del config["MAIL_DEFAULT_SENDER"]
     app = make_app(**config)
     with app.app_context():
-        mailer = app.extensions["lucia"].emails.mailer
+        mailer = app.extensions["lucia_email"].mailer
         mailer.send(mailer.compose("ann@example.com", "password_changed"))
     assert smtp.messages[0]["From"] == "no-reply@shop.example"
 

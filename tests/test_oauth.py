@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_lucia import Lucia
-from flask_lucia.oauth import github_profile, oidc_profile
+from flask_lucia.oauth.profiles import github_profile, oidc_profile
 
 from .conftest import ORIGIN, AppFactory, cookie, sign_up
 from .oidc import OIDCProvider, ProviderBrowser, free_port
@@ -580,7 +580,7 @@ def test_the_google_preset_signs_in_with_the_subject(
 def test_the_google_preset_discovers_google_by_default(make_app: AppFactory) -> None:
     app = make_app(LUCIA_OAUTH_PROVIDERS={"google": {"client_id": "id", "client_secret": "s"}})
     with app.app_context():
-        google = app.extensions["lucia"].oauth.settings.providers["google"]
+        google = app.extensions["lucia_oauth"].settings.providers["google"]
     assert google.server_metadata_url == (
         "https://accounts.google.com/.well-known/openid-configuration"
     )
@@ -590,7 +590,7 @@ def test_the_google_preset_discovers_google_by_default(make_app: AppFactory) -> 
 def test_the_github_preset_points_at_github_by_default(make_app: AppFactory) -> None:
     app = make_app(LUCIA_OAUTH_PROVIDERS={"github": {"client_id": "id", "client_secret": "s"}})
     with app.app_context():
-        github = app.extensions["lucia"].oauth.settings.providers["github"]
+        github = app.extensions["lucia_oauth"].settings.providers["github"]
     assert github.authorize_url == "https://github.com/login/oauth/authorize"
     assert github.access_token_url == "https://github.com/login/oauth/access_token"
     assert github.api_base_url == "https://api.github.com/"
@@ -655,7 +655,7 @@ def test_an_oidc_email_counts_as_verified_only_when_the_claim_says_true(
 
 @pytest.mark.parametrize("sub", [None, "", 3.5, True, ["1"]])
 def test_a_profile_without_a_usable_subject_is_refused(sub: object) -> None:
-    from flask_lucia.oauth import Failure
+    from flask_lucia.oauth.profiles import Failure
 
     with pytest.raises(Failure, match="invalid_profile"):
         oidc_profile({"sub": sub})
@@ -908,7 +908,7 @@ def test_the_apps_own_authlib_registry_keeps_its_place(
     app.config["LUCIA_OAUTH_PROVIDERS"] = {"corp": oidc.corp()}
     Lucia(app)
     assert app.extensions["authlib.integrations.flask_client"] is theirs
-    assert app.extensions["lucia"].oauth.registry is not theirs
+    assert app.extensions["lucia_oauth"].registry is not theirs
 
 
 def test_two_apps_keep_their_own_providers(make_app: AppFactory, oidc: OIDCProvider) -> None:

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
 from flask_lucia import LuciaError
-from flask_lucia.agents import device_name
 from flask_lucia.messages import ago, wait_text
+from flask_lucia.web.agents import device_name
 
 from .conftest import ORIGIN, PASSWORD, sign_up
 from .test_forms import csrf_token, post_form

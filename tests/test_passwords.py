@@ -10,9 +10,9 @@ import bcrypt
 import pytest
 from werkzeug.security import generate_password_hash
 
-import flask_lucia.passwords
+import flask_lucia.core.passwords
+from flask_lucia.core.passwords import PasswordHasher, Verdict
 from flask_lucia.errors import LuciaError
-from flask_lucia.passwords import PasswordHasher, Verdict
 
 PASSWORD = "correct horse battery"
 WRONG = "correct horse battery!"
@@ -250,7 +250,7 @@ def test_bcrypt_hash_without_bcrypt_package_is_outdated(
     hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stored = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    monkeypatch.setattr(flask_lucia.passwords, "_bcrypt", None)
+    monkeypatch.setattr(flask_lucia.core.passwords, "_bcrypt", None)
     with pytest.raises(LuciaError) as caught:
         hasher.verify(stored, PASSWORD)
     assert caught.value.code == "AUTH_OUTDATED_PASSWORD"

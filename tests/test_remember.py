@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_lucia.config import DEFAULTS, Settings
-from flask_lucia.cookies import token_cookies
+from flask_lucia.core.cookies import token_cookies
 
 from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, AppFactory, Clock, sign_up
 from .test_forms import csrf_token

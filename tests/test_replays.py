@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia, LuciaError, login_required, signals
-from flask_lucia.auth import SPENT_KEPT
+from flask_lucia.core.refresh import SPENT_KEPT
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up
 from .test_transport import bearer, body_refresh, body_sign_in

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia, LuciaError, current_user, login_required
-from flask_lucia.tokens import TOKEN_LENGTH
+from flask_lucia.core.tokens import TOKEN_LENGTH
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie, sign_up, unique_prefix
 

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_lucia import Lucia
-from flask_lucia.passwords import Verdict
-from flask_lucia.throttle import address_key
+from flask_lucia.core.passwords import Verdict
+from flask_lucia.core.throttle import address_key
 
 from .conftest import ORIGIN, PASSWORD, Clock, cookie
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_lucia.tokens import (
+from flask_lucia.core.tokens import (
     ALPHABET,
     FAMILY_LENGTH,
     TOKEN_LENGTH,

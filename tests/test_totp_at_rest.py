@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_lucia.schema import SCHEMA_VERSION
+from flask_lucia.core.store.schema import SCHEMA_VERSION
 
 from .conftest import TEST_DATABASE_URL, AppFactory, Clock, unique_prefix
 from .test_two_factor import browser, code_at, password_step, turn_on, user_with_totp, with_views

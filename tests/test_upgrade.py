@@ -12,9 +12,9 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from flask_lucia import LuciaError
-from flask_lucia.passwords import PasswordHasher
-from flask_lucia.schema import SCHEMA_VERSION
-from flask_lucia.tokens import digest, new_token
+from flask_lucia.core.passwords import PasswordHasher
+from flask_lucia.core.store.schema import SCHEMA_VERSION
+from flask_lucia.core.tokens import digest, new_token
 
 from .conftest import ORIGIN, PASSWORD, TEST_DATABASE_URL, AppFactory, unique_prefix, user_columns
 from .schema_v1 import v1_tables

@@ -118,7 +118,7 @@ def test_a_signed_in_request_is_still_one_query(made: App) -> None:
     sign_up_ann(client)
     with made.app.app_context():
         engine = made.db.engine
-    from flask_lucia.storage import Precompiled
+    from flask_lucia.core.store.engine import Precompiled
 
     seen: list[str] = []
     first = Precompiled.first

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_lucia import Lucia, login_required, signals
-from flask_lucia.storage import Precompiled
+from flask_lucia.core.store.engine import Precompiled
 
 from .conftest import ORIGIN, TEST_DATABASE_URL, AppFactory, sign_up, unique_prefix
 from .mailserver import MailServer, flows_app, serve_mail

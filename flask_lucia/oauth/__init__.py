@@ -1,0 +1,1 @@
+"""Sign in with GitHub, Google or any OpenID Connect provider, through Authlib (DESIGN §14)."""

@@ -1,0 +1,288 @@
+"""Sign in with GitHub, Google or any OpenID Connect provider, through Authlib (DESIGN §14).
+
+Authlib does the protocol: state, PKCE (S256), nonce, discovery, the ID token's signature
+and claims. This module decides what a callback does: sign in (through the sign-in
+pipeline, ``web.pipeline``), link, create a user, or refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import (
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import NotFound
+
+from flask_lucia import signals
+from flask_lucia.core.auth import Auth
+from flask_lucia.errors import LuciaError
+from flask_lucia.oauth.profiles import (
+    Failure,
+    _protocol_errors,
+    _protocol_failure,
+    default_user_data,
+    github_profile,
+    oidc_profile,
+)
+from flask_lucia.oauth.settings import OAuthState, Profile, Provider, oauth_state
+from flask_lucia.web.base import error_response, state
+from flask_lucia.web.blueprint import bp
+from flask_lucia.web.decorators import wants_json
+from flask_lucia.web.hook import sign_in
+from flask_lucia.web.links import external_url
+from flask_lucia.web.notices import tell_owner
+from flask_lucia.web.pipeline import finish_sign_in
+from flask_lucia.web.proxies import request_state
+from flask_lucia.web.redirects import safe_next_url
+from flask_lucia.web.script import session_body
+
+
+def _failure_response(provider: Provider | None, failure: Failure) -> ResponseReturnValue:
+    """The clear page, or JSON ``AUTH_OAUTH_FAILED`` with the reason; nobody signed in."""
+    current_app.logger.info("sign-in through %s failed: %s", provider and provider.name, failure)
+    error = LuciaError("AUTH_OAUTH_FAILED", failure.message)
+    name = provider.name if provider is not None else None
+    if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+        return error_response(error, failure.status, reason=failure.reason, provider=name)
+    page = render_template(
+        "lucia/oauth_error.html",
+        provider=provider,
+        reason=failure.reason,
+        message=failure.message,
+        signed_in=request_state.get("_lucia_user") is not None,
+    )
+    return Response(page, failure.status, mimetype="text/html")
+
+
+def _oauth() -> OAuthState:
+    oauth = oauth_state()
+    if oauth is None:
+        raise NotFound()
+    return oauth
+
+
+# -- the flow ------------------------------------------------------------------------
+
+
+@bp.get("/oauth/<name>", endpoint="oauth_start")
+def oauth_start(name: str) -> ResponseReturnValue:
+    """Send the browser to the provider; a safe ``next`` waits with Authlib's state."""
+    provider, client = _oauth().client(name)
+    redirect_uri = external_url("lucia.oauth_callback", name=name)
+    try:
+        found = client.create_authorization_url(redirect_uri)
+    except _protocol_errors() as error:
+        return _failure_response(provider, _protocol_failure(error, provider.label))
+    url = found.pop("url")
+    client.save_authorize_data(
+        redirect_uri=redirect_uri, next=safe_next_url(request.args.get("next")), **found
+    )
+    return redirect(url, 302)
+
+
+@bp.get("/oauth/<name>/callback", endpoint="oauth_callback")
+def oauth_callback(name: str) -> ResponseReturnValue:
+    """Finish: sign the key's user in, link the key to the signed-in user, or create one."""
+    oauth = _oauth()
+    provider, client = oauth.client(name)
+    started = client.framework.get_state_data(session, request.args.get("state")) or {}
+    target = safe_next_url(started.get("next"))
+    try:
+        profile = _fetch_profile(provider, client)
+        return _finish(oauth, provider, profile, target)
+    except Failure as failure:
+        return _failure_response(provider, failure)
+
+
+def _fetch_profile(provider: Provider, client: Any) -> Profile:
+    """Trade the code for tokens (Authlib checks state, PKCE, the ID token and its nonce)
+    and read who signed in."""
+    try:
+        token = client.authorize_access_token()
+        if provider.kind == "github":
+            return _github_profile(client, token)
+        return _oidc_profile(provider, client, token)
+    except Failure:
+        raise
+    except _protocol_errors() as error:
+        raise _protocol_failure(error, provider.label) from error
+
+
+def _oidc_profile(provider: Provider, client: Any, token: Mapping[str, Any]) -> Profile:
+    """The ID token's claims, completed from the userinfo endpoint when they lack the email
+    (as providers that keep scope claims out of ID tokens do)."""
+    claims = token.get("userinfo")
+    if not claims:  # Authlib found no ID token to check: an OAuth-only answer
+        raise Failure("invalid_id_token", f"{provider.label} sent no ID token.")
+    claims = dict(claims)
+    endpoint = client.load_server_metadata().get("userinfo_endpoint")
+    if "email" not in claims and endpoint:
+        extra = client.userinfo(token=token)
+        if extra.get("sub") != claims.get("sub"):  # OpenID Connect Core 5.3.2
+            raise Failure("invalid_profile", f"{provider.label} described another account.")
+        claims = {**extra, **claims}
+    return oidc_profile(claims)
+
+
+def _github_profile(client: Any, token: Mapping[str, Any]) -> Profile:
+    """GitHub's user, and its addresses when the ``user:email`` scope was granted."""
+    response = client.get("user", token=token)
+    response.raise_for_status()
+    user = response.json()
+    if not isinstance(user, Mapping):
+        raise ValueError("GET /user is not an object")
+    listed = client.get("user/emails", token=token)
+    emails = listed.json() if listed.status_code == 200 else None
+    return github_profile(user, emails if isinstance(emails, list) else None)
+
+
+def _finish(
+    oauth: OAuthState, provider: Provider, profile: Profile, target: str | None
+) -> ResponseReturnValue:
+    """Act on who signed in at the provider: link, sign in, or create, then go on."""
+    auth = state()
+    identifier = profile["sub"]
+    if len(identifier) > auth.settings.identifier_max_length:
+        raise Failure("invalid_profile", f"{provider.label}'s account id is too long.")
+    owner = _user_by_key(auth, provider.name, identifier)
+    current = request_state.get("_lucia_user")
+    if current is not None:
+        return _link(auth, provider, identifier, current, owner, target)
+    created = False
+    if owner is None:
+        owner = _user_by_email(auth, oauth, provider, identifier, profile)
+    if owner is None:
+        owner, created = _create(auth, oauth, provider, identifier, profile)
+    # A provider proves one factor, as a password does: an account with a second factor
+    # gets the pending sign-in of DESIGN §15, never a session, until the code is given.
+    if not created and (pending := finish_sign_in(owner, target)) is not None:
+        return pending
+    session = sign_in(owner, fresh=True, new_account=created)
+    signals.send(
+        signals.oauth_signed_in,
+        user=owner,
+        session=session,
+        provider=provider.name,
+        profile=profile,
+        created=created,
+    )
+    if wants_json():
+        return jsonify(session_body(owner, session))
+    return redirect(target or "/", 303)
+
+
+def _user_by_key(auth: Auth, provider: str, identifier: str) -> Any:
+    """The user with the key ``provider:identifier``, or None (also for an identifier
+    no key can have, such as one too long)."""
+    try:
+        return auth.get_user_by_provider_id(provider, identifier)
+    except ValueError:
+        return None
+    except LuciaError as error:
+        if error.code != "AUTH_INVALID_PROVIDER_ID":
+            raise
+        return None
+
+
+def _link(
+    auth: Auth, provider: Provider, identifier: str, current: Any, owner: Any, target: str | None
+) -> ResponseReturnValue:
+    """A signed-in user: the key becomes one more way in to this account, for a session
+    that is fresh and proved the second factor when the account has one (DESIGN §18), so
+    a stolen session gone stale cannot link its thief's provider account. The owner is
+    told by mail."""
+    user_id = auth.users.id_of(current)
+    if owner is None:
+        session = request_state.get("_lucia_session")
+        strong = session is not None and session.fresh
+        if strong and not session.mfa and auth.has_second_factor(user_id):
+            strong = False
+        if not strong:
+            raise Failure(
+                "confirm_first",
+                f"To link {provider.label}, first confirm that it is you: sign in again, "
+                "then link it from your account's settings.",
+                403,
+            )
+        try:
+            auth.add_provider_id(user_id, provider.name, identifier)
+        except LuciaError as error:
+            if error.code != "AUTH_DUPLICATE_PROVIDER_ID":
+                raise
+            owner = _user_by_key(auth, provider.name, identifier)  # linked meanwhile
+        else:
+            tell_owner(user_id, "provider_linked", provider.label)
+    if owner is not None and auth.users.id_of(owner) != user_id:
+        raise Failure(
+            "linked_elsewhere", f"This {provider.label} account is linked to another account."
+        )
+    key = f"{provider.name}:{identifier}"
+    if wants_json():
+        return jsonify({"linked": key})
+    flash(f"{provider.label} is linked: you can sign in with it.", "info")
+    return redirect(target or url_for("lucia.oauth_settings"), 303)
+
+
+def _user_by_email(
+    auth: Auth, oauth: OAuthState, provider: Provider, identifier: str, profile: Profile
+) -> Any:
+    """The password account with the provider's verified email, linked only when
+    ``LUCIA_OAUTH_LINK_VERIFIED_EMAIL`` allows it; None when no account has it."""
+    email = profile["email"]
+    if email is None or not profile["email_verified"]:
+        return None  # an address the provider does not vouch for matches nobody
+    spellings = dict.fromkeys((email.strip(), email.strip().lower()))  # as given, lower-cased
+    found = (_user_by_key(auth, auth.settings.password_provider, e) for e in spellings)
+    existing = next((user for user in found if user is not None), None)
+    if existing is None:
+        return None
+    if not oauth.settings.link_verified_email:
+        raise Failure(
+            "account_exists",
+            f"An account with this email already exists. Sign in with your password, "
+            f"then link {provider.label} from your account's settings.",
+        )
+    auth.add_provider_id(auth.users.id_of(existing), provider.name, identifier)
+    tell_owner(auth.users.id_of(existing), "provider_linked", provider.label)
+    return existing
+
+
+def _create(
+    auth: Auth, oauth: OAuthState, provider: Provider, identifier: str, profile: Profile
+) -> tuple[Any, bool]:
+    """A new user keyed by the provider; its data from ``oauth_user_data``."""
+    if not auth.settings.sign_up:
+        raise Failure(
+            "sign_up_closed",
+            f"No account is linked to this {provider.label} account, and sign-up is closed.",
+        )
+    if oauth.user_data is None:
+        data: Mapping[str, Any] = default_user_data(auth, profile)
+    else:
+        data = oauth.user_data(provider.name, profile)
+    try:
+        return auth.create_user(provider.name, identifier, user_data=data), True
+    except LuciaError as error:
+        if error.code == "AUTH_DUPLICATE_PROVIDER_ID":  # a parallel callback created it
+            return auth.get_user_by_provider_id(provider.name, identifier), False
+        if error.code == "AUTH_DUPLICATE_USER_DATA":
+            raise Failure(
+                "account_exists", "An account with these details already exists."
+            ) from error
+        raise
+    except (TypeError, ValueError) as error:
+        current_app.logger.warning("oauth_user_data for %s: %s", provider.name, error)
+        raise Failure(
+            "invalid_user_data", "The account could not be created from this profile."
+        ) from error

@@ -1,0 +1,13 @@
+"""Flask-WTF forms of the passkey pages (DESIGN §15)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+
+class PasskeyNameForm(FlaskForm):  # type: ignore[misc]
+    """A passkey's new name."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])

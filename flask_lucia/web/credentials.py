@@ -1,0 +1,277 @@
+"""Password sign-in and sign-up: JSON for scripts, Flask-WTF forms for browsers. A right
+password goes through the sign-in pipeline (``web.pipeline``) before a session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Response,
+    jsonify,
+    redirect,
+    request,
+)
+from flask.typing import ResponseReturnValue
+
+from flask_lucia import messages
+from flask_lucia.errors import LuciaError
+from flask_lucia.types import Session, Tokens
+from flask_lucia.web.base import (
+    error_response,
+    presented_device,
+    same_origin,
+    state,
+)
+from flask_lucia.web.blueprint import (
+    _CREDENTIAL_FAILURES,
+    _bad_request,
+    _form_page,
+    _forms_enabled,
+    _home,
+    _sign_up_form,
+    bp,
+)
+from flask_lucia.web.forms import (
+    sign_in_form,
+)
+from flask_lucia.web.hook import issue_session, remember_device, sign_in
+from flask_lucia.web.pages import error_page, refused
+from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
+from flask_lucia.web.proxies import request_state
+from flask_lucia.web.redirects import safe_next_url
+from flask_lucia.web.script import session_body
+
+
+def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
+    """A sign-in/up request's JSON object, identifier and password; or a 403 or 400."""
+    if check_origin and not same_origin(required=False):  # login CSRF: a browser elsewhere
+        return error_response(LuciaError("AUTH_INVALID_REQUEST"))
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _bad_request("expected a JSON object with 'identifier' and 'password'")
+    identifier, password = body.get("identifier"), body.get("password")
+    if not isinstance(identifier, str) or not identifier.strip():
+        return _bad_request("'identifier' must be a non-empty string")
+    if not isinstance(password, str) or not password:
+        return _bad_request("'password' must be a non-empty string")
+    return body, identifier.strip(), password
+
+
+def _transport() -> str | Response:
+    """Where a JSON request wants its tokens: ``"cookie"`` (the default) or ``"body"`` (API
+    and native clients: tokens in the JSON, no cookie set or cleared); else a 400."""
+    body = request.get_json(silent=True)
+    value = body.get("transport", "cookie") if isinstance(body, dict) else "cookie"
+    if value not in ("cookie", "body"):
+        return _bad_request('\'transport\' must be "body" or "cookie"')
+    return str(value)
+
+
+def _origin_checked(transport: str) -> bool:
+    """Whether a sign-in/up needs the login-CSRF check: always, but for a body-transport
+    request without auth cookies, which sets no cookie a cross-site page could plant."""
+    if transport == "cookie":
+        return True
+    settings, cookies = state().settings, request.cookies
+    return settings.access_cookie in cookies or settings.refresh_cookie in cookies
+
+
+def _remember(body: dict[str, Any]) -> bool | Response:
+    """``remember`` of a sign-in/up body (default true), or a 400 for a non-boolean."""
+    value = body.get("remember", True)
+    if not isinstance(value, bool):
+        return _bad_request("'remember' must be true or false")
+    return value
+
+
+def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
+    """The token pair of a body-transport answer, with expiries in unix ms."""
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "access_expires": session.expires_ms,
+        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
+    }
+
+
+def _signed_in(
+    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
+) -> Response:
+    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
+    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
+    whose new account has no owner to tell about a new device."""
+    if transport == "body":
+        session, tokens = issue_session(user, fresh=True)
+        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
+    else:
+        session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
+        _remember_device(identifier)
+        response = jsonify(session_body(user, session))
+    response.status_code = status
+    return response
+
+
+@bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
+def sign_in_endpoint() -> ResponseReturnValue:
+    """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
+    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+        return _sign_in_json()
+    if request.method == "POST" and not same_origin(required=False):
+        return refused()
+    if request.method == "GET" and request_state.get("_lucia_user") is not None:
+        return _send_on()
+    form = sign_in_form()
+    if form.validate_on_submit():
+        identifier = (form.identifier.data or "").strip()
+        try:
+            user = _authenticate(identifier, form.password.data or "")
+        except LuciaError as error:
+            return _form_page("lucia/sign_in.html", form, error)
+        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+        # The device cookie waits for the second factor: it is proof of a whole sign-in.
+        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
+            return pending
+        sign_in(user, fresh=True, remember=bool(form.remember.data))
+        _remember_device(identifier)
+        return redirect(safe_next_url(form.next.data) or _home(), 303)
+    return _form_page("lucia/sign_in.html", form)
+
+
+@bp.route("/sign-up", methods=["GET", "POST"], endpoint="sign_up")
+def sign_up_endpoint() -> ResponseReturnValue:
+    """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
+    if not state().settings.sign_up:
+        return _sign_up_closed()
+    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+        return _sign_up_json()
+    if request.method == "POST" and not same_origin(required=False):
+        return refused()
+    if request.method == "GET" and request_state.get("_lucia_user") is not None:
+        return _send_on()
+    form = _sign_up_form()
+    if form.validate_on_submit():
+        data = {name: form[name].data for name in form.data_fields}
+        identifier = (form.identifier.data or "").strip()
+        try:
+            user = _create(identifier, form.password.data or "", data)
+        except LuciaError as error:
+            return _form_page("lucia/sign_up.html", form, error)
+        except (TypeError, ValueError) as error:
+            return _form_page(
+                "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
+            )
+        sign_in(user, fresh=True, new_account=True)
+        _remember_device(identifier)
+        return redirect(safe_next_url(form.next.data) or _home(), 303)
+    return _form_page("lucia/sign_up.html", form)
+
+
+def _send_on() -> ResponseReturnValue:
+    """A signed-in user has no use for sign-in or sign-up: on to ``next``, or home."""
+    return redirect(safe_next_url(request.args.get("next")) or _home(), 303)
+
+
+def _sign_up_closed() -> Response:
+    """404 on every channel while ``LUCIA_SIGN_UP`` is off: a page for browsers, else JSON."""
+    return error_page(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
+
+
+def _authenticate(identifier: str, password: str) -> Any:
+    """Password sign-in; an unknown user and a wrong password raise the same error."""
+    auth = state()
+    try:
+        return auth.authenticate_user(
+            auth.settings.password_provider,
+            identifier,
+            password,
+            client_address=request.remote_addr,
+            device=presented_device(),
+        )
+    except ValueError:  # an identifier no user can have (too long)
+        raise LuciaError("AUTH_INVALID_PASSWORD") from None
+    except LuciaError as error:
+        if error.code in _CREDENTIAL_FAILURES:
+            raise LuciaError("AUTH_INVALID_PASSWORD") from None
+        raise
+
+
+def _confirm(session: Session, password: str) -> Session:
+    """Re-authentication; its failures answer as the sign-in's do."""
+    try:
+        return state().reauthenticate(
+            session, password, client_address=request.remote_addr, device=presented_device()
+        )
+    except LuciaError as error:
+        if error.code in _CREDENTIAL_FAILURES:
+            raise LuciaError("AUTH_INVALID_PASSWORD") from None
+        raise
+
+
+def _remember_device(identifier: str) -> None:
+    """A device cookie for the account this browser just proved the password of."""
+    remember_device(state().settings.password_provider, identifier)
+
+
+def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
+    """Create the user; a clash names the field in the user's words ("This username is
+    taken", "An account with this email already exists")."""
+    auth = state()
+    try:
+        user = auth.create_user(
+            auth.settings.password_provider, identifier, password=password, user_data=data
+        )
+    except LuciaError as error:
+        taken = None
+        if error.code == "AUTH_DUPLICATE_USER_DATA":
+            taken = next(iter(auth.storage.taken_columns(data)), None)
+        raise messages.for_user(error, "sign_up", taken=taken) from None
+    after_sign_up(auth.users.id_of(user), request.remote_addr)
+    return user
+
+
+def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:
+    """A JSON sign-in/up: its body, identifier, password, transport and remember; or the
+    error answer."""
+    transport = _transport()
+    if isinstance(transport, Response):
+        return transport
+    parsed = _credentials(check_origin=_origin_checked(transport))
+    if isinstance(parsed, Response):
+        return parsed
+    body, identifier, password = parsed
+    remember = _remember(body)
+    if isinstance(remember, Response):
+        return remember
+    return body, identifier, password, transport, remember
+
+
+def _sign_in_json() -> ResponseReturnValue:
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    _, identifier, password, transport, remember = options
+    user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
+    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
+    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
+        if state().has_second_factor(state().users.id_of(user)):
+            raise LuciaError(
+                "AUTH_SECOND_FACTOR_REQUIRED",
+                "This account has a second factor: sign in through the browser.",
+            )
+    elif (pending := finish_sign_in(user)) is not None:
+        return pending  # the device cookie waits for the second factor
+    return _signed_in(user, identifier, transport, remember)
+
+
+def _sign_up_json() -> ResponseReturnValue:
+    options = _json_options()
+    if isinstance(options, Response):
+        return options
+    body, identifier, password, transport, remember = options
+    columns = state().settings.sign_up_columns
+    try:
+        user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
+    except (TypeError, ValueError) as exc:
+        return _bad_request(str(exc))
+    return _signed_in(user, identifier, transport, remember, status=201)

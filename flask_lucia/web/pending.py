@@ -1,0 +1,59 @@
+"""Pending sign-ins on the request (DESIGN §15): a correct first factor for an account with
+a second factor gets a short-lived HttpOnly cookie instead of a session (``core.pending``
+holds them; the second factor's stage of ``web.pipeline`` makes them).
+
+The pending sign-in is bound to its user (server-side) and to its browser (the cookie,
+and the user agent it was made with); it is no session, so ``current_user`` stays
+anonymous until ``/auth/two-factor/verify`` turns it into one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from flask_lucia.core.cookies import extra_cookie, set_cookie
+from flask_lucia.core.pending import Pending, client_digest
+from flask_lucia.errors import LuciaError
+from flask_lucia.web.base import error_response, state
+from flask_lucia.web.decorators import wants_json
+
+
+def pending_state() -> Pending:
+    """The current app's ``Pending`` (``app.extensions["lucia_pending"]``)."""
+    found: Pending = current_app.extensions["lucia_pending"]
+    return found
+
+
+def client() -> str:
+    """This request's browser, as pending sign-ins remember it."""
+    return client_digest(request.user_agent.string)
+
+
+def answer_pending(user_id: Any, next_url: str | None = None) -> BaseResponse:
+    """A pending sign-in for ``user_id`` and its answer (JSON 401
+    ``AUTH_SECOND_FACTOR_REQUIRED``, or a redirect to the verify page), with its cookie."""
+    token, max_age = pending_state().begin(user_id, client())
+    verify = url_for("lucia.two_factor_verify")
+    response: BaseResponse
+    if request.is_json or wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+        response = error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
+    else:
+        target = url_for("lucia.two_factor_verify", next=next_url) if next_url else verify
+        response = redirect(target, 303)
+    set_cookie(response, pending_cookie(token, max_age))
+    return response
+
+
+def pending_token() -> str | None:
+    """The pending sign-in cookie of this request, if any."""
+    return request.cookies.get(pending_state().settings.pending_cookie)
+
+
+def pending_cookie(token: str, max_age: int) -> str:
+    """``Set-Cookie`` of a pending sign-in (``""`` and 0: delete it)."""
+    auth = state()
+    name = pending_state().settings.pending_cookie
+    return extra_cookie(auth.settings, name, token, max_age, auth.cookie_secure())
