@@ -38,7 +38,7 @@ from flask_lucia.oauth.profiles import (
 from flask_lucia.oauth.settings import OAuthState, Profile, Provider, oauth_state
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
-from flask_lucia.web.decorators import wants_json
+from flask_lucia.web.decorators import second_factor_missing, wants_json
 from flask_lucia.web.hook import sign_in
 from flask_lucia.web.links import external_url
 from flask_lucia.web.notices import tell_owner
@@ -205,10 +205,7 @@ def _link(
     user_id = auth.users.id_of(current)
     if owner is None:
         session = request_state.get("_lucia_session")
-        strong = session is not None and session.fresh
-        if strong and not session.mfa and auth.has_second_factor(user_id):
-            strong = False
-        if not strong:
+        if session is None or not session.fresh or second_factor_missing(session):
             raise Failure(
                 "confirm_first",
                 f"To link {provider.label}, first confirm that it is you: sign in again, "

@@ -11,6 +11,7 @@ from flask import current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from flask_lucia.errors import LuciaError
+from flask_lucia.types import Session
 from flask_lucia.web.base import bearer_token, error_response, state
 from flask_lucia.web.proxies import request_state
 
@@ -98,6 +99,12 @@ def second_factor_needed() -> ResponseReturnValue:
     return error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
 
 
+def second_factor_missing(session: Session) -> bool:
+    """Whether the account has a second factor that this session has not proved since it
+    was last fresh: what ``factors_required`` and the provider link refuse (DESIGN §18)."""
+    return not (session.fresh and session.mfa) and state().has_second_factor(session.user_id)
+
+
 def factors_required(view: F) -> F:
     """For views that add, remove or change a way into the account (DESIGN §18): a fresh
     session, and one that proved the second factor when the account has one. So a stolen
@@ -113,7 +120,7 @@ def factors_required(view: F) -> F:
                 return unauthenticated()
             if _gated():
                 return unverified()
-            if not (session.fresh and session.mfa) and state().has_second_factor(session.user_id):
+            if second_factor_missing(session):
                 return second_factor_needed()
             if not session.fresh:
                 return unauthenticated(fresh_required=True)
