@@ -18,7 +18,7 @@ HOST_PREFIX = "__Host-"
 DEFAULTS: dict[str, Any] = {
     "LUCIA_DATABASE_URL": None,  # None: SQLite file in the instance folder
     "LUCIA_ENGINE_OPTIONS": {},
-    "LUCIA_CREATE_TABLES": True,
+    "LUCIA_CREATE_TABLES": None,  # None: on, but off with db= (Flask-SQLAlchemy, Alembic)
     "LUCIA_DATABASE_TIMEOUT": timedelta(seconds=10),  # connect and statement timeout
     "LUCIA_TABLE_PREFIX": "lucia_",
     "LUCIA_ACCESS_TOKEN_TTL": timedelta(minutes=15),
@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
+    # None: [LUCIA_PASSWORD_PROVIDER]; e.g. ["email", "username"]: sign in by either.
+    "LUCIA_PASSWORD_PROVIDERS": None,
     "LUCIA_IDENTIFIER_LABEL": None,  # None: "Email" for the email provider, else its name
     "LUCIA_PASSWORD_TIME_COST": 2,
     "LUCIA_PASSWORD_MEMORY_COST": 19456,  # KiB: OWASP's 19 MiB
@@ -134,6 +136,8 @@ class Settings:
     csrf: bool
     trusted_origins: frozenset[str]
     password_provider: str
+    #: Every provider a password signs in by, ``password_provider`` first.
+    password_providers: tuple[str, ...]
     identifier_label: str
     identifier_max_length: int
     public_columns: tuple[str, ...]
@@ -160,6 +164,7 @@ class Settings:
         public = _columns(config, "LUCIA_PUBLIC_USER_COLUMNS", columns)
         sign_up = _columns(config, "LUCIA_SIGN_UP_COLUMNS", columns)
         access, refresh = _cookie_names(config)
+        providers = password_providers(config)
         return cls(
             access_ttl=to_ms(config["LUCIA_ACCESS_TOKEN_TTL"], "LUCIA_ACCESS_TOKEN_TTL"),
             refresh_ttl=to_ms(config["LUCIA_REFRESH_TOKEN_TTL"], "LUCIA_REFRESH_TOKEN_TTL"),
@@ -174,7 +179,8 @@ class Settings:
             cookie_path=config["LUCIA_COOKIE_PATH"],
             csrf=_flag(config, "LUCIA_CSRF_PROTECTION"),
             trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
-            password_provider=config["LUCIA_PASSWORD_PROVIDER"],
+            password_provider=providers[0],
+            password_providers=providers,
             identifier_label=_identifier_label(config),
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
@@ -236,6 +242,21 @@ def base_url(config: Mapping[str, Any]) -> str | None:
     )
 
 
+def password_providers(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """``LUCIA_PASSWORD_PROVIDERS`` (else ``LUCIA_PASSWORD_PROVIDER`` alone): distinct
+    provider names without ":"; the first is ``LUCIA_PASSWORD_PROVIDER``'s role."""
+    value = config.get("LUCIA_PASSWORD_PROVIDERS")
+    if value is None:
+        value = [config["LUCIA_PASSWORD_PROVIDER"]]
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names or len(set(names)) != len(names):
+        raise ValueError("LUCIA_PASSWORD_PROVIDERS must list distinct provider names")
+    for name in names:
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ValueError(f"LUCIA_PASSWORD_PROVIDERS: {name!r} is not a provider name")
+    return names
+
+
 def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:
     """A list of user column names; None (which could be read as "all") and names that are
     not user columns are refused."""
@@ -291,7 +312,8 @@ def _identifier_label(config: Mapping[str, Any]) -> str:
         provider = config["LUCIA_PASSWORD_PROVIDER"]
         if not isinstance(provider, str):
             raise TypeError(f"LUCIA_PASSWORD_PROVIDER must be a str, not {provider!r}")
-        return "Email" if provider == "email" else provider.replace("_", " ").capitalize()
+        words = [p.replace("_", " ").lower() for p in password_providers(config)]
+        return " or ".join(words).capitalize()
     if not isinstance(label, str):
         raise TypeError(f"LUCIA_IDENTIFIER_LABEL must be a str or None, not {label!r}")
     if not label.strip():
