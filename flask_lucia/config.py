@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask_lucia.core.csrf import origin_of
+from flask_lucia.core.identifiers import password_providers
 
 #: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
 HOST_PREFIX = "__Host-"
@@ -240,21 +241,6 @@ def base_url(config: Mapping[str, Any]) -> str | None:
         "SERVER_NAME (with PREFERRED_URL_SCHEME), or Flask's TRUSTED_HOSTS to build them "
         "from the request's host"
     )
-
-
-def password_providers(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """``LUCIA_PASSWORD_PROVIDERS`` (else ``LUCIA_PASSWORD_PROVIDER`` alone): distinct
-    provider names without ":"; the first is ``LUCIA_PASSWORD_PROVIDER``'s role."""
-    value = config.get("LUCIA_PASSWORD_PROVIDERS")
-    if value is None:
-        value = [config["LUCIA_PASSWORD_PROVIDER"]]
-    names = (value,) if isinstance(value, str) else tuple(value)
-    if not names or len(set(names)) != len(names):
-        raise ValueError("LUCIA_PASSWORD_PROVIDERS must list distinct provider names")
-    for name in names:
-        if not isinstance(name, str) or not name or ":" in name:
-            raise ValueError(f"LUCIA_PASSWORD_PROVIDERS: {name!r} is not a provider name")
-    return names
 
 
 def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:
