@@ -10,8 +10,9 @@ import math
 from datetime import datetime, timezone
 from typing import Final, Literal
 
-from flask import current_app
+from flask import current_app, has_app_context
 
+from flask_lucia import errors
 from flask_lucia.errors import LuciaError
 
 Action = Literal["sign_in", "sign_up", "confirm"]
@@ -47,11 +48,13 @@ def page_title(status: int) -> str:
 def identifier_label() -> str:
     """The word for the identifier in a sentence: ``LUCIA_IDENTIFIER_LABEL``, else
     "email" for the ``email`` provider, else the provider's name."""
-    config = current_app.config
+    config = current_app.config if has_app_context() else {}
     label = config.get("LUCIA_IDENTIFIER_LABEL")
     if not label:
-        provider = str(config.get("LUCIA_PASSWORD_PROVIDER", "email"))
-        label = "email" if provider == "email" else provider
+        providers = config.get("LUCIA_PASSWORD_PROVIDERS") or [
+            config.get("LUCIA_PASSWORD_PROVIDER", "email")
+        ]
+        label = " or ".join(str(provider) for provider in providers)
     return _in_sentence(str(label))
 
 
@@ -107,6 +110,31 @@ def for_user(error: LuciaError, action: Action, *, taken: str | None = None) -> 
     if message is None:
         return error
     return LuciaError(error.code, message, retry_after=error.retry_after)
+
+
+#: What a person reads for the codes whose default wording is for developers.
+_PLAIN: Final = {
+    "AUTH_INVALID_ACCESS_TOKEN": "Your session has ended. Sign in again.",
+    "AUTH_INVALID_REFRESH_TOKEN": "Your session has ended. Sign in again.",
+    "AUTH_INVALID_USER_ID": "This account does not exist any more.",
+    "AUTH_INVALID_REQUEST": CROSS_SITE,
+    "AUTH_USER_REFERENCED": "This account cannot be deleted while it still has data.",
+    "DATABASE_FETCH_FAILED": "Something went wrong on our side. Try again in a moment.",
+    "DATABASE_UPDATE_FAILED": "Something went wrong on our side. Try again in a moment.",
+    "UNKNOWN_ERROR": "Something went wrong on our side. Try again in a moment.",
+}
+
+
+def for_error(error: LuciaError, action: Action = "sign_in") -> str:
+    """What a person should read about ``error`` (``LuciaError.user_message``): the
+    sentence the built-in pages show for it after ``action``. A message already written
+    for people (not the code's default) is kept."""
+    if error.message != LuciaError(error.code).message:
+        return error.message
+    return _message(error, action, None) or _PLAIN.get(error.code, error.message)
+
+
+errors.set_wording(for_error)
 
 
 def _message(error: LuciaError, action: Action, taken: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -67,6 +67,8 @@ class SignUpForm(_Credentials):
     """The credentials plus one field per user column (see ``sign_up_form``)."""
 
     data_fields: tuple[str, ...] = ()
+    #: The identifiers of the password providers after the first (``email`` + ``username``).
+    key_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _shape() -> Shape:
     settings = auth.settings
     return Shape(
         label=settings.identifier_label,
-        email=settings.password_provider == "email",
+        email=settings.password_providers == ("email",),
         identifier_max=settings.identifier_max_length,
         password_max=auth.hasher.max_length,
     )
@@ -145,9 +147,28 @@ def _field(column: sa.Column[Any]) -> Field:
 
 
 @lru_cache(maxsize=32)
-def _sign_up_class(columns: tuple[sa.Column[Any], ...], shape: Shape) -> type[SignUpForm]:
-    fields = {column.name: _field(column) for column in columns}
-    attrs: dict[str, Any] = {**fields, "data_fields": tuple(fields)}
+def _sign_up_class(
+    columns: tuple[sa.Column[Any], ...], shape: Shape, providers: tuple[str, ...] = ()
+) -> type[SignUpForm]:
+    fields = {column.name: _field(column) for column in columns if column.name not in providers}
+    plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
+    keys = {
+        name: StringField(
+            name.replace("_", " ").capitalize(),
+            validators=[DataRequired(), Length(max=shape.identifier_max)],
+            render_kw=plain,
+        )
+        for name in providers[1:]
+    }
+    if len(providers) > 1:  # the identifier field is the first provider's alone
+        first = providers[0].replace("_", " ").capitalize()
+        keys["identifier"] = _identifier(replace(shape, label=first, email=first == "Email"))
+    attrs: dict[str, Any] = {
+        **fields,
+        **keys,
+        "data_fields": tuple(fields),
+        "key_fields": tuple(providers[1:]),
+    }
     return type("AppSignUpForm", (_shaped(SignUpForm, shape),), attrs)
 
 
@@ -156,9 +177,12 @@ def form_options() -> dict[str, Any]:
     return {} if current_app.secret_key else {"meta": {"csrf": False}}
 
 
-def sign_up_form(columns: Sequence[sa.Column[Any]]) -> SignUpForm:
-    """The sign-up form for this app: identifier, password and its user columns."""
-    form: SignUpForm = _sign_up_class(tuple(columns), _shape())(**form_options())
+def sign_up_form(columns: Sequence[sa.Column[Any]], providers: Sequence[str] = ()) -> SignUpForm:
+    """The sign-up form for this app: identifier, password and its user columns; with
+    several password ``providers``, the identifier is the first's and each other has a
+    field of its own."""
+    shaped = _sign_up_class(tuple(columns), _shape(), tuple(providers))  # all of them
+    form: SignUpForm = shaped(**form_options())
     return form
 
 
