@@ -50,7 +50,9 @@ class UserStatements(StoreBase):
                 inserted = result.inserted_primary_key
                 assert inserted is not None
                 user_id = inserted[0]
-                for table in self.user_rows:
+                # An earlier user's history is not the new one's (the events of deleted
+                # accounts otherwise stay for the admin until LUCIA_ACTIVITY_KEEP).
+                for table in (*self.user_rows, self.schema.events):
                     conn.execute(table.delete().where(table.c.user_id == user_id))
                 conn.execute(
                     self.keys.insert(),
