@@ -13,6 +13,7 @@ from flask import (
     request,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
@@ -96,20 +97,51 @@ def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
 
 
 def _signed_in(
-    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
+    user: Any, key: tuple[str, str], transport: str, remember: bool, status: int = 200
 ) -> Response:
-    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
-    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
-    whose new account has no owner to tell about a new device."""
+    """Start a fresh session for ``user``: cookies set, the device cookie for the proved
+    ``(provider, identifier)`` too (``cookie``), or the tokens in the body and no cookie at
+    all (``body``). ``status`` 201 is a sign-up, whose new account has no owner to tell
+    about a new device."""
     if transport == "body":
         session, tokens = issue_session(user, fresh=True)
         response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
     else:
         session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
-        _remember_device(identifier)
+        remember_device(*key)
         response = jsonify(session_body(user, session))
     response.status_code = status
     return response
+
+
+def finish_json_sign_in(
+    user: Any, key: tuple[str, str], transport: str, remember: bool
+) -> ResponseReturnValue:
+    """The end of every JSON way in by a first factor (``key``: the ``(provider,
+    identifier)`` it proved): the sign-in pipeline, whose answer (a pending sign-in)
+    replaces the session, then a fresh session carried by ``transport``."""
+    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
+        if state().has_second_factor(state().users.id_of(user)):
+            raise LuciaError(
+                "AUTH_SECOND_FACTOR_REQUIRED",
+                "This account has a second factor: sign in through the browser.",
+            )
+    elif (pending := finish_sign_in(user)) is not None:
+        return pending  # the device cookie waits for the second factor
+    return _signed_in(user, key, transport, remember)
+
+
+def finish_form_sign_in(
+    user: Any, key: tuple[str, str], next_url: str | None, remember: bool
+) -> BaseResponse:
+    """The end of every form way in by a first factor: the sign-in pipeline (DESIGN §15:
+    with a second factor, a pending sign-in and no session; the device cookie waits for
+    it, being proof of a whole sign-in), else a fresh session and on to ``next_url``."""
+    if (pending := finish_sign_in(user, next_url)) is not None:
+        return pending
+    sign_in(user, fresh=True, remember=remember)
+    remember_device(*key)
+    return redirect(next_url or _home(), 303)
 
 
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
@@ -128,13 +160,10 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-        # The device cookie waits for the second factor: it is proof of a whole sign-in.
-        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
-            return pending
-        sign_in(user, fresh=True, remember=bool(form.remember.data))
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        key = (state().settings.password_provider, identifier)
+        return finish_form_sign_in(
+            user, key, safe_next_url(form.next.data), bool(form.remember.data)
+        )
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -252,16 +281,8 @@ def _sign_in_json() -> ResponseReturnValue:
         return options
     _, identifier, password, transport, remember = options
     user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
-    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if state().has_second_factor(state().users.id_of(user)):
-            raise LuciaError(
-                "AUTH_SECOND_FACTOR_REQUIRED",
-                "This account has a second factor: sign in through the browser.",
-            )
-    elif (pending := finish_sign_in(user)) is not None:
-        return pending  # the device cookie waits for the second factor
-    return _signed_in(user, identifier, transport, remember)
+    key = (state().settings.password_provider, identifier)
+    return finish_json_sign_in(user, key, transport, remember)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -274,4 +295,5 @@ def _sign_up_json() -> ResponseReturnValue:
         user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    return _signed_in(user, identifier, transport, remember, status=201)
+    key = (state().settings.password_provider, identifier)
+    return _signed_in(user, key, transport, remember, status=201)

@@ -76,6 +76,7 @@ class StoreBase:
         self.access_tokens, self.refresh_tokens = tables.access_tokens, tables.refresh_tokens
         self.throttle = tables.throttle
         self.email_tokens = tables.email_tokens
+        self.email_codes = tables.email_codes
         self.user_pk = tables.user_pk
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         #: Whether the request path reads if the user's email is verified (the last field).

@@ -214,7 +214,8 @@ class UserStatements(StoreBase):
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
             # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
-            for table in (*self.schema.second_factor_tables, self.schema.email_tokens):
+            mailed = (self.schema.email_tokens, self.schema.email_codes)
+            for table in (*self.schema.second_factor_tables, *mailed):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
             return conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount > 0
 
