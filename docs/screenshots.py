@@ -61,6 +61,9 @@ def make_app(folder: str) -> Flask:
         TRUSTED_HOSTS=["127.0.0.1"],  # links from the request host (loopback only)
         LUCIA_SIGN_UP_COLUMNS=["username"],
         LUCIA_PUBLIC_USER_COLUMNS=["username"],
+        LUCIA_EMAIL_CODE_SIGN_IN=True,
+        TRUSTED_HOSTS=["127.0.0.1"],  # links in mails from the request's host (DESIGN §18)
+        LUCIA_MAIL_ADDRESS_PER_MINUTE=None,  # the code right after the sign-up's mail
     )
     Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
     app.add_url_rule("/", "home", lambda: "home")
@@ -171,6 +174,13 @@ def main() -> None:
             page.click("button[type=submit]")
             page.wait_for_selector("text=This form expired")
             shoot(page, "sign-in-expired")
+            page.click("text=Email me a code")
+            page.wait_for_selector("input[name=email]")
+            shoot(page, "sign-in-code")
+            page.fill("input[name=email]", "ann@example.com")
+            page.click("button[type=submit]")
+            page.wait_for_selector("input[name=code]")
+            shoot(page, "sign-in-code-verify")
             page.goto(url + "/auth/nowhere")
             shoot(page, "not-found")
         browser.close()

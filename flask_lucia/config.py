@@ -88,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_CHANGE_EMAIL_TTL": timedelta(hours=1),  # how long a link to a new address works
     "LUCIA_ACTIVITY_KEEP": timedelta(days=90),  # how long security events are kept
     "LUCIA_ACCOUNT_DELETION": True,  # False: no POST /auth/delete-account
+    "LUCIA_EMAIL_CODE_SIGN_IN": False,  # True: sign in with a code sent by email (§23)
+    "LUCIA_EMAIL_CODE_TTL": timedelta(minutes=10),  # how long a mailed sign-in code works
     "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (None: no limit)
     "LUCIA_MAIL_ADDRESS_PER_HOUR": 10,
     "LUCIA_MAIL_CLIENT_PER_MINUTE": 5,  # mails asked for by one client address
@@ -154,6 +156,8 @@ class Settings:
     reset_ttl: int
     change_email_ttl: int
     account_deletion: bool
+    email_code_sign_in: bool
+    email_code_ttl: int
     #: ``(whom, most mails, window ms)`` for each mail limit that is set.
     mail_limits: tuple[tuple[str, int, int], ...]
     sign_out_redirect: str | None = None
@@ -201,6 +205,8 @@ class Settings:
             reset_ttl=to_ms(config["LUCIA_RESET_TTL"], "LUCIA_RESET_TTL"),
             change_email_ttl=to_ms(config["LUCIA_CHANGE_EMAIL_TTL"], "LUCIA_CHANGE_EMAIL_TTL"),
             account_deletion=_flag(config, "LUCIA_ACCOUNT_DELETION"),
+            email_code_sign_in=_flag(config, "LUCIA_EMAIL_CODE_SIGN_IN"),
+            email_code_ttl=to_ms(config["LUCIA_EMAIL_CODE_TTL"], "LUCIA_EMAIL_CODE_TTL"),
             mail_limits=_mail_limits(config),
         )
 

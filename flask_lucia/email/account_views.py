@@ -7,6 +7,8 @@ URL send ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Response,
     flash,
@@ -19,14 +21,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from flask_lucia.email.views import (
-    _bad_request,
     _emails,
     _failed_form,
     _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
-    _not_sent,
+    _mail_json,
     _page,
     _token_page,
     _user_id,
@@ -116,20 +117,14 @@ def change_email() -> ResponseReturnValue:
     happens when it is opened."""
     emails, user_id = _emails(), _user_id()
     if _json_post():
-        body = _json_body("email")
-        if isinstance(body, Response):
-            return body
-        try:
+
+        def send(email: str) -> dict[str, Any]:
             address = emails.request_email_change(
-                user_id, body["email"], client_address=request.remote_addr
+                user_id, email, client_address=request.remote_addr
             )
-        except ValueError as error:
-            return _bad_request(str(error))
-        except LuciaError as error:
-            return error_response(error)
-        except MailError:
-            return _not_sent()
-        return jsonify({"email": address, "message": _link_sent(address)})
+            return {"email": address, "message": _link_sent(address)}
+
+        return _mail_json(send)
     form = EmailForm(**form_options())
     form.email.label.text = "New email"
     current = emails.address(user_id)

@@ -24,14 +24,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from flask_lucia.config import HOST_PREFIX
 from flask_lucia.email.flows import RESET_SENT
 from flask_lucia.email.views import (
-    _bad_request,
     _emails,
     _failed_form,
     _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
-    _not_sent,
+    _mail_json,
     _page,
     _token_page,
 )
@@ -67,18 +66,12 @@ def reset_password() -> ResponseReturnValue:
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     if _json_post():
-        body = _json_body("email")
-        if isinstance(body, Response):
-            return body
-        try:
-            _emails().request_reset(body["email"], client_address=request.remote_addr)
-        except ValueError as error:
-            return _bad_request(str(error))
-        except LuciaError as error:
-            return error_response(error)
-        except MailError:
-            return _not_sent()
-        return jsonify({"message": RESET_SENT})
+
+        def send(email: str) -> dict[str, Any]:
+            _emails().request_reset(email, client_address=request.remote_addr)
+            return {"message": RESET_SENT}
+
+        return _mail_json(send)
     token = request.cookies.get(_reset_cookie_name())
     if token and (request.method == "GET" or "password" in request.form):
         return _new_password(token)

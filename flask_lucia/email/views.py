@@ -9,6 +9,7 @@ URL send ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -82,6 +83,22 @@ def _json_body(*names: str, optional: tuple[str, ...] = ()) -> dict[str, str] | 
 
 def _bad_request(message: str) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", message), 400)
+
+
+def _mail_json(send: Callable[[str], dict[str, Any]]) -> Response:
+    """A JSON request that mails the address of its ``{"email"}``: ``send(email)``'s answer;
+    400 for anything but one address, 429 over a mail limit, 503 when it was not sent."""
+    body = _json_body("email")
+    if isinstance(body, Response):
+        return body
+    try:
+        return jsonify(send(body["email"]))
+    except ValueError as error:
+        return _bad_request(str(error))
+    except LuciaError as error:
+        return error_response(error)
+    except MailError:
+        return _not_sent()
 
 
 def _not_sent() -> Response:

@@ -13,6 +13,7 @@ from flask import (
     request,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
@@ -97,20 +98,51 @@ def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
 
 
 def _signed_in(
-    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
+    user: Any, key: tuple[str, str], transport: str, remember: bool, status: int = 200
 ) -> Response:
-    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
-    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
-    whose new account has no owner to tell about a new device."""
+    """Start a fresh session for ``user``: cookies set, the device cookie for the proved
+    ``(provider, identifier)`` too (``cookie``), or the tokens in the body and no cookie at
+    all (``body``). ``status`` 201 is a sign-up, whose new account has no owner to tell
+    about a new device."""
     if transport == "body":
         session, tokens = issue_session(user, fresh=True)
         response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
     else:
         session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
-        _remember_device(identifier)
+        remember_device(*key)
         response = jsonify(session_body(user, session))
     response.status_code = status
     return response
+
+
+def finish_json_sign_in(
+    user: Any, key: tuple[str, str], transport: str, remember: bool
+) -> ResponseReturnValue:
+    """The end of every JSON way in by a first factor (``key``: the ``(provider,
+    identifier)`` it proved): the sign-in pipeline, whose answer (a pending sign-in)
+    replaces the session, then a fresh session carried by ``transport``."""
+    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
+        if state().has_second_factor(state().users.id_of(user)):
+            raise LuciaError(
+                "AUTH_SECOND_FACTOR_REQUIRED",
+                "This account has a second factor: sign in through the browser.",
+            )
+    elif (pending := finish_sign_in(user)) is not None:
+        return pending  # the device cookie waits for the second factor
+    return _signed_in(user, key, transport, remember)
+
+
+def finish_form_sign_in(
+    user: Any, key: tuple[str, str], next_url: str | None, remember: bool
+) -> BaseResponse:
+    """The end of every form way in by a first factor: the sign-in pipeline (DESIGN §15:
+    with a second factor, a pending sign-in and no session; the device cookie waits for
+    it, being proof of a whole sign-in), else a fresh session and on to ``next_url``."""
+    if (pending := finish_sign_in(user, next_url)) is not None:
+        return pending
+    sign_in(user, fresh=True, remember=remember)
+    remember_device(*key)
+    return redirect(next_url or _home(), 303)
 
 
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
@@ -126,16 +158,12 @@ def sign_in_endpoint() -> ResponseReturnValue:
     if form.validate_on_submit():
         identifier = (form.identifier.data or "").strip()
         try:
-            user = _authenticate(identifier, form.password.data or "")
+            user, key = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-        # The device cookie waits for the second factor: it is proof of a whole sign-in.
-        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
-            return pending
-        sign_in(user, fresh=True, remember=bool(form.remember.data))
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        return finish_form_sign_in(
+            user, key, safe_next_url(form.next.data), bool(form.remember.data)
+        )
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -164,7 +192,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
         sign_in(user, fresh=True, new_account=True)
-        _remember_device(identifier)
+        remember_device(state().settings.password_provider, identifier)
         return redirect(safe_next_url(form.next.data) or _home(), 303)
     return _form_page("lucia/sign_up.html", form)
 
@@ -179,20 +207,17 @@ def _sign_up_closed() -> Response:
     return error_page(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
 
 
-def _authenticate(identifier: str, password: str) -> Any:
-    """Password sign-in by any of ``LUCIA_PASSWORD_PROVIDERS``; an unknown user and a
-    wrong password raise the same error."""
+def _authenticate(identifier: str, password: str) -> tuple[Any, tuple[str, str]]:
+    """Password sign-in by any of ``LUCIA_PASSWORD_PROVIDERS``: the user and the
+    ``(provider, identifier)`` key it proved; an unknown user and a wrong password raise
+    the same error."""
     auth = state()
     try:
-        provider, identifier = auth.password_key(identifier)
-        request_state._lucia_password_provider = provider  # for the device cookie
-        return auth.authenticate_user(
-            provider,
-            identifier,
-            password,
-            client_address=request.remote_addr,
-            device=presented_device(),
+        key = auth.password_key(identifier)
+        user = auth.authenticate_user(
+            *key, password, client_address=request.remote_addr, device=presented_device()
         )
+        return user, key
     except ValueError:  # an identifier no user can have (too long)
         raise LuciaError("AUTH_INVALID_PASSWORD") from None
     except LuciaError as error:
@@ -211,12 +236,6 @@ def _confirm(session: Session, password: str) -> Session:
         if error.code in _CREDENTIAL_FAILURES:
             raise LuciaError("AUTH_INVALID_PASSWORD") from None
         raise
-
-
-def _remember_device(identifier: str) -> None:
-    """A device cookie for the account this browser just proved the password of."""
-    provider = request_state.get("_lucia_password_provider") or state().settings.password_provider
-    remember_device(provider, identifier)
 
 
 def _create(
@@ -264,17 +283,8 @@ def _sign_in_json() -> ResponseReturnValue:
     if isinstance(options, Response):
         return options
     _, identifier, password, transport, remember = options
-    user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
-    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if state().has_second_factor(state().users.id_of(user)):
-            raise LuciaError(
-                "AUTH_SECOND_FACTOR_REQUIRED",
-                "This account has a second factor: sign in through the browser.",
-            )
-    elif (pending := finish_sign_in(user)) is not None:
-        return pending  # the device cookie waits for the second factor
-    return _signed_in(user, identifier, transport, remember)
+    user, key = _authenticate(identifier, password)  # failures: in the user's words
+    return finish_json_sign_in(user, key, transport, remember)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -291,7 +301,8 @@ def _sign_up_json() -> ResponseReturnValue:
         user = _create(identifier, password, data, more)
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    return _signed_in(user, identifier, transport, remember, status=201)
+    key = (state().settings.password_provider, identifier)
+    return _signed_in(user, key, transport, remember, status=201)
 
 
 def _more_identifiers(body: dict[str, Any]) -> dict[str, str] | Response:

@@ -84,6 +84,7 @@ class StoreBase:
         #: Called by every change to an account with its transaction's connection, so the
         #: change and its event commit together (or neither does).
         self.event_writers: list[EventWriter] = []
+        self.email_codes = tables.email_codes
         self.user_pk = tables.user_pk
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         #: Whether the request path reads if the user's email is verified (the last field).

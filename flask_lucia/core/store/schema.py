@@ -148,6 +148,20 @@ class Tables:
             sa.Index(f"ix_{prefix}events_user_id_at", "user_id", "at"),
             keep_existing=True,
         )
+        # Sign-in codes sent by mail (DESIGN §23): one live code per address (the key),
+        # stored as a keyed digest, with its wrong tries counted. A row without a user
+        # stands in for a request for an address with no account; nothing signs in by it.
+        self.email_codes = sa.Table(
+            f"{prefix}email_codes",
+            metadata,
+            sa.Column("email", sa.String(512), primary_key=True),
+            self._user_id(nullable=True),
+            sa.Column("digest", sa.String(64), nullable=False),
+            sa.Column("tries", sa.Integer, nullable=False),
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            keep_existing=True,
+        )
         self.schema = sa.Table(
             f"{prefix}schema",
             metadata,
@@ -156,13 +170,13 @@ class Tables:
             keep_existing=True,
         )
 
-    def _user_id(self, *, primary_key: bool = False) -> sa.Column[Any]:
+    def _user_id(self, *, primary_key: bool = False, nullable: bool = False) -> sa.Column[Any]:
         """A ``user_id`` column pointing at the users table; its rows go with the user."""
         return sa.Column(
             "user_id",
             self.user_pk.type,
             sa.ForeignKey(self.user_pk, ondelete="CASCADE"),
-            nullable=False,
+            nullable=nullable,
             primary_key=primary_key,
             index=not primary_key,
         )
@@ -265,6 +279,7 @@ class Tables:
             self.webauthn_challenges,
             self.email_tokens,
             self.events,
+            self.email_codes,
             self.schema,
         ]
 

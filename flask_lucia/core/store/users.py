@@ -70,7 +70,13 @@ class UserStatements(StoreBase):
     def user_rows(self) -> list[sa.Table]:
         """flask-lucia's tables whose rows belong to a user (sessions take their tokens)."""
         schema = self.schema
-        return [self.keys, self.sessions, *schema.second_factor_tables, self.email_tokens]
+        return [
+            self.keys,
+            self.sessions,
+            *schema.second_factor_tables,
+            self.email_tokens,
+            self.email_codes,
+        ]
 
     def orphans(self, *, remove: bool) -> dict[str, int]:
         """Rows of flask-lucia whose user row is gone, per table (tables without any are
@@ -291,7 +297,8 @@ class UserStatements(StoreBase):
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
             # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
-            for table in (*self.schema.second_factor_tables, self.schema.email_tokens):
+            mailed = (self.schema.email_tokens, self.schema.email_codes)
+            for table in (*self.schema.second_factor_tables, *mailed):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
             deleted = conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount
             if deleted:
