@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_DEVICE_COOKIE_NAME": "lucia_device",  # None: no device cookies (no own budgets)
     "LUCIA_DEVICE_COOKIE_MAX_AGE": timedelta(days=365),
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
+    "LUCIA_SESSION_CACHE": False,  # keep validated sessions in process (DESIGN §24)
+    "LUCIA_SESSION_CACHE_TTL": timedelta(seconds=30),  # the longest a kept session lives
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,

@@ -50,6 +50,7 @@ class MfaStorage:
                 conn.execute(
                     self.codes.insert(), [{"digest": d, "user_id": user_id} for d in digests]
                 )
+                self.storage.session_changed(conn, user_id=user_id)  # a factor change
         except sa.exc.IntegrityError:
             return False
         return True
@@ -108,4 +109,5 @@ class MfaStorage:
         totp, codes = self.totp, self.codes
         with self.storage.write() as conn:
             conn.execute(codes.delete().where(codes.c.user_id == user_id))
+            self.storage.session_changed(conn, user_id=user_id)  # a factor change
             return bool(conn.execute(totp.delete().where(totp.c.user_id == user_id)).rowcount)

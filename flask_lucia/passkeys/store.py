@@ -39,6 +39,7 @@ class PasskeyStore:
         try:
             with self.storage.write() as conn:
                 conn.execute(self.passkeys.insert().values(**values))
+                self.storage.session_changed(conn, user_id=values["user_id"])  # a factor change
         except sa.exc.IntegrityError:
             return False
         return True
@@ -94,12 +95,15 @@ class PasskeyStore:
         stmt = p.delete().where(p.c.id == passkey_id, p.c.user_id == user_id).returning(p.c.name)
         with self.storage.write() as conn:
             found = conn.execute(stmt).scalar()
+            if found is not None:
+                self.storage.session_changed(conn, user_id=user_id)  # a factor change
         return None if found is None else str(found)
 
     def delete_passkeys(self, user_id: Any) -> int:
         """Delete every passkey of a user; how many there were."""
         p = self.passkeys
         with self.storage.write() as conn:
+            self.storage.session_changed(conn, user_id=user_id)  # a factor change
             return int(conn.execute(p.delete().where(p.c.user_id == user_id)).rowcount)
 
     # -- WebAuthn challenges ------------------------------------------------------------

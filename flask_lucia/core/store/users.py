@@ -58,6 +58,7 @@ class UserStatements(StoreBase):
                 updated = conn.execute(
                     self.users.update().where(self.user_pk == user_id).values(**values)
                 ).rowcount
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(None)
         row = self.user(user_id) if updated else None
@@ -112,6 +113,7 @@ class UserStatements(StoreBase):
                         id=key, user_id=user_id, hashed_password=hashed, created_at=now
                     )
                 )
+                self.session_changed(conn, user_id=user_id)  # its provider id may change
         except sa.exc.IntegrityError:
             self._raise_duplicate(key)
 
@@ -127,6 +129,7 @@ class UserStatements(StoreBase):
             if len(owned_keys) == 1:
                 raise LuciaError("AUTH_LAST_PROVIDER_ID")
             conn.execute(keys.delete().where(keys.c.id == key, keys.c.user_id == user_id))
+            self.session_changed(conn, user_id=user_id)  # its provider id may change
 
     def rename_key(self, user_id: Any, old: str, new: str) -> None:
         """Re-key: the key ``old`` of a user becomes ``new`` (password and sessions kept)."""
@@ -136,6 +139,7 @@ class UserStatements(StoreBase):
                 renamed = conn.execute(
                     keys.update().where(keys.c.id == old, keys.c.user_id == user_id).values(id=new)
                 ).rowcount
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(new)
         if not renamed:
@@ -166,6 +170,7 @@ class UserStatements(StoreBase):
                 .values(hashed_password=hashed)
             )
             conn.execute(ending)
+            self.session_changed(conn, user_id=user_id)
 
         self.transaction(work)
 
@@ -210,6 +215,7 @@ class UserStatements(StoreBase):
                 stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
                 if conn.execute(stmt).first() is not None:
                     raise LuciaError("AUTH_USER_REFERENCED")
+            self.session_changed(conn, user_id=user_id)
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
