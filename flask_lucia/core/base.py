@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from flask import current_app
 
@@ -47,6 +47,22 @@ class Found(NamedTuple):
     tokens: Tokens | None = None
     #: True when the user's email is not verified (read only for verification "required").
     unverified: bool = False
+
+
+class SessionCache(Protocol):
+    """Validated rows of the request query kept in process (the ``cache`` feature)."""
+
+    def mark(self) -> int | None:
+        """Taken before a lookup; None while the cache is off (nothing is kept)."""
+
+    def get(self, digest: str, now: int) -> list[Any] | None:
+        """The row kept for an access token digest, or None."""
+
+    def keep(
+        self, digest: str, row: list[Any], *, user_id: str, session_id: str, mark: int, until: int
+    ) -> None:
+        """Keep a row (of ``user_id``'s ``session_id``) until ``until`` at most, unless
+        something changed since ``mark``."""
 
 
 def require_str(value: object, name: str, max_length: int = 255) -> str:
@@ -93,6 +109,9 @@ class AuthBase:
         #: function called only once there is somewhere to send to; whether it went.
         #: None: nothing is sent (no mail feature).
         self.owner_notifier: Callable[[Any, str, Callable[[], dict[str, Any]]], bool] | None = None
+        #: Where ``find`` keeps validated rows, so a signed-in request may skip the
+        #: database; None: every request runs the query (no cache feature, or it is off).
+        self.session_cache: SessionCache | None = None
 
     def note_event(self, kind: str, user_id: Any) -> None:
         """Record an event that no change carries (a failed sign-in) in its own short

@@ -4,11 +4,21 @@ end, expire.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from flask_lucia.core.base import _EXPIRES, _LAST_USED, _N_SESSION, _S, AuthBase, Found, require_str
+from flask_lucia.core.base import (
+    _EXPIRES,
+    _LAST_USED,
+    _N_SESSION,
+    _S,
+    _USER,
+    AuthBase,
+    Found,
+    SessionCache,
+    require_str,
+)
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.tokens import (
     digest,
@@ -98,16 +108,31 @@ class SessionApi(AuthBase):
         if not is_well_formed(access_token):
             return None
         token_digest = digest(access_token)
-        row = self.storage.validate(token_digest)
+        cache = self.session_cache
+        row: Sequence[Any] | None = None
+        mark = None if cache is None else cache.mark()
+        if mark is not None:
+            assert cache is not None
+            row = cache.get(token_digest, now_ms())  # a hit: no database, no ORM session
+        cached = row is not None
+        if row is None:
+            row = self.storage.validate(token_digest)
         now = now_ms()
         # access expiry, first use, then the session fields (from _S) and the user's
         if row is None or row[0] <= now or row[_S + _EXPIRES] <= now:  # token, session max age
             return None
         session = self._session(row, _S, row[0], now)
+        written = None  # when this request wrote the session's last use, if it did
         if row[1] is None:
             session = self._first_use(session, token_digest, now)
+            written = now
         elif now - row[_S + _LAST_USED] >= self.settings.touch_interval:
+            before = session.last_used_at
             session = self._touch(session, now)
+            written = None if session.last_used_at == before else now
+        if mark is not None and (written is not None or not cached):
+            assert cache is not None
+            _keep(cache, token_digest, row, written, mark)
         if self.storage.reads_email_verified:  # the last field: 0 means not verified
             user = self._user(row[:-1], _S + _N_SESSION, attach=False)
             return Found(user, session, unverified=row[-1] == 0)
@@ -193,3 +218,20 @@ class SessionApi(AuthBase):
         rows = self.storage.user_sessions(self.users.check_id(user_id))
         now = now_ms()
         return [self._session(row, 1, row[0] if row[0] is not None else now, now) for row in rows]
+
+
+def _keep(cache: SessionCache, token_digest: str, row: Any, written: int | None, mark: int) -> None:
+    """Keep a validated row as it now stands in the database (with the first use and last
+    use this request wrote), at most until the token's or the session's end."""
+    kept = list(row)
+    if written is not None:
+        kept[1] = kept[1] or written
+        kept[_S + _LAST_USED] = written
+    cache.keep(
+        token_digest,
+        kept,
+        user_id=str(kept[_S + _USER]),
+        session_id=str(kept[_S]),
+        mark=mark,
+        until=min(kept[0], kept[_S + _EXPIRES]),
+    )

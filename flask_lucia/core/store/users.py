@@ -114,6 +114,7 @@ class UserStatements(StoreBase):
                 updated = conn.execute(
                     self.users.update().where(self.user_pk == user_id).values(**values)
                 ).rowcount
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(None)
         row = self.user(user_id) if updated else None
@@ -183,6 +184,7 @@ class UserStatements(StoreBase):
                 )
                 if event is not None:
                     self.record_event(conn, event, user_id)
+                self.session_changed(conn, user_id=user_id)  # its provider id may change
         except sa.exc.IntegrityError:
             self._raise_duplicate(key)
 
@@ -201,6 +203,7 @@ class UserStatements(StoreBase):
             conn.execute(keys.delete().where(keys.c.id == key, keys.c.user_id == user_id))
             if event is not None:
                 self.record_event(conn, event, user_id)
+            self.session_changed(conn, user_id=user_id)  # its provider id may change
 
     def rename_key(self, user_id: Any, old: str, new: str) -> None:
         """Re-key: the key ``old`` of a user becomes ``new`` (password and sessions kept)."""
@@ -212,6 +215,7 @@ class UserStatements(StoreBase):
                 ).rowcount
                 if renamed:
                     self.sync_identifier(conn, user_id, new)
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(new)
         if not renamed:
@@ -249,6 +253,7 @@ class UserStatements(StoreBase):
             conn.execute(ending)
             if event is not None:
                 self.record_event(conn, event, user_id)
+            self.session_changed(conn, user_id=user_id)
 
         self.transaction(work)
 
@@ -293,6 +298,7 @@ class UserStatements(StoreBase):
                 stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
                 if conn.execute(stmt).first() is not None:
                     raise LuciaError("AUTH_USER_REFERENCED")
+            self.session_changed(conn, user_id=user_id)
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
