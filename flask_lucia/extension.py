@@ -125,13 +125,13 @@ class Lucia:
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         # The features register with the core and the pipeline; none imports another.
         pipeline = app.extensions["lucia_pipeline"] = Pipeline()
-        oauth_plugin.init_app(app, auth, self.oauth_user_data)
+        oauth_plugin.init_app(app, auth, pipeline, self.oauth_user_data)
         email_plugin.init_app(app, auth, pipeline, self.send_email)
         app.extensions["lucia"] = auth
         pending = Pending(auth, MfaSettings.from_config(config, settings))
         app.extensions["lucia_pending"] = pending
         mfa_plugin.init_app(app, auth, pipeline, pending)
-        passkeys_plugin.init_app(app, auth)
+        passkeys_plugin.init_app(app, auth, pipeline)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

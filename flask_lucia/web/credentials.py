@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import (
     Response,
-    jsonify,
     redirect,
     request,
 )
@@ -16,7 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
-from flask_lucia.types import Session, Tokens
+from flask_lucia.types import Session
 from flask_lucia.web.base import (
     error_response,
     presented_device,
@@ -35,12 +34,10 @@ from flask_lucia.web.blueprint import (
 from flask_lucia.web.forms import (
     sign_in_form,
 )
-from flask_lucia.web.hook import issue_session, remember_device, sign_in
 from flask_lucia.web.pages import error_page, refused
 from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
-from flask_lucia.web.script import session_body
 
 
 def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
@@ -85,33 +82,6 @@ def _remember(body: dict[str, Any]) -> bool | Response:
     return value
 
 
-def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
-    """The token pair of a body-transport answer, with expiries in unix ms."""
-    return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "access_expires": session.expires_ms,
-        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
-    }
-
-
-def _signed_in(
-    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
-) -> Response:
-    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
-    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
-    whose new account has no owner to tell about a new device."""
-    if transport == "body":
-        session, tokens = issue_session(user, fresh=True)
-        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
-    else:
-        session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
-        _remember_device(identifier)
-        response = jsonify(session_body(user, session))
-    response.status_code = status
-    return response
-
-
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
 def sign_in_endpoint() -> ResponseReturnValue:
     """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
@@ -128,13 +98,14 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-        # The device cookie waits for the second factor: it is proof of a whole sign-in.
-        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
-            return pending
-        sign_in(user, fresh=True, remember=bool(form.remember.data))
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        # DESIGN §19: the stages decide (a pending sign-in for a second factor, no session);
+        # the device cookie waits for a whole sign-in.
+        return finish_sign_in(
+            user,
+            ("pwd",),
+            next_url=safe_next_url(form.next.data) or _home(),
+            remember=bool(form.remember.data),
+        )
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -161,9 +132,8 @@ def sign_up_endpoint() -> ResponseReturnValue:
             return _form_page(
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
-        sign_in(user, fresh=True, new_account=True)
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        next_url = safe_next_url(form.next.data) or _home()
+        return finish_sign_in(user, ("pwd",), next_url=next_url, new_account=True)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -208,11 +178,6 @@ def _confirm(session: Session, password: str) -> Session:
         raise
 
 
-def _remember_device(identifier: str) -> None:
-    """A device cookie for the account this browser just proved the password of."""
-    remember_device(state().settings.password_provider, identifier)
-
-
 def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
     """Create the user; a clash names the field in the user's words ("This username is
     taken", "An account with this email already exists")."""
@@ -252,16 +217,8 @@ def _sign_in_json() -> ResponseReturnValue:
         return options
     _, identifier, password, transport, remember = options
     user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
-    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if state().has_second_factor(state().users.id_of(user)):
-            raise LuciaError(
-                "AUTH_SECOND_FACTOR_REQUIRED",
-                "This account has a second factor: sign in through the browser.",
-            )
-    elif (pending := finish_sign_in(user)) is not None:
-        return pending  # the device cookie waits for the second factor
-    return _signed_in(user, identifier, transport, remember)
+    # DESIGN §19: the same stages as a form's; a pending answer carries no token.
+    return finish_sign_in(user, ("pwd",), remember=remember, transport=transport)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -274,4 +231,9 @@ def _sign_up_json() -> ResponseReturnValue:
         user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    return _signed_in(user, identifier, transport, remember, status=201)
+    response = finish_sign_in(
+        user, ("pwd",), remember=remember, transport=transport, new_account=True
+    )
+    if response.status_code == 200:
+        response.status_code = 201
+    return response

@@ -45,6 +45,7 @@ SESSION_FIELDS = (
     "ip_address",
     "remember",
     "mfa",
+    "amr",
 )
 
 
