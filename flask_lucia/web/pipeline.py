@@ -193,7 +193,7 @@ def trust_this_browser(user_id: Any) -> bool:
 
 def allowed_stage(attempt: SignIn) -> BaseResponse | None:
     """``LUCIA_ALLOW_SIGN_IN(user)`` said no: a 403, and nobody signed in."""
-    allow = current_app.config.get("LUCIA_ALLOW_SIGN_IN")
+    allow = current_app.config["LUCIA_ALLOW_SIGN_IN"]
     if allow is None or allow(attempt.user):
         return None
     error = LuciaError("AUTH_INVALID_REQUEST", "This account cannot sign in.")
@@ -235,3 +235,36 @@ CORE_STAGES: tuple[tuple[str, Stage], ...] = (
     ("second_factor", second_factor_stage),
     ("enrolment", enrolment_stage),
 )
+
+#: Every way in and the methods it proves when it calls ``finish_sign_in``.
+WAYS_IN: dict[str, tuple[str, ...]] = {
+    "Password (sign-in, sign-up)": ("pwd",),
+    "Provider (GitHub, Google, OpenID Connect)": ("oauth:<name>",),
+    "Passkey (user verification)": ("passkey",),
+    "Reset link": ("link",),
+    "Reset link, with the code it asks for": ("link", "otp"),
+}
+
+
+def stage_table() -> str:
+    """The docs' table of which stages run for each way in (docs/pipeline.rst, checked by
+    a test against this function so that it cannot drift from the code)."""
+    rows = [("Way in", "amr", *(name for name, _ in CORE_STAGES), "Session")]
+    for way, amr in WAYS_IN.items():
+        two = assurance.level(a for a in amr if not a.startswith("oauth:")) == 2
+        cells = {
+            "allowed": "runs",
+            "second_factor": "skipped: two factors" if two else "if the account has one",
+            "enrolment": "skipped: two factors" if two else "if LUCIA_MFA_REQUIRED",
+        }
+        stages = (cells[name] for name, _ in CORE_STAGES)
+        rows.append((way, " ".join(amr), *stages, f"aal {2 if two else '1 (2 after a factor)'}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * width for width in widths)
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+
+    return "\n".join([rule, line(rows[0]), rule, *map(line, rows[1:]), rule])
