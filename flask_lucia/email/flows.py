@@ -193,9 +193,8 @@ class Emails:
         verified, in one transaction. The user and what it proved (``("link",)``, or
         ``("link", "otp")``), for the caller to sign the browser in through the pipeline.
 
-        With a second factor, ``code`` (a TOTP or a recovery code) is checked first by the
-        pipeline's code check, and throttled like a sign-in's; without it,
-        ``AUTH_SECOND_FACTOR_REQUIRED``. Either failure leaves the link working."""
+        With a second factor, ``code`` is checked first by the pipeline's code check
+        (throttled); without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either keeps the link."""
         self.auth.hasher.normalize(password, new=True)  # a bad password keeps the link
         user_id = self.check_reset(token)
         amr: tuple[str, ...] = ("link",)
