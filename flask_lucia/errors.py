@@ -26,8 +26,9 @@ ErrorCode = Literal[
     "AUTH_EMAIL_NOT_VERIFIED",
     "AUTH_OAUTH_FAILED",
     "AUTH_SECOND_FACTOR_REQUIRED",
-    "AUTH_SECOND_FACTOR_SETUP_REQUIRED",
     "AUTH_INVALID_CODE",
+    # DESIGN §26, part three
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
