@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     # -- DESIGN §15: second factors and passkeys (pip install "flask-lucia[mfa]") ------------
     "LUCIA_TWO_FACTOR_COOKIE_NAME": "lucia_two_factor",  # the pending sign-in's cookie
     "LUCIA_TWO_FACTOR_TTL": timedelta(minutes=5),  # a pending sign-in's lifetime (at most 5 min)
+    "LUCIA_ALLOW_SIGN_IN": None,  # a function of the user: False refuses its sign-in (a ban)
+    "LUCIA_MFA_REQUIRED": False,  # True, or a function of the user: a second factor is a must
+    "LUCIA_MFA_TRUST_FOR": timedelta(days=30),  # "trust this browser"; 0 or None: never offered
     "LUCIA_TOTP_ISSUER": None,  # shown by authenticator apps; None: the RP name, else the host
     "LUCIA_WEBAUTHN_RP_ID": None,  # None: the request's host name
     "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id

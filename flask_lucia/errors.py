@@ -28,6 +28,8 @@ ErrorCode = Literal[
     "AUTH_OAUTH_FAILED",
     "AUTH_SECOND_FACTOR_REQUIRED",
     "AUTH_INVALID_CODE",
+    # DESIGN §26, part three
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
@@ -52,6 +54,7 @@ STATUS: Final[dict[str, int]] = {
     "AUTH_EMAIL_NOT_VERIFIED": 403,
     "AUTH_OAUTH_FAILED": 400,  # 502 when the provider is down, slow or broken
     "AUTH_SECOND_FACTOR_REQUIRED": 401,
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": 401,
     "AUTH_INVALID_CODE": 400,
 }
 
@@ -73,6 +76,9 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_EMAIL_NOT_VERIFIED": "Verify your email address to continue.",
     "AUTH_OAUTH_FAILED": "Signing in through the provider failed.",
     "AUTH_SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app to continue.",
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": (
+        "This site asks for two-step verification: set it up to finish signing in."
+    ),
     "AUTH_INVALID_CODE": "That code is not right, or it was already used.",
     "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
     "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",

@@ -130,13 +130,13 @@ class Lucia:
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         # The features register with the core and the pipeline; none imports another.
         pipeline = app.extensions["lucia_pipeline"] = Pipeline()
-        oauth_plugin.init_app(app, auth, self.oauth_user_data)
+        oauth_plugin.init_app(app, auth, pipeline, self.oauth_user_data)
         email_plugin.init_app(app, auth, pipeline, self.send_email)
         app.extensions["lucia"] = auth
         pending = Pending(auth, MfaSettings.from_config(config, settings))
         app.extensions["lucia_pending"] = pending
         mfa_plugin.init_app(app, auth, pipeline, pending)
-        passkeys_plugin.init_app(app, auth)
+        passkeys_plugin.init_app(app, auth, pipeline)
         activity_plugin.init_app(app, auth)
         cache_plugin.init_app(app, auth)
 

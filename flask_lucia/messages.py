@@ -7,6 +7,7 @@ module. Errors keep their code; only the ``message`` is reworded for people.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Final, Literal
 
@@ -90,6 +91,27 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
             count = seconds // size
             return f"{count} {unit}{'' if count == 1 else 's'} ago"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: The ways in and factors of DESIGN §19 in words (features add theirs: ``oauth:github``).
+METHOD_WORDS = {
+    "pwd": "password",
+    "otp": "authenticator app",
+    "recovery": "recovery code",
+    "passkey": "passkey",
+    "link": "emailed link",
+    "code": "emailed code",
+    "device": "trusted browser",
+}
+
+
+def way_in(amr: Iterable[str], names: Mapping[str, str] | None = None) -> str:
+    """How a session signed in, in words: "password and authenticator app", "passkey",
+    "GitHub"; ``names``: method names features registered (a provider's label)."""
+    words = [{**METHOD_WORDS, **(names or {})}.get(m, m.partition(":")[2] or m) for m in amr]
+    if not words:
+        return "unknown"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def exact_time(moment: datetime) -> str:

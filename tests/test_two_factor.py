@@ -560,7 +560,7 @@ def test_a_code_makes_a_signed_in_session_count_as_mfa(app: Flask, clock: Clock)
 
     answer = client.post("/auth/two-factor/verify", json={"code": code_at(secret, clock)})
 
-    assert answer.status_code == 200 and answer.json == {"mfa": True}
+    assert answer.status_code == 200 and answer.json == {"mfa": True, "aal": 2, "trusted": False}
     assert client.get("/whoami").json["mfa"] is True and client.get("/vault").status_code == 200
 
 

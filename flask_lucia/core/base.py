@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 from flask import current_app
 
 from flask_lucia.config import Settings
-from flask_lucia.core import devices, identifiers
+from flask_lucia.core import assurance, devices, identifiers
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.cookies import clearing_cookies, device_cookie, token_cookies
 from flask_lucia.core.passwords import PasswordHasher
@@ -134,7 +134,7 @@ class AuthBase:
         return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
-        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember, mfa = row[
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember, mfa, amr = row[
             start : start + _N_SESSION
         ]
         return Session(
@@ -149,6 +149,7 @@ class AuthBase:
             ip_address=ip,
             remember=bool(remember),
             mfa=bool(mfa),
+            amr=assurance.decode(amr),
         )
 
     def _tokens(
@@ -196,11 +197,21 @@ class AuthBase:
     def device_cookie(self, provider_id: str) -> str | None:
         """``Set-Cookie`` of a new device cookie for ``provider_id``; None when device
         cookies are off or the app has no ``SECRET_KEY``."""
+        issued = self.new_device(provider_id)
+        return None if issued is None else issued[0]
+
+    def new_device(self, provider_id: str) -> tuple[str, str] | None:
+        """A new device cookie for ``provider_id``: its ``Set-Cookie`` and its nonce (what
+        a trusted browser is bound to); None when device cookies are off or the app has
+        no ``SECRET_KEY``."""
         keys = self._secret_keys()
         if not keys:
             return None
-        value = devices.issue(keys, provider_id, now_ms() // 1000)
-        return device_cookie(self.settings, value, self.cookie_secure())
+        now = now_ms() // 1000
+        value = devices.issue(keys, provider_id, now)
+        nonce = devices.nonce(keys, provider_id, value, now, self.settings.device_max_age // 1000)
+        assert nonce is not None
+        return device_cookie(self.settings, value, self.cookie_secure()), nonce
 
     # -- input checks -----------------------------------------------------------
 

@@ -28,14 +28,13 @@ from flask_lucia.email.views import (
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, presented_device, same_origin
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import _home, bp
 from flask_lucia.web.credentials import (
     _origin_checked,
     _remember,
     _send_on,
     _transport,
-    finish_form_sign_in,
-    finish_json_sign_in,
+    finish_first_factor,
 )
 from flask_lucia.web.forms import form_options
 from flask_lucia.web.pages import refused
@@ -148,10 +147,11 @@ def _verify_json(codes: SignInCodes) -> ResponseReturnValue:
 def _finish(
     user: Any, email: str, transport: str | None, remember: bool, next_url: str | None
 ) -> ResponseReturnValue:
-    """The one place this way in meets the sign-in pipeline (a form when ``transport`` is
-    None). Issue 20 (the pipeline records how the user came in) wires it here: this
-    way in's amr is ``("code",)``."""
+    """This way in meets the sign-in pipeline here (a form when ``transport`` is None):
+    amr ``("code",)``, so an account with a second factor is still asked for it."""
     key = (EMAIL_PROVIDER, email.strip())
     if transport is None:
-        return finish_form_sign_in(user, key, next_url, remember)
-    return finish_json_sign_in(user, key, transport, remember)
+        return finish_first_factor(
+            user, key, ("code",), next_url=next_url or _home(), remember=remember
+        )
+    return finish_first_factor(user, key, ("code",), remember=remember, transport=transport)

@@ -30,6 +30,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.mail import Mailer, MailError
 from flask_lucia.types import Session
 from flask_lucia.web.links import external_url
+from flask_lucia.web.pipeline import pipeline
 
 INVALID_ADDRESS = "Enter a valid email address."
 #: The answer to a reset request, for an address with an account or without one.
@@ -186,22 +187,24 @@ class Emails:
         code: str | None = None,
         *,
         notice: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> tuple[Any, tuple[str, ...]]:
         """Spend a reset link: the new password, every session ended, the address
-        verified, in one transaction. The user; the caller signs the browser in.
+        verified, in one transaction. The user and what it proved (``("link",)``, or
+        ``("link", "otp")``), for the caller to sign the browser in through the pipeline.
 
-        With a second factor, ``code`` (a TOTP or a recovery code) is checked first, and
-        throttled like a sign-in's; without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either
-        failure leaves the link working."""
+        With a second factor, ``code`` is checked first by the pipeline's code check
+        (throttled); without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either keeps the link."""
         self.auth.hasher.normalize(password, new=True)  # a bad password keeps the link
         user_id = self.check_reset(token)
+        amr: tuple[str, ...] = ("link",)
         if self.second_factor_required(user_id):
-            if not code:
+            check = pipeline().verify_code
+            if not code or check is None:
                 raise LuciaError(
                     "AUTH_SECOND_FACTOR_REQUIRED",
                     "Enter the code from your authenticator app, or a recovery code.",
                 )
-            current_app.extensions["lucia_mfa"].verify_code(user_id, code)
+            amr = ("link", check(user_id, code))
         hashed = self.auth.hasher.hash(password)
         now = now_ms()
         with self.store.write() as conn:
@@ -212,7 +215,7 @@ class Emails:
         user = self.auth.get_user(user_id)
         signals.send(signals.password_reset, user=user)
         self.notify(address, "password_changed", **(notice or {}))  # where and when
-        return user
+        return user, amr
 
     # -- changes ------------------------------------------------------------------
 

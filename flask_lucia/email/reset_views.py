@@ -46,9 +46,8 @@ from flask_lucia.web.forms import (
     NewPasswordForm,
     form_options,
 )
-from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import where_and_when
-from flask_lucia.web.script import session_body
+from flask_lucia.web.pipeline import finish_sign_in
 
 # -- password reset ---------------------------------------------------------------------
 
@@ -109,13 +108,12 @@ def _reset_password_link(token: str) -> BaseResponse:
         if isinstance(body, Response):
             return body
         try:
-            user = emails.reset_password(
+            user, amr = emails.reset_password(
                 token, body["password"], body.get("code"), notice=where_and_when()
             )
         except LuciaError as error:
             return error_response(error)
-        session = sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-        return jsonify(session_body(user, session))
+        return finish_sign_in(user, amr)  # DESIGN §19: the stages run for a link too
     if request.method == "POST":
         return _new_password(token)
     try:
@@ -127,13 +125,6 @@ def _reset_password_link(token: str) -> BaseResponse:
     response = redirect(url_for("lucia.reset_password"), 303)
     _set_reset_cookie(response, token, emails.auth.settings.reset_ttl // 1000)
     return response
-
-
-def _proved_second_factor(user: Any) -> bool:
-    """After a reset: whether it took the account's second factor (it does whenever the
-    account has one), so the new session counts as MFA."""
-    auth = _emails().auth
-    return auth.has_second_factor(auth.users.id_of(user))
 
 
 def _new_password(token: str) -> BaseResponse:
@@ -152,7 +143,7 @@ def _new_password(token: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _failed_form("lucia/reset_password.html", form, needs_code=needs_code)
     try:
-        user = emails.reset_password(
+        user, amr = emails.reset_password(
             token, form.password.data or "", form.code.data or None, notice=where_and_when()
         )
     except LuciaError as error:
@@ -163,9 +154,9 @@ def _new_password(token: str) -> BaseResponse:
         wrong_code = error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_INVALID_CODE")
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
-    sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-    flash("Your password has been changed, and every other device signed out.", "info")
-    done = redirect("/", 303)
+    done = finish_sign_in(user, amr, next_url="/")
+    if done.status_code < 400:
+        flash("Your password has been changed, and every other device signed out.", "info")
     _set_reset_cookie(done, "", 0)
     return done
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, StringField
+from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -18,4 +18,5 @@ class CodeForm(FlaskForm):  # type: ignore[misc]
     """A TOTP code or a recovery code, and where to go afterwards."""
 
     code = StringField("Code", validators=[DataRequired(), Length(max=64)])
+    trust_browser = BooleanField("Don't ask again on this browser")
     next = HiddenField()

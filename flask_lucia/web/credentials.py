@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import (
     Response,
-    jsonify,
     redirect,
     request,
 )
@@ -17,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
-from flask_lucia.types import Session, Tokens
+from flask_lucia.types import Session
 from flask_lucia.web.base import (
     error_response,
     presented_device,
@@ -36,12 +35,11 @@ from flask_lucia.web.blueprint import (
 from flask_lucia.web.forms import (
     sign_in_form,
 )
-from flask_lucia.web.hook import issue_session, remember_device, sign_in
+from flask_lucia.web.hook import remember_device
 from flask_lucia.web.pages import error_page, refused
 from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
-from flask_lucia.web.script import session_body
 
 
 def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
@@ -87,62 +85,33 @@ def _remember(body: dict[str, Any]) -> bool | Response:
     return value
 
 
-def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
-    """The token pair of a body-transport answer, with expiries in unix ms."""
-    return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "access_expires": session.expires_ms,
-        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
-    }
-
-
-def _signed_in(
-    user: Any, key: tuple[str, str], transport: str, remember: bool, status: int = 200
-) -> Response:
-    """Start a fresh session for ``user``: cookies set, the device cookie for the proved
-    ``(provider, identifier)`` too (``cookie``), or the tokens in the body and no cookie at
-    all (``body``). ``status`` 201 is a sign-up, whose new account has no owner to tell
-    about a new device."""
-    if transport == "body":
-        session, tokens = issue_session(user, fresh=True)
-        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
-    else:
-        session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
-        remember_device(*key)
-        response = jsonify(session_body(user, session))
-    response.status_code = status
-    return response
-
-
-def finish_json_sign_in(
-    user: Any, key: tuple[str, str], transport: str, remember: bool
-) -> ResponseReturnValue:
-    """The end of every JSON way in by a first factor (``key``: the ``(provider,
-    identifier)`` it proved): the sign-in pipeline, whose answer (a pending sign-in)
-    replaces the session, then a fresh session carried by ``transport``."""
-    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if state().has_second_factor(state().users.id_of(user)):
-            raise LuciaError(
-                "AUTH_SECOND_FACTOR_REQUIRED",
-                "This account has a second factor: sign in through the browser.",
-            )
-    elif (pending := finish_sign_in(user)) is not None:
-        return pending  # the device cookie waits for the second factor
-    return _signed_in(user, key, transport, remember)
-
-
-def finish_form_sign_in(
-    user: Any, key: tuple[str, str], next_url: str | None, remember: bool
+def finish_first_factor(
+    user: Any,
+    key: tuple[str, str],
+    amr: tuple[str, ...],
+    *,
+    next_url: str | None = None,
+    remember: bool = True,
+    transport: str = "cookie",
+    new_account: bool = False,
 ) -> BaseResponse:
-    """The end of every form way in by a first factor: the sign-in pipeline (DESIGN §15:
-    with a second factor, a pending sign-in and no session; the device cookie waits for
-    it, being proof of a whole sign-in), else a fresh session and on to ``next_url``."""
-    if (pending := finish_sign_in(user, next_url)) is not None:
-        return pending
-    sign_in(user, fresh=True, remember=remember)
-    remember_device(*key)
-    return redirect(next_url or _home(), 303)
+    """The end of a way in that proved ``key`` (``(provider, identifier)``, by ``amr``):
+    the sign-in pipeline decides (DESIGN §19); once it made a whole session in a browser,
+    the browser gets a device cookie for that key (its own throttle budget). A pending
+    sign-in gets none: the cookie is proof of a whole sign-in."""
+    before = request_state.get("_lucia_session")
+    answer = finish_sign_in(
+        user,
+        amr,
+        next_url=next_url,
+        remember=remember,
+        transport=transport,
+        new_account=new_account,
+    )
+    made = request_state.get("_lucia_session")
+    if transport == "cookie" and made is not None and made is not before:
+        remember_device(*key)
+    return answer
 
 
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
@@ -161,8 +130,13 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user, key = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        return finish_form_sign_in(
-            user, key, safe_next_url(form.next.data), bool(form.remember.data)
+        # DESIGN §19: the stages decide (a pending sign-in for a second factor, no session).
+        return finish_first_factor(
+            user,
+            key,
+            ("pwd",),
+            next_url=safe_next_url(form.next.data) or _home(),
+            remember=bool(form.remember.data),
         )
     return _form_page("lucia/sign_in.html", form)
 
@@ -191,9 +165,9 @@ def sign_up_endpoint() -> ResponseReturnValue:
             return _form_page(
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
-        sign_in(user, fresh=True, new_account=True)
-        remember_device(state().settings.password_provider, identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        next_url = safe_next_url(form.next.data) or _home()
+        key = (state().settings.password_provider, identifier)
+        return finish_first_factor(user, key, ("pwd",), next_url=next_url, new_account=True)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -284,7 +258,8 @@ def _sign_in_json() -> ResponseReturnValue:
         return options
     _, identifier, password, transport, remember = options
     user, key = _authenticate(identifier, password)  # failures: in the user's words
-    return finish_json_sign_in(user, key, transport, remember)
+    # DESIGN §19: the same stages as a form's; a pending answer carries no token.
+    return finish_first_factor(user, key, ("pwd",), remember=remember, transport=transport)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -302,7 +277,12 @@ def _sign_up_json() -> ResponseReturnValue:
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     key = (state().settings.password_provider, identifier)
-    return _signed_in(user, key, transport, remember, status=201)
+    response = finish_first_factor(
+        user, key, ("pwd",), remember=remember, transport=transport, new_account=True
+    )
+    if response.status_code == 200:
+        response.status_code = 201
+    return response
 
 
 def _more_identifiers(body: dict[str, Any]) -> dict[str, str] | Response:

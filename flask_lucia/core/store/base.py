@@ -49,6 +49,7 @@ SESSION_FIELDS = (
     "ip_address",
     "remember",
     "mfa",
+    "amr",
 )
 
 

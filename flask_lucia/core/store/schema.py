@@ -81,8 +81,11 @@ class Tables:
             sa.Column("ip_address", sa.String(64), nullable=True),
             # False: "remember me" was off, so its cookies live only as long as the browser.
             sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
-            # Signed in with a second factor or a passkey (DESIGN §15).
+            # Signed in with a second factor or a passkey (DESIGN §15): assurance level 2.
             sa.Column("mfa", sa.Boolean, nullable=False, server_default=sa.false()),
+            # How it was made (DESIGN §19): method names separated by spaces ("pwd otp");
+            # NULL for a session made before they were recorded.
+            sa.Column("amr", sa.String(64), nullable=True),
             keep_existing=True,
         )
         self.access_tokens = self._token_table(
@@ -209,6 +212,21 @@ class Tables:
             self._user_id(),
             sa.Column("client", sa.String(64), nullable=False),  # digest of the user agent
             sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            # DESIGN §19: the methods proved so far (NULL: a password), whether the session
+            # it becomes is remembered, and whether it waits for a factor to be set up.
+            sa.Column("amr", sa.String(64), nullable=True),
+            sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
+            sa.Column("setup", sa.Boolean, nullable=False, server_default=sa.false()),
+            keep_existing=True,
+        )
+        # Browsers trusted to skip the second factor (DESIGN §19): a digest of the nonce of
+        # the browser's device cookie, bound to one user, until ``expires_at``.
+        self.trusted_browsers = sa.Table(
+            f"{prefix}trusted_browsers",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            self._user_id(),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
             keep_existing=True,
         )
         self.passkeys = sa.Table(
@@ -259,7 +277,13 @@ class Tables:
     @property
     def second_factor_tables(self) -> list[sa.Table]:
         """The DESIGN §15 tables that hold rows of a user (deleted with it)."""
-        return [self.totp, self.recovery_codes, self.pending_sign_ins, self.passkeys]
+        return [
+            self.totp,
+            self.recovery_codes,
+            self.pending_sign_ins,
+            self.passkeys,
+            self.trusted_browsers,
+        ]
 
     @property
     def owned(self) -> list[sa.Table]:
@@ -275,6 +299,7 @@ class Tables:
             self.totp,
             self.recovery_codes,
             self.pending_sign_ins,
+            self.trusted_browsers,
             self.passkeys,
             self.webauthn_challenges,
             self.email_tokens,

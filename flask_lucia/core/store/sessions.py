@@ -33,13 +33,14 @@ class RefreshRow(NamedTuple):
 class SessionStatements(StoreBase):
     """Sessions and tokens: validate, issue, rotate, touch, end, expire."""
 
-    def mark_session_mfa(self, session_id: str, fresh_until: int) -> None:
-        """Mark a session signed in with a second factor, and fresh until ``fresh_until``."""
+    def mark_session_mfa(self, session_id: str, fresh_until: int, amr: str | None) -> None:
+        """Mark a session signed in with a second factor (aal 2, its methods now ``amr``),
+        and fresh until ``fresh_until``."""
         sessions = self.sessions
         stmt = (
             sessions.update()
             .where(sessions.c.id == session_id)
-            .values(mfa=True, fresh_until=fresh_until)
+            .values(mfa=True, fresh_until=fresh_until, amr=amr)
         )
         with self.write() as conn:
             conn.execute(stmt)
