@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from flask_lucia import signals
+from flask_lucia import messages, signals
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.store.schema import EMAIL_PROVIDER
@@ -349,7 +349,7 @@ class Emails:
         link in one transaction, send it, and undo both if it could not be sent."""
         now = now_ms()
         with self.store.write() as conn:
-            counted = self._reserve(conn, address, client_address, now)
+            counted = self._reserve(conn, purpose, address, client_address, now)
             if token is not None:
                 self.store.issue(conn, digest(token), user_id, purpose, address, now, now + ttl)
         try:
@@ -362,25 +362,28 @@ class Emails:
             raise
 
     def _reserve(
-        self, conn: Connection, address: str, client_address: str | None, now: int
+        self, conn: Connection, purpose: str, address: str, client_address: str | None, now: int
     ) -> list[str]:
-        """Count one mail against the address's and the client's limits; the counters.
-        Over a limit, ``AUTH_TOO_MANY_ATTEMPTS`` (the transaction, and so every count,
-        is rolled back). With no limit set the address's mails are still counted, so
-        every answer to a reset request writes alike, known address or not."""
+        """Count one mail against the address's limits of its flow (``purpose``: a reset
+        right after the sign-up's verification mail is not refused) and the client's
+        limits over every flow; the counters. Over a limit, ``AUTH_TOO_MANY_ATTEMPTS`` in
+        words of what happened (the transaction, and so every count, is rolled back).
+        With no limit set the address's mails are still counted, so every answer to a
+        reset request writes alike, known address or not."""
         counted = []
         limits: tuple[tuple[str, int | None, int], ...] = self.auth.settings.mail_limits
         for whom, limit, window in limits or (("address", None, _HOUR),):
             subject = address if whom == "address" else client_address
             if not subject:
                 continue
-            key = f"mail:{whom}:{window // 1000}:{subject}"
+            flow = f"{purpose}:" if whom == "address" else ""
+            key = f"mail:{flow}{whom}:{window // 1000}:{subject}"
             wait = self.store.reserve(conn, key, limit, window, now)
             if wait:
                 seconds = math.ceil(wait / 1000)
                 raise LuciaError(
                     "AUTH_TOO_MANY_ATTEMPTS",
-                    f"Too many emails were asked for. Try again in {duration(wait)}.",
+                    messages.mail_wait(whom, duration(wait)),
                     retry_after=seconds,
                 )
             counted.append(key)
