@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import (
     Response,
-    flash,
     jsonify,
     redirect,
     request,
@@ -21,6 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.config import HOST_PREFIX
 from flask_lucia.email.flows import RESET_SENT
 from flask_lucia.email.views import (
@@ -49,6 +49,7 @@ from flask_lucia.web.forms import (
 )
 from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import where_and_when
+from flask_lucia.web.pages import outcome
 from flask_lucia.web.script import session_body
 
 # -- password reset ---------------------------------------------------------------------
@@ -96,7 +97,13 @@ def reset_password() -> ResponseReturnValue:
         return _page("lucia/reset_request.html", error.status, error, form=form)
     except MailError:
         return _page("lucia/reset_request.html", 503, NOT_SENT, form=form)
-    return _page("lucia/email_sent.html", title="Check your email", message=RESET_SENT)
+    return _page(
+        "lucia/email_sent.html",
+        title="Check your email",
+        message=RESET_SENT,
+        back=url_for("lucia.sign_in"),
+        back_label="Back to sign in",
+    )
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password_link")
@@ -171,8 +178,7 @@ def _new_password(token: str) -> BaseResponse:
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
     sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-    flash("Your password has been changed, and every other device signed out.", "info")
-    done = redirect("/", 303)
+    done = outcome("password_reset", messages.PASSWORD_RESET)
     _set_reset_cookie(done, "", 0)
     return done
 
