@@ -94,7 +94,10 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_ACCOUNT_DELETION": True,  # False: no POST /auth/delete-account
     "LUCIA_EMAIL_CODE_SIGN_IN": False,  # True: sign in with a code sent by email (§23)
     "LUCIA_EMAIL_CODE_TTL": timedelta(minutes=10),  # how long a mailed sign-in code works
-    "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (None: no limit)
+    # Without MAIL_SERVER, send_email or Flask-Mailman: print mails (links and all) to the
+    # log? None: in debug or testing mode only; True: always (development machines only).
+    "LUCIA_LOG_EMAILS": None,
+    "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (per flow; None: no limit)
     "LUCIA_MAIL_ADDRESS_PER_HOUR": 10,
     "LUCIA_MAIL_CLIENT_PER_MINUTE": 5,  # mails asked for by one client address
     "LUCIA_MAIL_CLIENT_PER_HOUR": 50,

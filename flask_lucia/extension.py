@@ -48,6 +48,7 @@ from flask_lucia.web import base, hook, pages
 from flask_lucia.web import credentials as _credentials  # noqa: F401 - adds its routes
 from flask_lucia.web import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.web.blueprint import bp
+from flask_lucia.web.extras import lucia_offers
 from flask_lucia.web.pipeline import Pipeline
 from flask_lucia.web.proxies import current_session, current_user, request_state
 from flask_lucia.web.script import lucia_script
@@ -148,7 +149,10 @@ class Lucia:
         app.register_error_handler(LuciaError, base.error_response)
         app.cli.add_command(lucia_cli)
         app.jinja_env.globals.update(
-            current_user=current_user, current_session=current_session, lucia_script=lucia_script
+            current_user=current_user,
+            current_session=current_session,
+            lucia_script=lucia_script,
+            lucia_offers=lucia_offers,
         )
 
     # -- the seed API, on the current app ---------------------------------------

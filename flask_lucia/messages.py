@@ -17,6 +17,18 @@ from flask_lucia import errors
 from flask_lucia.errors import LuciaError
 
 Action = Literal["sign_in", "sign_up", "confirm"]
+#: What a form did, for the heading of the page that says so (``/auth/done``).
+Outcome = Literal["password_changed", "password_reset", "account_deleted"]
+OUTCOME_TITLES: Final[dict[str, str]] = {
+    "password_changed": "Password changed",
+    "password_reset": "New password set",
+    "account_deleted": "Account deleted",
+}
+PASSWORD_CHANGED: Final = "Your password has been changed, and your other devices signed out."
+PASSWORD_RESET: Final = (
+    "Your new password is set. Every other device was signed out, and this one is signed in."
+)
+ACCOUNT_DELETED: Final = "Your account has been deleted, and every device signed out of it."
 
 #: A form posted with an expired or missing Flask-WTF CSRF token.
 FORM_EXPIRED: Final = "This form expired before it was sent. Check it and send it again."
@@ -24,6 +36,11 @@ FORM_EXPIRED: Final = "This form expired before it was sent. Check it and send i
 CROSS_SITE: Final = (
     "This request came from another site, so it was refused. "
     "Go back, reload the page and try again."
+)
+#: A page that needs a second factor, for an account that has none yet (``mfa_required``).
+SECOND_FACTOR_FIRST: Final = (
+    "The page you opened needs a second factor. Turn on two-factor authentication, "
+    "then open it again."
 )
 NOT_FOUND: Final = "There is no page at this address."
 METHOD_NOT_ALLOWED: Final = "This page cannot be used that way."
@@ -57,6 +74,25 @@ def identifier_label() -> str:
         ]
         label = " or ".join(str(provider) for provider in providers)
     return _in_sentence(str(label))
+
+
+def invalid_identifier() -> str:
+    """What sign-up says under an identifier its provider cannot take (an email address
+    that is not one), in place of the validating library's words."""
+    if identifier_label() == "email":
+        return "Enter an email address, like name@example.com."
+    return f"This {identifier_label()} cannot be used."
+
+
+def mail_wait(whom: str, wait: str) -> str:
+    """What a person reads when a mail limit holds a mail back (``whom``: the limit of
+    the "address" or of the "client"): what happened, then when to ask again."""
+    if whom == "address":
+        return (
+            "We just sent an email like this to that address: look for it (and in the spam "
+            f"folder). You can ask for another in {wait}."
+        )
+    return f"Many emails were asked for from this network just now. Try again in {wait}."
 
 
 def column_label(name: str) -> str:

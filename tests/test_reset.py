@@ -357,8 +357,9 @@ def test_the_reset_form_sets_the_password_signs_in_and_drops_the_cookie(
     answer = client.post(
         "/auth/reset-password", data={"csrf_token": token, "password": NEW, "confirm": NEW}
     )
-    assert answer.status_code == 303 and answer.location == "/"
+    assert answer.status_code == 303 and answer.location == "/auth/done?what=password_reset"
     assert cookie(client, "lucia_reset") is None
+    assert "Your new password is set." in client.get(answer.location).text
     assert client.get("/private").status_code == 200
     assert 'name="email"' in client.get("/auth/reset-password").text  # the request form again
 
@@ -497,7 +498,7 @@ def test_the_throttled_form_says_when_to_try_again(limited: Flask) -> None:
     ask(client)
     token = csrf_token(client.get("/auth/reset-password").text)
     page = client.post("/auth/reset-password", data={"csrf_token": token, "email": ANN})
-    assert page.status_code == 429 and "Try again in 1 minute." in page.text
+    assert page.status_code == 429 and "You can ask for another in 1 minute." in page.text
     assert page.headers["Retry-After"]
 
 

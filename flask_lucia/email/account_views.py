@@ -11,15 +11,14 @@ from typing import Any
 
 from flask import (
     Response,
-    flash,
     jsonify,
-    redirect,
     request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
+from flask_lucia import messages
 from flask_lucia.email.views import (
     _emails,
     _failed_form,
@@ -51,6 +50,7 @@ from flask_lucia.web.forms import (
 )
 from flask_lucia.web.hook import sign_out
 from flask_lucia.web.notices import where_and_when
+from flask_lucia.web.pages import outcome
 from flask_lucia.web.proxies import request_state
 
 # -- change password --------------------------------------------------------------------
@@ -103,8 +103,7 @@ def change_password() -> ResponseReturnValue:
             form.current_password.errors = ["The current password is wrong."]
             return _page("lucia/change_password.html", 400, form=form)
         return _page("lucia/change_password.html", error.status, error, form=form)
-    flash("Your password has been changed, and your other devices signed out.", "info")
-    return redirect("/", 303)
+    return outcome("password_changed", messages.PASSWORD_CHANGED)
 
 
 # -- change email -----------------------------------------------------------------------
@@ -201,5 +200,4 @@ def delete_account() -> ResponseReturnValue:
     except LuciaError as error:
         return _page("lucia/delete_account.html", error.status, error, form=form)
     sign_out()
-    flash("Your account has been deleted.", "info")
-    return redirect("/", 303)
+    return outcome("account_deleted", messages.ACCOUNT_DELETED)

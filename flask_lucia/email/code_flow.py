@@ -106,7 +106,7 @@ class SignInCodes:
         def undo(conn: Connection) -> None:
             self.store.spend(conn, address, hashed)
 
-        send_counted(emails, message, address, client_address, keep, undo)
+        send_counted(emails, message, address, client_address, keep, undo, "code")
 
     def verify(
         self,

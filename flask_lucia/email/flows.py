@@ -361,7 +361,7 @@ class Emails:
             if hashed is not None:
                 self.store.discard(conn, hashed)
 
-        send_counted(self, message, address, client_address, keep, undo)
+        send_counted(self, message, address, client_address, keep, undo, purpose)
 
     def _spend(self, conn: Connection, token: str, purpose: str, now: int) -> tuple[Any, str]:
         """Spend a link of ``purpose`` inside ``conn``; ``AUTH_INVALID_TOKEN`` if it does

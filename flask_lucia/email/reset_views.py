@@ -21,6 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.config import HOST_PREFIX
 from flask_lucia.email.flows import RESET_SENT
 from flask_lucia.email.views import (
@@ -88,7 +89,13 @@ def reset_password() -> ResponseReturnValue:
         return _page("lucia/reset_request.html", error.status, error, form=form)
     except MailError:
         return _page("lucia/reset_request.html", 503, NOT_SENT, form=form)
-    return _page("lucia/email_sent.html", title="Check your email", message=RESET_SENT)
+    return _page(
+        "lucia/email_sent.html",
+        title="Check your email",
+        message=RESET_SENT,
+        back=url_for("lucia.sign_in"),
+        back_label="Back to sign in",
+    )
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password_link")
@@ -154,9 +161,10 @@ def _new_password(token: str) -> BaseResponse:
         wrong_code = error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_INVALID_CODE")
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
-    done = finish_sign_in(user, amr, next_url="/")
+    # The pipeline decides (an enrolment may still be asked); the outcome page says it.
+    done = finish_sign_in(user, amr, next_url=url_for("lucia.done", what="password_reset"))
     if done.status_code < 400:
-        flash("Your password has been changed, and every other device signed out.", "info")
+        flash(messages.PASSWORD_RESET, "success")
     _set_reset_cookie(done, "", 0)
     return done
 

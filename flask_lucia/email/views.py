@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.email.flows import Emails
 from flask_lucia.errors import LuciaError
 from flask_lucia.mail import NOT_SENT, MailError
@@ -43,7 +44,7 @@ from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 
 #: What a form that failed its CSRF check says (the page and its token expired).
-FORM_EXPIRED = "This form expired. Please try again."
+FORM_EXPIRED = messages.FORM_EXPIRED
 
 
 def _emails() -> Emails:

@@ -24,6 +24,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.cli import _failures, _find_user, lucia_cli
 from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.pending import PendingSignIn
@@ -115,12 +116,12 @@ def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(messages.FORM_EXPIRED, "error")
         return redirect(url_for("lucia.two_factor"), 303)
     if mfa_state().disable_totp(request_state._lucia_user):
         tell_owner(request_state._lucia_session.user_id, "second_factor_off")
     if form_post:
-        flash("Two-factor authentication is off.", "info")
+        flash("Two-factor authentication is off.", "success")
         return redirect(url_for("lucia.two_factor"), 303)
     return jsonify({"enabled": False})
 
@@ -151,6 +152,8 @@ def verify() -> ResponseReturnValue:
     if pending is None and not mfa.enabled(user_id):
         if json_mode:
             raise RequestError("Two-factor authentication is off.", 409)
+        if current_app.secret_key and request.args.get("next"):  # a page that needs it
+            flash(messages.SECOND_FACTOR_FIRST, "info")
         return redirect(url_for("lucia.two_factor"), 303)
     if json_mode:
         if request.method == "GET":

@@ -232,7 +232,7 @@ def _link(
     key = f"{provider.name}:{identifier}"
     if wants_json():
         return jsonify({"linked": key})
-    flash(f"{provider.label} is linked: you can sign in with it.", "info")
+    flash(f"{provider.label} is linked: you can sign in with it.", "success")
     return redirect(target or url_for("lucia.oauth_settings"), 303)
 
 

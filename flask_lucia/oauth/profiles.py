@@ -91,8 +91,8 @@ class Failure(Exception):
     """A sign-in through a provider that ends here: ``reason`` is a short code for
     scripts, ``message`` is for people; ``status`` 502 when the provider is at fault."""
 
-    def __init__(self, reason: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{reason}: {message}")
+    def __init__(self, reason: str, message: str, status: int = 400, detail: str = "") -> None:
+        super().__init__(f"{reason}: {message}" + (f" ({detail})" if detail else ""))
         self.reason = reason
         self.message = message
         self.status = status
@@ -108,14 +108,14 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
         return Failure("provider_timeout", f"{label} did not answer in time. Try again.", 502)
     if isinstance(error, requests.HTTPError):
         status = error.response.status_code if error.response is not None else "?"
-        return Failure("provider_error", f"{label} answered with an error (HTTP {status}).", 502)
+        words = f"{label} answered with an error. Try again later."
+        return Failure("provider_error", words, 502, detail=f"HTTP {status}")
     if isinstance(error, requests.RequestException):
         return Failure("provider_unreachable", f"{label} could not be reached. Try again.", 502)
     if isinstance(error, JoseError):
         detail = getattr(error, "description", "") or getattr(error, "error", "")
-        return Failure(
-            "invalid_id_token", f"{label} sent an ID token that failed its checks ({detail})."
-        )
+        words = f"{label} sent an answer that failed our checks, so nobody was signed in."
+        return Failure("invalid_id_token", words, detail=str(detail))
     if isinstance(error, AuthlibBaseError):
         code = getattr(error, "error", None)
         if code == "mismatching_state":
@@ -132,7 +132,7 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
                 f"{label} refused the sign-in code: it was used already or has expired. "
                 "Start again.",
             )
-        return Failure("provider_error", f"{label} refused the sign-in ({code}).")
+        return Failure("provider_error", f"{label} refused the sign-in.", detail=str(code))
     if isinstance(error, (ValueError, KeyError, RuntimeError)):  # a malformed answer
         return Failure("provider_error", f"{label} sent an answer that could not be used.", 502)
     raise error

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
+from flask_lucia.core.identifiers import check_new
 from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session
 from flask_lucia.web.base import (
@@ -33,6 +34,7 @@ from flask_lucia.web.blueprint import (
     bp,
 )
 from flask_lucia.web.forms import (
+    SignUpForm,
     sign_in_form,
 )
 from flask_lucia.web.hook import remember_device
@@ -157,6 +159,8 @@ def sign_up_endpoint() -> ResponseReturnValue:
         data = {name: form[name].data for name in form.data_fields}
         more = {name: (form[name].data or "").strip() for name in form.key_fields}
         identifier = (form.identifier.data or "").strip()
+        if not _fields_valid(form, identifier):
+            return _form_page("lucia/sign_up.html", form)
         try:
             user = _create(identifier, form.password.data or "", data, more)
         except LuciaError as error:
@@ -210,6 +214,21 @@ def _confirm(session: Session, password: str) -> Session:
         if error.code in _CREDENTIAL_FAILURES:
             raise LuciaError("AUTH_INVALID_PASSWORD") from None
         raise
+
+
+def _fields_valid(form: SignUpForm, identifier: str) -> bool:
+    """Check the identifier and the new password before anything is written, each error
+    in plain words under its own field (both at once, so one hides neither)."""
+    auth = state()
+    try:
+        check_new(auth.settings.password_provider, identifier)
+    except ValueError:
+        form.identifier.errors = [messages.invalid_identifier()]
+    try:
+        auth.hasher.normalize(form.password.data or "", new=True)
+    except LuciaError as error:
+        form.password.errors = [error.message]
+    return not (form.identifier.errors or form.password.errors)
 
 
 def _create(

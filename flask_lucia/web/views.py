@@ -12,6 +12,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    get_flashed_messages,
     jsonify,
     redirect,
     render_template,
@@ -216,6 +217,19 @@ def devices_page() -> ResponseReturnValue:
         ago=messages.ago,
         exact_time=messages.exact_time,
     )
+
+
+@bp.get("/done", endpoint="done")
+def done() -> ResponseReturnValue:
+    """The outcome of a form that ended on the app's side (password changed or reset,
+    account deleted): its flashed sentence under a heading, and the way on. Without a
+    message to show (a reload), the app's home page."""
+    title = messages.OUTCOME_TITLES.get(request.args.get("what", ""))
+    if title is None or not _forms_enabled():
+        raise NotFound()
+    if not get_flashed_messages():
+        return redirect(_home(), 303)
+    return render_template("lucia/done.html", title=title)
 
 
 @bp.route("/confirm", methods=["GET", "POST"], endpoint="reauthenticate")
