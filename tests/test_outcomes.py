@@ -95,8 +95,8 @@ def confirm_steps(page: str) -> list[str]:
 def test_signing_a_device_out_asks_first(client: FlaskClient) -> None:
     sign_up(client)
     page = client.get("/auth/devices").text
-    assert confirm_steps(page) == ["Sign out this device"]
-    assert page.count('type="submit"') == 1  # the one inside the confirm step
+    assert confirm_steps(page) == ["Sign out this device", "Sign out everywhere"]
+    assert page.count('type="submit"') == 2  # each inside its confirm step
 
 
 def test_turning_two_factor_off_and_new_codes_ask_first(app: Flask, client: FlaskClient) -> None:

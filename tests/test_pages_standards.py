@@ -123,7 +123,7 @@ def test_signing_a_device_out_asks_first_with_or_without_javascript(
     sign_in(tab, pages)
     tab.goto(pages.server.url + "/auth/devices")
     tab.click("summary:has-text('Sign out this device')")
-    assert tab.locator(".confirm-box").is_visible()
+    assert tab.locator(".devices .confirm-box").is_visible()
     assert tab.url.endswith("/auth/devices")  # asked, nothing done yet
     with tab.expect_navigation():
         tab.click("button:has-text('Yes, sign it out')")
