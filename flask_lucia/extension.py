@@ -30,6 +30,7 @@ from flask_lucia.core.users import Users
 from flask_lucia.email import plugin as email_plugin
 from flask_lucia.email.flows import Emails
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import TEMPLATE_GLOBALS
 from flask_lucia.mail import SendEmail
 from flask_lucia.mfa import plugin as mfa_plugin
 from flask_lucia.mfa.factor import SecondFactor
@@ -143,6 +144,7 @@ class Lucia:
         app.jinja_env.globals.update(
             current_user=current_user, current_session=current_session, lucia_script=lucia_script
         )
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS)  # _lucia(...): docs/translations.rst
 
     def _engine_factory(self, app: Flask) -> Callable[[], Engine]:
         """How this app gets its engine: Flask-SQLAlchemy's, the URL's, or instance SQLite."""

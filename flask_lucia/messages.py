@@ -13,46 +13,60 @@ from typing import Final, Literal
 from flask import current_app
 
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_, format_ago, format_moment, gettext, locale, ngettext
 
 Action = Literal["sign_in", "sign_up", "confirm"]
 
+# The constants are English msgids: translate them where they are shown (``gettext(X)``; a
+# ``LuciaError`` message is translated by the error itself).
+
 #: A form posted with an expired or missing Flask-WTF CSRF token.
-FORM_EXPIRED: Final = "This form expired before it was sent. Check it and send it again."
+FORM_EXPIRED: Final = N_("This form expired before it was sent. Check it and send it again.")
 #: A cookie-authenticated or form request from another site (DESIGN §5).
-CROSS_SITE: Final = (
+CROSS_SITE: Final = N_(
     "This request came from another site, so it was refused. "
     "Go back, reload the page and try again."
 )
-NOT_FOUND: Final = "There is no page at this address."
-METHOD_NOT_ALLOWED: Final = "This page cannot be used that way."
-TOO_LARGE: Final = "What was sent is too large."
+NOT_FOUND: Final = N_("There is no page at this address.")
+METHOD_NOT_ALLOWED: Final = N_("This page cannot be used that way.")
+TOO_LARGE: Final = N_("What was sent is too large.")
 
-_UNITS: Final = (("hour", 3600), ("minute", 60), ("second", 1))
 _TITLES: Final = {
-    400: "This did not work",
-    403: "Request refused",
-    404: "Page not found",
-    405: "Not available",
-    413: "Too large",
-    429: "Too many attempts",
-    503: "Try again soon",
+    400: N_("This did not work"),
+    403: N_("Request refused"),
+    404: N_("Page not found"),
+    405: N_("Not available"),
+    413: N_("Too large"),
+    429: N_("Too many attempts"),
+    503: N_("Try again soon"),
 }
+_OTHER_TITLE: Final = N_("Something went wrong")
 
 
 def page_title(status: int) -> str:
     """The heading of an error page with this HTTP status."""
-    return _TITLES.get(status, "Something went wrong")
+    return gettext(_TITLES.get(status, _OTHER_TITLE))
 
 
 def identifier_label() -> str:
-    """The word for the identifier in a sentence: ``LUCIA_IDENTIFIER_LABEL``, else
-    "email" for the ``email`` provider, else the provider's name."""
+    """The word for the identifier in a sentence: ``LUCIA_IDENTIFIER_LABEL`` (an app that
+    translates its own words may give a lazy string), else "email" for the ``email``
+    provider, else the provider's name."""
     config = current_app.config
     label = config.get("LUCIA_IDENTIFIER_LABEL")
     if not label:
         provider = str(config.get("LUCIA_PASSWORD_PROVIDER", "email"))
-        label = "email" if provider == "email" else provider
+        label = gettext("email") if provider == "email" else provider
     return _in_sentence(str(label))
+
+
+def _by_email() -> bool:
+    """Whether the identifier is the email address under its own name, so that sentences
+    can name it whole (a translation then needs no word glued in)."""
+    config = current_app.config
+    return not config.get("LUCIA_IDENTIFIER_LABEL") and (
+        str(config.get("LUCIA_PASSWORD_PROVIDER", "email")) == "email"
+    )
 
 
 def column_label(name: str) -> str:
@@ -71,17 +85,22 @@ def wait_text(seconds: int) -> str:
     Seconds under two minutes, minutes under two hours, hours beyond.
     """
     seconds = max(int(seconds), 1)
-    unit, size = next((u, s) for u, s in _UNITS if seconds >= 2 * s or s == 1)
-    count = math.ceil(seconds / size)
-    return f"{count} {unit}{'' if count == 1 else 's'}"
+    if seconds < 120:
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    if seconds < 7200:
+        return ngettext("%(num)d minute", "%(num)d minutes", math.ceil(seconds / 60))
+    return ngettext("%(num)d hour", "%(num)d hours", math.ceil(seconds / 3600))
 
 
 def ago(moment: datetime, now: datetime | None = None) -> str:
-    """How long ago ``moment`` was, in words: "just now", "2 minutes ago", "3 days ago"."""
+    """How long ago ``moment`` was, in words: "just now", "2 minutes ago", "3 days ago";
+    in the locale's words (Babel) when the app translates."""
     now = now or datetime.now(timezone.utc)
     seconds = int((now - moment).total_seconds())
     if seconds < 60:
-        return "just now"
+        return gettext("just now")
+    if locale() is not None:
+        return format_ago(now - moment)
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = seconds // size
@@ -90,7 +109,10 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 
 
 def exact_time(moment: datetime) -> str:
-    """The exact time shown on hover: "2024-06-01 14:03:09 UTC"."""
+    """The exact time shown on hover: "2024-06-01 14:03:09 UTC", or the locale's long
+    form in the app's Babel time zone ("1. Juni 2024 um 14:03:09 UTC")."""
+    if locale() is not None:
+        return format_moment(moment)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -113,18 +135,25 @@ def _message(error: LuciaError, action: Action, taken: str | None) -> str | None
     code = error.code
     if code == "AUTH_TOO_MANY_ATTEMPTS":
         if error.retry_after is None:
-            return "Too many attempts. Try again later."
-        return f"Too many attempts. Try again in {wait_text(error.retry_after)}."
+            return gettext("Too many attempts. Try again later.")
+        wait = wait_text(error.retry_after)
+        return gettext("Too many attempts. Try again in %(wait)s.", wait=wait)
     if code in ("AUTH_INVALID_PASSWORD", "AUTH_INVALID_PROVIDER_ID") and action != "sign_up":
         if action == "confirm":
-            return "Wrong password."
-        return f"Wrong {identifier_label()} or password."
+            return gettext("Wrong password.")
+        if _by_email():
+            return gettext("Wrong email or password.")
+        return gettext("Wrong %(identifier)s or password.", identifier=identifier_label())
     if code == "AUTH_DUPLICATE_PROVIDER_ID":
-        return f"An account with this {identifier_label()} already exists."
+        if _by_email():
+            return gettext("An account with this email already exists.")
+        return gettext(
+            "An account with this %(identifier)s already exists.", identifier=identifier_label()
+        )
     if code == "AUTH_DUPLICATE_USER_DATA":
         if taken is None:
-            return "Another account already uses some of these details."
-        return f"This {column_label(taken)} is taken."
+            return gettext("Another account already uses some of these details.")
+        return gettext("This %(field)s is taken.", field=column_label(taken))
     if code == "AUTH_OUTDATED_PASSWORD":
-        return "This account's password cannot be checked here. Ask for it to be reset."
+        return gettext("This account's password cannot be checked here. Ask for it to be reset.")
     return None

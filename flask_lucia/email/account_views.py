@@ -32,6 +32,7 @@ from flask_lucia.email.views import (
     _user_id,
 )
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
@@ -99,10 +100,10 @@ def change_password() -> ResponseReturnValue:
         )
     except LuciaError as error:
         if error.code == "AUTH_INVALID_PASSWORD":
-            form.current_password.errors = ["The current password is wrong."]
+            form.current_password.errors = [gettext("The current password is wrong.")]
             return _page("lucia/change_password.html", 400, form=form)
         return _page("lucia/change_password.html", error.status, error, form=form)
-    flash("Your password has been changed, and your other devices signed out.", "info")
+    flash(gettext("Your password has been changed, and your other devices signed out."), "info")
     return redirect("/", 303)
 
 
@@ -131,7 +132,7 @@ def change_email() -> ResponseReturnValue:
             return _not_sent()
         return jsonify({"email": address, "message": _link_sent(address)})
     form = EmailForm(**form_options())
-    form.email.label.text = "New email"
+    form.email.label.text = gettext("New email")
     current = emails.address(user_id)
     if request.method == "GET":
         return _page("lucia/change_email.html", form=form, email=current)
@@ -148,11 +149,12 @@ def change_email() -> ResponseReturnValue:
         return _page("lucia/change_email.html", error.status, error, form=form, email=current)
     except MailError:
         return _page("lucia/change_email.html", 503, NOT_SENT, form=form, email=current)
-    return _page("lucia/email_sent.html", title="Check your email", message=_link_sent(address))
+    title = gettext("Check your email")
+    return _page("lucia/email_sent.html", title=title, message=_link_sent(address))
 
 
 def _link_sent(address: str) -> str:
-    return f"To finish, open the link we sent to {address}."
+    return gettext("To finish, open the link we sent to %(address)s.", address=address)
 
 
 @bp.get("/change-email/<token>", endpoint="change_email_link")
@@ -206,5 +208,5 @@ def delete_account() -> ResponseReturnValue:
     except LuciaError as error:
         return _page("lucia/delete_account.html", error.status, error, form=form)
     sign_out()
-    flash("Your account has been deleted.", "info")
+    flash(gettext("Your account has been deleted."), "info")
     return redirect("/", 303)

@@ -27,14 +27,16 @@ from flask_lucia.core.tokens import digest, is_well_formed, new_token
 from flask_lucia.email.store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
 from flask_lucia.email.text import duration, is_address
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_, gettext
 from flask_lucia.mail import Mailer, MailError
 from flask_lucia.types import Session
 from flask_lucia.web.links import external_url
 
 _HOUR = 3_600_000
-INVALID_ADDRESS = "Enter a valid email address."
+INVALID_ADDRESS = N_("Enter a valid email address.")
 #: The answer to a reset request, for an address with an account or without one.
-RESET_SENT = "If an account uses this address, a link to reset its password is on its way."
+TOO_MANY_MAILS = N_("Too many emails were asked for. Try again in %(wait)s.")
+RESET_SENT = N_("If an account uses this address, a link to reset its password is on its way.")
 
 
 class Emails:
@@ -378,11 +380,8 @@ class Emails:
             wait = self.store.reserve(conn, key, limit, window, now)
             if wait:
                 seconds = math.ceil(wait / 1000)
-                raise LuciaError(
-                    "AUTH_TOO_MANY_ATTEMPTS",
-                    f"Too many emails were asked for. Try again in {duration(wait)}.",
-                    retry_after=seconds,
-                )
+                message = gettext(TOO_MANY_MAILS, wait=duration(wait))
+                raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", message, retry_after=seconds)
             counted.append(key)
         return counted
 

@@ -36,6 +36,7 @@ from flask_lucia.email.views import (
     _token_page,
 )
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, same_origin, state
 from flask_lucia.web.blueprint import bp
@@ -78,7 +79,7 @@ def reset_password() -> ResponseReturnValue:
             return error_response(error)
         except MailError:
             return _not_sent()
-        return jsonify({"message": RESET_SENT})
+        return jsonify({"message": gettext(RESET_SENT)})
     token = request.cookies.get(_reset_cookie_name())
     if token and (request.method == "GET" or "password" in request.form):
         return _new_password(token)
@@ -96,7 +97,8 @@ def reset_password() -> ResponseReturnValue:
         return _page("lucia/reset_request.html", error.status, error, form=form)
     except MailError:
         return _page("lucia/reset_request.html", 503, NOT_SENT, form=form)
-    return _page("lucia/email_sent.html", title="Check your email", message=RESET_SENT)
+    title = gettext("Check your email")
+    return _page("lucia/email_sent.html", title=title, message=gettext(RESET_SENT))
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password_link")
@@ -171,7 +173,7 @@ def _new_password(token: str) -> BaseResponse:
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
     sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-    flash("Your password has been changed, and every other device signed out.", "info")
+    flash(gettext("Your password has been changed, and every other device signed out."), "info")
     done = redirect("/", 303)
     _set_reset_cookie(done, "", 0)
     return done

@@ -29,6 +29,7 @@ from flask_lucia.cli import _failures, _find_user, lucia_cli
 from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mfa import totp
 from flask_lucia.mfa.factor import SecondFactor
 from flask_lucia.mfa.forms import CodeForm, TotpSetupForm
@@ -207,12 +208,12 @@ def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(gettext("The form expired; try again."), "error")
         return redirect(url_for("lucia.two_factor"), 303)
     if mfa_state().disable_totp(request_state._lucia_user):
         tell_owner(request_state._lucia_session.user_id, "second_factor_off")
     if form_post:
-        flash("Two-factor authentication is off.", "info")
+        flash(gettext("Two-factor authentication is off."), "info")
         return redirect(url_for("lucia.two_factor"), 303)
     return jsonify({"enabled": False})
 
@@ -288,7 +289,7 @@ def _verified(
 def _expired(json_mode: bool, had_cookie: bool) -> BaseResponse:
     """No pending sign-in (none, expired, or another browser's) and no session."""
     response: BaseResponse
-    message = "Your sign-in expired or was not started here; sign in again."
+    message = gettext("Your sign-in expired or was not started here; sign in again.")
     if json_mode:
         response = error_response(LuciaError("AUTH_NOT_AUTHENTICATED", message))
     else:
