@@ -16,6 +16,7 @@ from flask import Flask, Request, current_app, has_request_context, request
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
+from flask_lucia import messages
 from flask_lucia.cli import lucia_cli
 from flask_lucia.config import DEFAULTS, Settings, email_verification, to_ms
 from flask_lucia.core.auth import Auth
@@ -144,7 +145,8 @@ class Lucia:
         app.jinja_env.globals.update(
             current_user=current_user, current_session=current_session, lucia_script=lucia_script
         )
-        app.jinja_env.globals.update(TEMPLATE_GLOBALS)  # _lucia(...): docs/translations.rst
+        # _lucia(...) and the locale's times: docs/translations.rst
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS, lucia_time=messages.exact_time)
 
     def _engine_factory(self, app: Flask) -> Callable[[], Engine]:
         """How this app gets its engine: Flask-SQLAlchemy's, the URL's, or instance SQLite."""

@@ -144,9 +144,10 @@ def format_moment(moment: datetime) -> str:
 
 @pass_eval_context
 def template_gettext(context: EvalContext, string: str, **variables: Any) -> str:
-    """``_lucia(...)`` in templates: in HTML, the translation is escaped, and so is each
-    value unless it is ``Markup``; in text templates (mails), plain text."""
-    if not context.autoescape:
+    """``_lucia(...)`` in templates. Without values, the plain text (escaped on output, and
+    fit for ``|tojson``); with values in HTML, the translation is escaped and so is each
+    value unless it is ``Markup`` (a link); in text templates (mails), plain text."""
+    if not context.autoescape or not variables:
         return gettext(string, **variables)
     catalog = _translations()
     text = escape(string if catalog is None else catalog.gettext(string))

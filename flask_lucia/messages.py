@@ -110,7 +110,7 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 
 def exact_time(moment: datetime) -> str:
     """The exact time shown on hover: "2024-06-01 14:03:09 UTC", or the locale's long
-    form in the app's Babel time zone ("1. Juni 2024 um 14:03:09 UTC")."""
+    form in the app's Babel time zone ("1. Juni 2024, 14:03:09 UTC")."""
     if locale() is not None:
         return format_moment(moment)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
