@@ -165,6 +165,11 @@ def init_db() -> None:
     kept = [t.name for t in storage.tables if t.name not in created]
     if kept:
         click.echo(f"already present: {', '.join(kept)}")
+    with _failures():
+        orphans = storage.orphans(remove=True)
+    if orphans:
+        counted = ", ".join(f"{count} in {name}" for name, count in orphans.items())
+        click.echo(f"removed rows whose user is gone: {counted}")
 
 
 @lucia_cli.command("upgrade-db")

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask_lucia.core.csrf import origin_of
+from flask_lucia.core.identifiers import password_providers
 
 #: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
 HOST_PREFIX = "__Host-"
@@ -18,7 +19,7 @@ HOST_PREFIX = "__Host-"
 DEFAULTS: dict[str, Any] = {
     "LUCIA_DATABASE_URL": None,  # None: SQLite file in the instance folder
     "LUCIA_ENGINE_OPTIONS": {},
-    "LUCIA_CREATE_TABLES": True,
+    "LUCIA_CREATE_TABLES": None,  # None: on, but off with db= (Flask-SQLAlchemy, Alembic)
     "LUCIA_DATABASE_TIMEOUT": timedelta(seconds=10),  # connect and statement timeout
     "LUCIA_TABLE_PREFIX": "lucia_",
     "LUCIA_ACCESS_TOKEN_TTL": timedelta(minutes=15),
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_MAX_BODY_SIZE": 64 * 1024,  # bytes; larger bodies to the auth endpoints get 413
     # LUCIA_LOGIN_VIEW: "lucia.sign_in" while the form views are registered, else None.
     "LUCIA_PASSWORD_PROVIDER": "email",
+    # None: [LUCIA_PASSWORD_PROVIDER]; e.g. ["email", "username"]: sign in by either.
+    "LUCIA_PASSWORD_PROVIDERS": None,
     "LUCIA_IDENTIFIER_LABEL": None,  # None: "Email" for the email provider, else its name
     "LUCIA_PASSWORD_TIME_COST": 2,
     "LUCIA_PASSWORD_MEMORY_COST": 19456,  # KiB: OWASP's 19 MiB
@@ -134,6 +137,8 @@ class Settings:
     csrf: bool
     trusted_origins: frozenset[str]
     password_provider: str
+    #: Every provider a password signs in by, ``password_provider`` first.
+    password_providers: tuple[str, ...]
     identifier_label: str
     identifier_max_length: int
     public_columns: tuple[str, ...]
@@ -160,6 +165,7 @@ class Settings:
         public = _columns(config, "LUCIA_PUBLIC_USER_COLUMNS", columns)
         sign_up = _columns(config, "LUCIA_SIGN_UP_COLUMNS", columns)
         access, refresh = _cookie_names(config)
+        providers = password_providers(config)
         return cls(
             access_ttl=to_ms(config["LUCIA_ACCESS_TOKEN_TTL"], "LUCIA_ACCESS_TOKEN_TTL"),
             refresh_ttl=to_ms(config["LUCIA_REFRESH_TOKEN_TTL"], "LUCIA_REFRESH_TOKEN_TTL"),
@@ -174,7 +180,8 @@ class Settings:
             cookie_path=config["LUCIA_COOKIE_PATH"],
             csrf=_flag(config, "LUCIA_CSRF_PROTECTION"),
             trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
-            password_provider=config["LUCIA_PASSWORD_PROVIDER"],
+            password_provider=providers[0],
+            password_providers=providers,
             identifier_label=_identifier_label(config),
             identifier_max_length=int(config["LUCIA_IDENTIFIER_MAX_LENGTH"]),
             public_columns=public,
@@ -291,7 +298,8 @@ def _identifier_label(config: Mapping[str, Any]) -> str:
         provider = config["LUCIA_PASSWORD_PROVIDER"]
         if not isinstance(provider, str):
             raise TypeError(f"LUCIA_PASSWORD_PROVIDER must be a str, not {provider!r}")
-        return "Email" if provider == "email" else provider.replace("_", " ").capitalize()
+        words = [p.replace("_", " ").lower() for p in password_providers(config)]
+        return " or ".join(words).capitalize()
     if not isinstance(label, str):
         raise TypeError(f"LUCIA_IDENTIFIER_LABEL must be a str or None, not {label!r}")
     if not label.strip():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Literal
 
 from flask_lucia.i18n import N_, gettext
@@ -81,6 +82,17 @@ _MESSAGES: Final[dict[str, str]] = {
 }
 
 
+#: Words an error says to a person; ``flask_lucia.messages`` sets it as it loads (this
+#: module imports only flask_lucia.i18n).
+_wording: Callable[[LuciaError], str] | None = None
+
+
+def set_wording(wording: Callable[[LuciaError], str]) -> None:
+    """Where ``LuciaError.user_message`` comes from (``messages.for_error``)."""
+    global _wording
+    _wording = wording
+
+
 class LuciaError(Exception):
     """An authentication failure; ``code`` is one of the DESIGN §9 codes."""
 
@@ -94,6 +106,13 @@ class LuciaError(Exception):
         #: Seconds to wait before trying again (``AUTH_TOO_MANY_ATTEMPTS``).
         self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")
+
+    @property
+    def user_message(self) -> str:
+        """What a person should read about this error, in the built-in pages' words ("Wrong
+        email or password.", "Too many attempts. Try again in 4 minutes."): for an app's
+        own forms. ``message`` is for developers and logs."""
+        return self.message if _wording is None else _wording(self)
 
     @property
     def status(self) -> int:

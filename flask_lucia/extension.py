@@ -6,24 +6,28 @@ live in ``app.extensions["lucia"]``, so one ``Lucia`` serves several apps.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Request, current_app, has_request_context, request
-from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
 from flask_lucia import messages
 from flask_lucia.cli import lucia_cli
-from flask_lucia.config import DEFAULTS, Settings, email_verification, to_ms
+from flask_lucia.config import DEFAULTS, Settings, email_verification
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.models import (
+    check_sign_up_columns,
+    engine_factory,
+    table_metadata,
+    user_table,
+    warn_on_ignored_url,
+)
 from flask_lucia.core.passwords import PasswordHasher
 from flask_lucia.core.pending import MfaSettings, Pending
-from flask_lucia.core.store.engine import create_engine
 from flask_lucia.core.store.schema import Tables, user_primary_key
 from flask_lucia.core.store.storage import Storage
 from flask_lucia.core.throttle import Throttle
@@ -57,13 +61,16 @@ class Lucia:
         app: Flask | None = None,
         *,
         db: Any = None,
-        user_model: type[Any] | None = None,
+        user_model: type[Any] | sa.Table | None = None,
         user_columns: Iterable[sa.Column[Any]] = (),
         generate_user_id: Callable[[], Any] | None = None,
         oauth_user_data: UserDataFunction | None = None,
         send_email: SendEmail | None = None,
+        identifier_columns: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
+        #: ``{provider: column}``: user columns filled from (and kept in step with) keys.
+        self.identifier_columns = dict(identifier_columns or {})
         self.user_model = user_model
         self.user_columns = tuple(user_columns)
         self.generate_user_id = generate_user_id
@@ -76,14 +83,9 @@ class Lucia:
         if send_email is not None and not callable(send_email):
             raise TypeError("send_email must be a callable taking an EmailMessage")
         if user_model is not None:
-            if db is None:
-                raise ValueError("user_model needs db: Lucia(app, db=db, user_model=User)")
             if self.user_columns:
                 raise ValueError("give user_columns or user_model, not both")
-            table = getattr(user_model, "__table__", None)
-            if not isinstance(table, sa.Table):
-                raise TypeError(f"user_model {user_model!r} is not a mapped model with a table")
-            user_primary_key(table)  # refuses a model without a one-column primary key
+            user_primary_key(user_table(user_model))  # one-column primary keys only
         if app is not None:
             self.init_app(app)
 
@@ -99,21 +101,22 @@ class Lucia:
             "LUCIA_REAUTHENTICATE_VIEW", "lucia.reauthenticate" if views else None
         )
         config = app.config
-        metadata = self.db.metadata if self.db is not None else sa.MetaData()
-        model = self.user_model
-        tables = Tables(
-            metadata,
-            config["LUCIA_TABLE_PREFIX"],
-            self.user_columns,
-            None if model is None else model.__table__,
-        )
+        warn_on_ignored_url(app, self.db)
+        table = None if self.user_model is None else user_table(self.user_model)
+        model = None if isinstance(self.user_model, sa.Table) else self.user_model
+        metadata = table_metadata(self.db, table)
+        prefix = config["LUCIA_TABLE_PREFIX"]
+        tables = Tables(metadata, prefix, self.user_columns, table, mapped=model is not None)
+        create = config["LUCIA_CREATE_TABLES"]
         storage = Storage(
-            self._engine_factory(app),
+            engine_factory(app, self.db),
             tables,
-            bool(config["LUCIA_CREATE_TABLES"]),
+            self.db is None if create is None else bool(create),
             reads_email_verified=email_verification(config) == "required",
+            identifier_columns=self.identifier_columns,
         )
         settings = Settings.from_config(config, storage.user_column_names)
+        check_sign_up_columns(settings, tables, self.identifier_columns)
         users = Users(storage.user_pk, storage.user_column_names, model, self.db)
         hasher = PasswordHasher(
             time_cost=config["LUCIA_PASSWORD_TIME_COST"],
@@ -147,25 +150,6 @@ class Lucia:
         )
         # _lucia(...) and the locale's times: docs/translations.rst
         app.jinja_env.globals.update(TEMPLATE_GLOBALS, lucia_time=messages.exact_time)
-
-    def _engine_factory(self, app: Flask) -> Callable[[], Engine]:
-        """How this app gets its engine: Flask-SQLAlchemy's, the URL's, or instance SQLite."""
-        db = self.db
-        if db is not None:
-            return lambda: db.engine
-        url = app.config["LUCIA_DATABASE_URL"]
-        options = dict(app.config["LUCIA_ENGINE_OPTIONS"])
-        timeout = to_ms(app.config["LUCIA_DATABASE_TIMEOUT"], "LUCIA_DATABASE_TIMEOUT") / 1000
-        instance = app.instance_path
-
-        def make() -> Engine:
-            target = url
-            if target is None:
-                os.makedirs(instance, exist_ok=True)
-                target = "sqlite:///" + os.path.join(instance, "lucia.sqlite3")
-            return create_engine(target, options, timeout)
-
-        return make
 
     # -- the seed API, on the current app ---------------------------------------
 
@@ -296,9 +280,22 @@ class Lucia:
 
     def create_tables(self) -> list[str]:
         """Create the current app's missing tables and upgrade an older schema in place;
-        the names of the tables created. For apps without Flask-SQLAlchemy."""
+        the names of the tables created. For apps without Flask-SQLAlchemy.
+
+        Rows of flask-lucia whose user row is gone (an app that dropped and recreated its
+        users table with foreign keys off) are removed, and logged as a warning.
+        """
         storage = self.auth.storage
-        return storage.create_missing_tables(storage.bare_engine)
+        created = storage.create_missing_tables(storage.bare_engine)
+        orphans = storage.orphans(remove=True)
+        if orphans:
+            current_app.logger.warning("flask-lucia removed rows whose user is gone: %s", orphans)
+        return created
+
+    def orphaned_rows(self, *, remove: bool = False) -> dict[str, int]:
+        """Rows of flask-lucia whose user row is gone, counted per table (``remove``:
+        deleted too). None of them signs anyone in; they wait here for a recycled id."""
+        return self.auth.storage.orphans(remove=remove)
 
     def drop_tables(self) -> None:
         """Drop flask-lucia's tables of the current app (never the app's user model)."""

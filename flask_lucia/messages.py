@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from flask import current_app
+from flask import current_app, has_app_context
 
+from flask_lucia import errors
 from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import N_, format_ago, format_moment, gettext, locale, ngettext
 
@@ -51,22 +52,31 @@ def page_title(status: int) -> str:
 def identifier_label() -> str:
     """The word for the identifier in a sentence: ``LUCIA_IDENTIFIER_LABEL`` (an app that
     translates its own words may give a lazy string), else "email" for the ``email``
-    provider, else the provider's name."""
-    config = current_app.config
+    provider, else the provider's name; "email or username" for several."""
+    config = current_app.config if has_app_context() else {}
     label = config.get("LUCIA_IDENTIFIER_LABEL")
     if not label:
-        provider = str(config.get("LUCIA_PASSWORD_PROVIDER", "email"))
-        label = gettext("email") if provider == "email" else provider
+        words = [gettext("email") if str(p) == "email" else str(p) for p in _providers(config)]
+        label = words[0]
+        for word in words[1:]:
+            label = gettext("%(first)s or %(second)s", first=label, second=word)
     return _in_sentence(str(label))
+
+
+def _providers(config: Any) -> list[Any]:
+    """The password providers: ``LUCIA_PASSWORD_PROVIDERS``, else ``LUCIA_PASSWORD_PROVIDER``."""
+    return list(
+        config.get("LUCIA_PASSWORD_PROVIDERS") or [config.get("LUCIA_PASSWORD_PROVIDER", "email")]
+    )
 
 
 def _by_email() -> bool:
     """Whether the identifier is the email address under its own name, so that sentences
     can name it whole (a translation then needs no word glued in)."""
-    config = current_app.config
-    return not config.get("LUCIA_IDENTIFIER_LABEL") and (
-        str(config.get("LUCIA_PASSWORD_PROVIDER", "email")) == "email"
-    )
+    config = current_app.config if has_app_context() else {}
+    return not config.get("LUCIA_IDENTIFIER_LABEL") and [str(p) for p in _providers(config)] == [
+        "email"
+    ]
 
 
 def column_label(name: str) -> str:
@@ -129,6 +139,31 @@ def for_user(error: LuciaError, action: Action, *, taken: str | None = None) -> 
     if message is None:
         return error
     return LuciaError(error.code, message, retry_after=error.retry_after)
+
+
+#: What a person reads for the codes whose default wording is for developers.
+_PLAIN: Final = {
+    "AUTH_INVALID_ACCESS_TOKEN": N_("Your session has ended. Sign in again."),
+    "AUTH_INVALID_REFRESH_TOKEN": N_("Your session has ended. Sign in again."),
+    "AUTH_INVALID_USER_ID": N_("This account does not exist any more."),
+    "AUTH_INVALID_REQUEST": CROSS_SITE,
+    "AUTH_USER_REFERENCED": N_("This account cannot be deleted while it still has data."),
+    "DATABASE_FETCH_FAILED": N_("Something went wrong on our side. Try again in a moment."),
+    "DATABASE_UPDATE_FAILED": N_("Something went wrong on our side. Try again in a moment."),
+    "UNKNOWN_ERROR": N_("Something went wrong on our side. Try again in a moment."),
+}
+
+
+def for_error(error: LuciaError, action: Action = "sign_in") -> str:
+    """What a person should read about ``error`` (``LuciaError.user_message``): the
+    sentence the built-in pages show for it after ``action``. A message already written
+    for people (not the code's default) is kept."""
+    if error.message != LuciaError(error.code).message:
+        return error.message
+    return _message(error, action, None) or gettext(_PLAIN.get(error.code, error.message))
+
+
+errors.set_wording(for_error)
 
 
 def _message(error: LuciaError, action: Action, taken: str | None) -> str | None:

@@ -60,6 +60,7 @@ def test_the_extension_object_holds_nothing_app_specific(tmp_path: Any) -> None:
         "generate_user_id",
         "oauth_user_data",
         "send_email",
+        "identifier_columns",
     }
 
 

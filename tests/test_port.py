@@ -121,4 +121,23 @@ def test_signing_out_ends_the_session(ported: Any) -> None:
     ann = browser(ported)
     ann.post("/login", data={"email": "ann@example.com", "password": "ann pw 1"})
     ann.post("/logout")
-    assert ann.get("/posts").status_code == 401
+    assert ann.get("/posts", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_an_unticked_remember_box_gives_browser_session_cookies(ported: Any) -> None:
+    form = {"email": "ann@example.com", "password": "ann pw 1"}
+    cookies = browser(ported).post("/login", data=form).headers.getlist("Set-Cookie")
+    tokens = [c for c in cookies if c.startswith(("lucia_access_token=", "lucia_refresh_token="))]
+    assert len(tokens) == 2 and not any("Max-Age" in c or "Expires" in c for c in tokens)
+
+
+def test_a_ticked_remember_box_gives_lasting_cookies(ported: Any) -> None:
+    form = {"email": "ann@example.com", "password": "ann pw 1", "remember": "y"}
+    cookies = browser(ported).post("/login", data=form).headers.getlist("Set-Cookie")
+    assert any(c.startswith("lucia_refresh_token=") and "Max-Age" in c for c in cookies)
+
+
+def test_the_login_view_still_receives_anonymous_visitors(ported: Any) -> None:
+    response = browser(ported).get("/posts")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")

@@ -198,15 +198,6 @@ def test_user_data_that_is_not_a_column_is_refused_and_writes_nothing(made: App)
     assert count == 0
 
 
-def test_a_user_model_needs_db(tmp_path: Any) -> None:
-    made = App(tmp_path)
-    try:
-        with pytest.raises(ValueError, match="user_model needs db"):
-            Lucia(user_model=made.User)
-    finally:
-        made.drop()
-
-
 def test_a_user_model_with_a_two_column_primary_key_is_refused() -> None:
     db = SQLAlchemy()
 

@@ -50,7 +50,8 @@ def create_app(database_url: str) -> Flask:
         SQLALCHEMY_DATABASE_URI=database_url,
         LUCIA_BASE_URL="http://localhost:5000",  # where mail links point (never the Host header)
         LUCIA_REGISTER_VIEWS=False,  # this app keeps its own register and login views
-        LUCIA_LOGIN_VIEW=None,  # so login_required answers 401 rather than redirect
+        LUCIA_SIGN_UP=False,  # and its own /register: no second way to make an account
+        LUCIA_LOGIN_VIEW="login_page",  # was login_manager.login_view: where to redirect
     )
     db.init_app(app)
     lucia.init_app(app)
@@ -70,6 +71,10 @@ def create_app(database_url: str) -> Flask:
         sign_in(user)
         return redirect("/posts")
 
+    @app.get("/login", endpoint="login_page")
+    def login_page() -> str:
+        return "<form method=post><input name=email><input name=password type=password></form>"
+
     @app.post("/login")
     def login() -> Any:
         try:
@@ -78,7 +83,7 @@ def create_app(database_url: str) -> Flask:
             )
         except (LuciaError, ValueError):
             abort(400)
-        sign_in(user)
+        sign_in(user, remember=bool(request.form.get("remember")))  # was login_user(remember=)
         return redirect("/posts")
 
     @app.post("/logout")

@@ -43,6 +43,7 @@ def create_app(database_url: str) -> Flask:
     app.config.update(SECRET_KEY="dev-only-secret", SQLALCHEMY_DATABASE_URI=database_url)
     db.init_app(app)
     login_manager = LoginManager(app)
+    login_manager.login_view = "login_page"  # login_required redirects here
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -59,13 +60,17 @@ def create_app(database_url: str) -> Flask:
         db.session.commit()
         return redirect("/posts")
 
+    @app.get("/login", endpoint="login_page")
+    def login_page() -> str:
+        return "<form method=post><input name=email><input name=password type=password></form>"
+
     @app.post("/login")
     def login() -> Any:
         email = request.form["email"].lower()
         user = db.session.scalar(sa.select(User).filter_by(email=email))
         if user is None or not check_password_hash(user.password_hash, request.form["password"]):
             abort(400)
-        login_user(user)
+        login_user(user, remember=bool(request.form.get("remember")))
         return redirect("/posts")
 
     @app.get("/posts")

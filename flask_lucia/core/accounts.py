@@ -4,7 +4,7 @@ delete.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,19 +27,55 @@ class AccountApi(AuthBase):
         *,
         password: str | None = None,
         user_data: Mapping[str, Any] | None = None,
+        more_keys: Sequence[tuple[str, str]] = (),
     ) -> Any:
-        """Create a user keyed by ``provider:identifier``, with an optional password."""
-        key = self.provider_id(provider, identifier, new=True)
-        values = self.check_user_data(user_data, partial=False)
+        """Create a user keyed by ``provider:identifier``, with an optional password
+        (``more_keys``: further ``(provider, identifier)`` keys with the same password).
+        The ``identifier_columns`` of the keys' providers are filled from them."""
+        keys = [self.provider_id(p, i, new=True) for p, i in ((provider, identifier), *more_keys)]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same key was given twice")
+        data: object = user_data
+        if user_data is None or isinstance(user_data, Mapping):  # else check_user_data refuses
+            data = {**(user_data or {}), **self.identifier_values(keys)}
+        values = self.check_user_data(data, partial=False)
         hashed = None if password is None else self.hasher.hash(password)
         if self._generate_user_id is not None:
             values[self.storage.user_pk.name] = self.users.check_id(
                 self._generate_user_id(), "generate_user_id()"
             )
-        user_id = self.storage.insert_user(values, key, hashed, now_ms())
+        user_id = self.storage.insert_user(values, keys, hashed, now_ms())
         user = self.get_user(user_id)
         signals.send(signals.user_created, user=user)
         return user
+
+    def identifier_values(self, keys: Sequence[str]) -> dict[str, str]:
+        """The user columns ``identifier_columns`` fills from these keys (the first key of
+        a provider wins)."""
+        columns = self.storage.identifier_columns
+        values: dict[str, str] = {}
+        for key in reversed(keys):
+            provider, _, identifier = key.partition(":")
+            if provider in columns:
+                values[columns[provider]] = identifier
+        return values
+
+    def password_key(self, identifier: str) -> tuple[str, str]:
+        """Which password provider a typed ``identifier`` names: the first of
+        ``LUCIA_PASSWORD_PROVIDERS`` that has a key for it, else the first. One query
+        whatever is found, so a known and an unknown identifier cost the same."""
+        providers = self.settings.password_providers
+        if len(providers) == 1:
+            return providers[0], identifier
+        candidates: dict[str, str] = {}
+        for provider in providers:
+            try:
+                candidates[self.provider_id(provider, identifier)] = provider
+            except ValueError:  # not an identifier this provider can have
+                continue
+        found = set(self.storage.existing_keys(list(candidates)))
+        chosen = next((p for key, p in candidates.items() if key in found), providers[0])
+        return chosen, identifier
 
     def authenticate_user(
         self,

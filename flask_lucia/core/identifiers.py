@@ -8,6 +8,8 @@ identifiers are checked with ``email-validator`` (syntax only, no DNS).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -47,3 +49,18 @@ def _check_length(identifier: str, max_length: int) -> None:
         raise ValueError("identifier must not be empty")
     if len(identifier) > max_length:
         raise ValueError(f"identifier must be at most {max_length} characters")
+
+
+def password_providers(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """``LUCIA_PASSWORD_PROVIDERS`` (else ``LUCIA_PASSWORD_PROVIDER`` alone): distinct
+    provider names without ":"; the first is ``LUCIA_PASSWORD_PROVIDER``'s role."""
+    value = config.get("LUCIA_PASSWORD_PROVIDERS")
+    if value is None:
+        value = [config["LUCIA_PASSWORD_PROVIDER"]]
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not names or len(set(names)) != len(names):
+        raise ValueError("LUCIA_PASSWORD_PROVIDERS must list distinct provider names")
+    for name in names:
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ValueError(f"LUCIA_PASSWORD_PROVIDERS: {name!r} is not a provider name")
+    return names

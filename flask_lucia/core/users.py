@@ -35,11 +35,7 @@ class Users:
         with contextlib.suppress(NotImplementedError):
             self.id_type = pk.type.python_type
         #: Whether the database numbers new users itself (an integer primary key).
-        self.numbered = (
-            model is not None
-            and isinstance(pk.type, sa.Integer)
-            and pk.autoincrement in ("auto", True)
-        )
+        self.numbered = isinstance(pk.type, sa.Integer) and pk.autoincrement in ("auto", True)
         if model is not None:
             mapper = sa.inspect(model)
             self._mapper = mapper
@@ -73,13 +69,14 @@ class Users:
 
     def attach(self, user: Any) -> Any:
         """``user`` in the app's ``db.session``, so relationships load and changes are
-        flushed; the session's own copy if it holds one. Built-in users pass through.
+        flushed; the session's own copy if it holds one. Built-in users, and a plain
+        declarative model's (no Flask-SQLAlchemy: no session to join), pass through.
 
         The request hook leaves this to the first use that needs it (``current_user``'s
         relationships or a change): a request that only reads columns opens no ORM session.
         """
-        if self.model is None or not isinstance(user, self.model):
-            return user
+        if self.model is None or self._db is None or not isinstance(user, self.model):
+            return user  # without Flask-SQLAlchemy there is no session to join
         state = sa.inspect(user)
         if state.session_id is not None:
             return user

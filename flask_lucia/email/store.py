@@ -166,6 +166,7 @@ class EmailStore:
         A key that another user has raises ``IntegrityError``."""
         keys = self.keys
         old = self.email_key(user_id, conn)
+        self.storage.sync_identifier(conn, user_id, new_key)  # identifier_columns
         if old is None:
             conn.execute(
                 keys.insert().values(

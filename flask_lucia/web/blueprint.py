@@ -207,4 +207,6 @@ def _token_failed(form: SignInForm | SignUpForm | ConfirmForm) -> bool:
 def _sign_up_form() -> SignUpForm:
     """This app's sign-up form: identifier, password and the ``LUCIA_SIGN_UP_COLUMNS``."""
     auth = state()
-    return sign_up_form([auth.storage.users.c[n] for n in auth.settings.sign_up_columns])
+    settings = auth.settings
+    columns = [auth.storage.users.c[n] for n in settings.sign_up_columns]
+    return sign_up_form(columns, settings.password_providers)

@@ -50,7 +50,8 @@ def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _bad_request("expected a JSON object with 'identifier' and 'password'")
-    identifier, password = body.get("identifier"), body.get("password")
+    first = state().settings.password_provider
+    identifier, password = body.get("identifier", body.get(first)), body.get("password")
     if not isinstance(identifier, str) or not identifier.strip():
         return _bad_request("'identifier' must be a non-empty string")
     if not isinstance(password, str) or not password:
@@ -152,9 +153,10 @@ def sign_up_endpoint() -> ResponseReturnValue:
     form = _sign_up_form()
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
+        more = {name: (form[name].data or "").strip() for name in form.key_fields}
         identifier = (form.identifier.data or "").strip()
         try:
-            user = _create(identifier, form.password.data or "", data)
+            user = _create(identifier, form.password.data or "", data, more)
         except LuciaError as error:
             return _form_page("lucia/sign_up.html", form, error)
         except (TypeError, ValueError) as error:
@@ -178,11 +180,14 @@ def _sign_up_closed() -> Response:
 
 
 def _authenticate(identifier: str, password: str) -> Any:
-    """Password sign-in; an unknown user and a wrong password raise the same error."""
+    """Password sign-in by any of ``LUCIA_PASSWORD_PROVIDERS``; an unknown user and a
+    wrong password raise the same error."""
     auth = state()
     try:
+        provider, identifier = auth.password_key(identifier)
+        request_state._lucia_password_provider = provider  # for the device cookie
         return auth.authenticate_user(
-            auth.settings.password_provider,
+            provider,
             identifier,
             password,
             client_address=request.remote_addr,
@@ -210,16 +215,24 @@ def _confirm(session: Session, password: str) -> Session:
 
 def _remember_device(identifier: str) -> None:
     """A device cookie for the account this browser just proved the password of."""
-    remember_device(state().settings.password_provider, identifier)
+    provider = request_state.get("_lucia_password_provider") or state().settings.password_provider
+    remember_device(provider, identifier)
 
 
-def _create(identifier: str, password: str, data: dict[str, Any]) -> Any:
-    """Create the user; a clash names the field in the user's words ("This username is
-    taken", "An account with this email already exists")."""
+def _create(
+    identifier: str, password: str, data: dict[str, Any], more: dict[str, str] | None = None
+) -> Any:
+    """Create the user (``more``: the identifiers of the other password providers); a
+    clash names the field in the user's words ("This username is taken", "An account
+    with this email already exists")."""
     auth = state()
     try:
         user = auth.create_user(
-            auth.settings.password_provider, identifier, password=password, user_data=data
+            auth.settings.password_provider,
+            identifier,
+            password=password,
+            user_data=data,
+            more_keys=list((more or {}).items()),
         )
     except LuciaError as error:
         taken = None
@@ -270,8 +283,24 @@ def _sign_up_json() -> ResponseReturnValue:
         return options
     body, identifier, password, transport, remember = options
     columns = state().settings.sign_up_columns
+    more = _more_identifiers(body)
+    if isinstance(more, Response):
+        return more
     try:
-        user = _create(identifier, password, {k: v for k, v in body.items() if k in columns})
+        data = {k: v for k, v in body.items() if k in columns and k not in more}
+        user = _create(identifier, password, data, more)
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     return _signed_in(user, identifier, transport, remember, status=201)
+
+
+def _more_identifiers(body: dict[str, Any]) -> dict[str, str] | Response:
+    """A sign-up's identifiers for the password providers after the first (JSON
+    ``{"email", "username", ...}``): each a key of the new account; or a 400."""
+    more = {}
+    for provider in state().settings.password_providers[1:]:
+        value = body.get(provider)
+        if not isinstance(value, str) or not value.strip():
+            return _bad_request(f"'{provider}' must be a non-empty string")
+        more[provider] = value.strip()
+    return more

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Final
 
@@ -69,6 +69,8 @@ class SignUpForm(_Credentials):
     """The credentials plus one field per user column (see ``sign_up_form``)."""
 
     data_fields: tuple[str, ...] = ()
+    #: The identifiers of the password providers after the first (``email`` + ``username``).
+    key_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def _shape() -> Shape:
     settings = auth.settings
     return Shape(
         label=settings.identifier_label,
-        email=settings.password_provider == "email",
+        email=settings.password_providers == ("email",),
         identifier_max=settings.identifier_max_length,
         password_max=auth.hasher.max_length,
     )
@@ -102,7 +104,7 @@ def _identifier(shape: Shape) -> Any:
     """An ``email`` input for the email provider; for any other a text input that phones
     do not capitalize or correct, since those identifiers are used as typed."""
     validators = [DataRequired(), Length(max=shape.identifier_max)]
-    label = _DEFAULT_LABELS.get(shape.label, shape.label)
+    label = _label(shape.label)
     if shape.email:
         return StringField(label, validators=validators, widget=EmailInput())
     plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
@@ -111,7 +113,16 @@ def _identifier(shape: Shape) -> Any:
 
 #: The identifier labels flask-lucia picks itself (``LUCIA_IDENTIFIER_LABEL`` unset), which
 #: its catalogs translate; an app's own label is shown as the app gave it.
-_DEFAULT_LABELS: Final = {"Email": lazy_gettext("Email"), "Username": lazy_gettext("Username")}
+_DEFAULT_LABELS: Final = {
+    "Email": lazy_gettext("Email"),
+    "Username": lazy_gettext("Username"),
+    "Email or username": lazy_gettext("Email or username"),
+}
+
+
+def _label(word: str) -> Any:
+    """A label flask-lucia chose, translated; an app's own words as they are."""
+    return _DEFAULT_LABELS.get(word, word)
 
 
 @lru_cache(maxsize=32)
@@ -154,9 +165,28 @@ def _field(column: sa.Column[Any]) -> Field:
 
 
 @lru_cache(maxsize=32)
-def _sign_up_class(columns: tuple[sa.Column[Any], ...], shape: Shape) -> type[SignUpForm]:
-    fields = {column.name: _field(column) for column in columns}
-    attrs: dict[str, Any] = {**fields, "data_fields": tuple(fields)}
+def _sign_up_class(
+    columns: tuple[sa.Column[Any], ...], shape: Shape, providers: tuple[str, ...] = ()
+) -> type[SignUpForm]:
+    fields = {column.name: _field(column) for column in columns if column.name not in providers}
+    plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
+    keys = {
+        name: StringField(
+            _label(name.replace("_", " ").capitalize()),
+            validators=[DataRequired(), Length(max=shape.identifier_max)],
+            render_kw=plain,
+        )
+        for name in providers[1:]
+    }
+    if len(providers) > 1:  # the identifier field is the first provider's alone
+        first = providers[0].replace("_", " ").capitalize()
+        keys["identifier"] = _identifier(replace(shape, label=first, email=first == "Email"))
+    attrs: dict[str, Any] = {
+        **fields,
+        **keys,
+        "data_fields": tuple(fields),
+        "key_fields": tuple(providers[1:]),
+    }
     return type("AppSignUpForm", (_shaped(SignUpForm, shape),), attrs)
 
 
@@ -165,9 +195,12 @@ def form_options() -> dict[str, Any]:
     return {} if current_app.secret_key else {"meta": {"csrf": False}}
 
 
-def sign_up_form(columns: Sequence[sa.Column[Any]]) -> SignUpForm:
-    """The sign-up form for this app: identifier, password and its user columns."""
-    form: SignUpForm = _sign_up_class(tuple(columns), _shape())(**form_options())
+def sign_up_form(columns: Sequence[sa.Column[Any]], providers: Sequence[str] = ()) -> SignUpForm:
+    """The sign-up form for this app: identifier, password and its user columns; with
+    several password ``providers``, the identifier is the first's and each other has a
+    field of its own."""
+    shaped = _sign_up_class(tuple(columns), _shape(), tuple(providers))  # all of them
+    form: SignUpForm = shaped(**form_options())
     return form
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -58,6 +58,7 @@ class StoreBase:
         create_tables: bool,
         *,
         reads_email_verified: bool = False,
+        identifier_columns: Mapping[str, str] | None = None,
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
@@ -80,6 +81,8 @@ class StoreBase:
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         #: Whether the request path reads if the user's email is verified (the last field).
         self.reads_email_verified = reads_email_verified
+        #: ``{provider: user column}``: columns that hold the identifier of a key.
+        self.identifier_columns = dict(identifier_columns or {})
         self._build_statements()
 
     def _build_statements(self) -> None:
@@ -96,7 +99,7 @@ class StoreBase:
             .correlate(users)
             .scalar_subquery()
         )
-        provider_id = [self.first_key.label("provider_id")] if self.schema.builtin_users else []
+        provider_id = [] if self.schema.mapped else [self.first_key.label("provider_id")]
         self.user_fields = [pk, *provider_id] + [users.c[n] for n in self.user_column_names]
         self.session_fields = [sessions.c[name] for name in SESSION_FIELDS]
         session_user = sessions.join(users, pk == sessions.c.user_id)

@@ -24,10 +24,15 @@ class Tables:
         prefix: str,
         user_columns: Sequence[sa.Column[Any]] = (),
         user_table: sa.Table | None = None,
+        *,
+        mapped: bool = False,
     ) -> None:
         self.metadata = metadata
         self.prefix = prefix
         self.builtin_users = user_table is None
+        #: Users are instances of the app's mapped class; otherwise ``User`` values (the
+        #: built-in table, or the app's ``Table``), which carry their first key.
+        self.mapped = mapped
         if user_table is None:
             user_table = sa.Table(
                 f"{prefix}users",

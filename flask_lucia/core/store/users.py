@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,23 +33,71 @@ class UserStatements(StoreBase):
         with self.read() as conn:
             return conn.execute(stmt).first()
 
-    def insert_user(self, values: dict[str, Any], key: str, hashed: str | None, now: int) -> Any:
-        """Insert a user and its first key in one transaction; the new user's id. A unique
-        clash says which: the key (``AUTH_DUPLICATE_PROVIDER_ID``) or user data."""
+    def insert_user(
+        self, values: dict[str, Any], keys: Sequence[str], hashed: str | None, now: int
+    ) -> Any:
+        """Insert a user and its keys (the first first, all with the same password) in one
+        transaction; the new user's id. A unique clash says which: a key
+        (``AUTH_DUPLICATE_PROVIDER_ID``) or user data.
+
+        Rows of flask-lucia that already name the new id are orphans of an earlier user
+        of that id (an app that recreated its users table without foreign keys, so ids
+        came back): they are removed first, so nothing of theirs signs the new user in.
+        """
         try:
             with self.write() as conn:
                 result = conn.execute(self.users.insert().values(**values))
                 inserted = result.inserted_primary_key
                 assert inserted is not None
                 user_id = inserted[0]
+                for table in self.user_rows:
+                    conn.execute(table.delete().where(table.c.user_id == user_id))
                 conn.execute(
-                    self.keys.insert().values(
-                        id=key, user_id=user_id, hashed_password=hashed, created_at=now
-                    )
+                    self.keys.insert(),
+                    [
+                        {"id": key, "user_id": user_id, "hashed_password": hashed, "created_at": t}
+                        for t, key in enumerate(keys, start=now)  # their order, by time
+                    ],
                 )
         except sa.exc.IntegrityError:
-            self._raise_duplicate(key)
+            for key in keys:
+                self._raise_duplicate(key, last=key == keys[-1])
         return user_id
+
+    @property
+    def user_rows(self) -> list[sa.Table]:
+        """flask-lucia's tables whose rows belong to a user (sessions take their tokens)."""
+        schema = self.schema
+        return [self.keys, self.sessions, *schema.second_factor_tables, self.email_tokens]
+
+    def orphans(self, *, remove: bool) -> dict[str, int]:
+        """Rows of flask-lucia whose user row is gone, per table (tables without any are
+        left out); ``remove`` deletes them, in one transaction."""
+        found: dict[str, int] = {}
+
+        def work(conn: Connection) -> dict[str, int]:
+            for table in self.user_rows:
+                gone = sa.not_(sa.exists().where(self.user_pk == table.c.user_id).correlate(table))
+                gone = sa.and_(table.c.user_id.is_not(None), gone)
+                if remove:
+                    count = conn.execute(table.delete().where(gone)).rowcount
+                else:
+                    count = conn.execute(sa.select(sa.func.count()).where(gone)).scalar_one()
+                if count:
+                    found[table.name] = int(count)
+            return found
+
+        return self.transaction(work)
+
+    def sync_identifier(self, conn: Connection, user_id: Any, key: str) -> None:
+        """Copy the identifier of ``key`` to the user column ``identifier_columns`` gives
+        its provider (none: nothing to do), in the caller's transaction."""
+        provider, _, identifier = key.partition(":")
+        column = self.identifier_columns.get(provider)
+        if column is not None:
+            conn.execute(
+                self.users.update().where(self.user_pk == user_id).values({column: identifier})
+            )
 
     def update_user(self, user_id: Any, values: dict[str, Any]) -> Sequence[Any]:
         """Update a user's own columns and return its public fields."""
@@ -65,13 +113,16 @@ class UserStatements(StoreBase):
             raise LuciaError("AUTH_INVALID_USER_ID")
         return row
 
-    def _raise_duplicate(self, key: str | None) -> NoReturn:
+    def _raise_duplicate(self, key: str | None, *, last: bool = True) -> None:
+        """Raise ``AUTH_DUPLICATE_PROVIDER_ID`` when ``key`` is taken; else, if ``last``,
+        ``AUTH_DUPLICATE_USER_DATA`` (the clash was in the user's columns)."""
         if key is not None:
             stmt = sa.select(self.keys.c.id).where(self.keys.c.id == key)
             with self.read() as conn:
                 if conn.execute(stmt).first() is not None:
                     raise LuciaError("AUTH_DUPLICATE_PROVIDER_ID") from None
-        raise LuciaError("AUTH_DUPLICATE_USER_DATA") from None
+        if last:
+            raise LuciaError("AUTH_DUPLICATE_USER_DATA") from None
 
     def taken_columns(self, values: dict[str, Any]) -> list[str]:
         """The unique user columns whose value in ``values`` another user already has: after
@@ -89,6 +140,14 @@ class UserStatements(StoreBase):
                     if conn.execute(sa.select(column).where(column == value).limit(1)).first():
                         taken.append(name)
         return taken
+
+    def existing_keys(self, keys: Sequence[str]) -> list[str]:
+        """Which of ``keys`` exist (one lookup on the primary key)."""
+        if not keys:
+            return []
+        stmt = sa.select(self.keys.c.id).where(self.keys.c.id.in_(list(keys)))
+        with self.read() as conn:
+            return [str(key) for key in conn.execute(stmt).scalars()]
 
     def user_keys(self, user_id: Any) -> list[tuple[str, bool]]:
         """A user's keys, first first: ``(provider id, has a password)``."""
@@ -136,6 +195,8 @@ class UserStatements(StoreBase):
                 renamed = conn.execute(
                     keys.update().where(keys.c.id == old, keys.c.user_id == user_id).values(id=new)
                 ).rowcount
+                if renamed:
+                    self.sync_identifier(conn, user_id, new)
         except sa.exc.IntegrityError:
             self._raise_duplicate(new)
         if not renamed:
