@@ -58,6 +58,7 @@ def make_app(folder: str) -> Flask:
         SECRET_KEY="screenshots",
         LUCIA_DATABASE_URL=f"sqlite:///{folder}/lucia.sqlite3",
         LUCIA_COOKIE_SECURE=False,
+        TRUSTED_HOSTS=["127.0.0.1"],  # links from the request host (loopback only)
         LUCIA_SIGN_UP_COLUMNS=["username"],
         LUCIA_PUBLIC_USER_COLUMNS=["username"],
     )
@@ -99,6 +100,31 @@ def other_devices(app: Flask, user_id: str) -> None:
                 flask_lucia.core.clock.time = time
 
 
+#: Events for the activity list: (kind, device, address, amr, how long ago).
+EVENTS = [
+    ("password_changed", "Safari on iPhone", "198.51.100.23", None, 26 * 3600),
+    ("sign_in_failed", "curl", "192.0.2.66", None, 5 * 3600),
+    ("refresh_reuse", "Firefox on Windows", "203.0.113.7", None, 3 * 3600),
+    ("passkey_added", "Firefox on Android", "203.0.113.80", None, 40 * 60),
+    ("sign_in", "Firefox on Android", "203.0.113.80", ("passkey",), 3 * 60),
+]
+
+
+def some_activity(app: Flask, user_id: str) -> None:
+    """Events of the last day, as the devices page's "Recent activity" shows them."""
+    from flask_lucia.activity.store import Event
+
+    now = int(time.time() * 1000)
+    with app.app_context():
+        store = app.extensions["lucia_activity"]
+        store.write_many(
+            [
+                Event(kind, user_id, now - ago * 1000, device, ip, amr)
+                for kind, device, ip, amr, ago in EVENTS
+            ]
+        )
+
+
 def shoot(page: Page, name: str) -> None:
     for label, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
@@ -126,6 +152,10 @@ def main() -> None:
             other_devices(app, user_id)
             page.goto(url + "/auth/devices")
             shoot(page, "devices")
+            some_activity(app, user_id)
+            page.goto(url + "/auth/devices#activity")
+            page.reload()  # the same page with a fragment: the browser would not load it again
+            shoot(page, "activity")
             page.goto(url + "/auth/confirm")
             shoot(page, "confirm")
             context.clear_cookies()

@@ -86,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_VERIFY_EMAIL_TTL": timedelta(days=1),  # how long a verification link works
     "LUCIA_RESET_TTL": timedelta(hours=1),  # how long a password reset link works
     "LUCIA_CHANGE_EMAIL_TTL": timedelta(hours=1),  # how long a link to a new address works
+    "LUCIA_ACTIVITY_KEEP": timedelta(days=90),  # how long security events are kept
     "LUCIA_ACCOUNT_DELETION": True,  # False: no POST /auth/delete-account
     "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (None: no limit)
     "LUCIA_MAIL_ADDRESS_PER_HOUR": 10,

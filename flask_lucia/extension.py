@@ -15,6 +15,7 @@ from flask import Flask, Request, current_app, has_request_context, request
 from werkzeug.wrappers import Response
 
 from flask_lucia import messages
+from flask_lucia.activity import plugin as activity_plugin
 from flask_lucia.cli import lucia_cli
 from flask_lucia.config import DEFAULTS, Settings, email_verification
 from flask_lucia.core.auth import Auth
@@ -137,6 +138,7 @@ class Lucia:
         app.extensions["lucia_pending"] = pending
         mfa_plugin.init_app(app, auth, pipeline, pending)
         passkeys_plugin.init_app(app, auth)
+        activity_plugin.init_app(app, auth)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.

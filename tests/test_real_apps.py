@@ -283,6 +283,24 @@ def test_an_old_password_does_not_sign_in_a_new_user_with_a_recycled_id(made: Ma
     assert gone.status_code == 401  # ann's old session signs nobody in
 
 
+def test_a_new_user_with_a_recycled_id_sees_none_of_the_old_users_activity(made: Made) -> None:
+    ann_id = sign_up_ann(made.client())["user"]["user_id"]
+    recreate_users_table(made)
+    with made.app.app_context():
+        bob = made.lucia.create_user(
+            "username", "bob", password="bob's password", user_data={"email": "b@example.com"}
+        )
+        assert bob.id == ann_id
+    client = made.client()
+    signed_in = client.post(
+        "/auth/sign-in", json={"identifier": "bob", "password": "bob's password"}
+    )
+    assert signed_in.status_code == 200
+    events = client.get("/auth/activity").get_json()["events"]
+    kinds = sorted(event["kind"] for event in events)
+    assert kinds == ["new_device", "sign_in"]  # bob's first sign-in, none of ann's
+
+
 def test_create_tables_removes_and_reports_orphaned_rows(
     made: Made, caplog: pytest.LogCaptureFixture
 ) -> None:

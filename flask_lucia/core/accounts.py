@@ -102,6 +102,8 @@ class AccountApi(AuthBase):
         row = self.storage.user_by_key(key)
         verdict = self.hasher.verify(None if row is None else row[-1], password)
         if row is None or not verdict.ok:
+            if row is not None:  # the owner sees the failed attempt (DESIGN §20)
+                self.note_event("sign_in_failed", row[0])
             raise LuciaError("AUTH_INVALID_PROVIDER_ID" if row is None else "AUTH_INVALID_PASSWORD")
         self.throttle.succeeded(reserved)
         user = self._user(tuple(row[:-1]))
@@ -176,7 +178,7 @@ class AccountApi(AuthBase):
         if not targets:
             provider = f"{self.settings.password_provider}:"
             targets = [key for key, _ in keys if key.startswith(provider)] or [keys[0][0]]
-        self.storage.set_password(user_id, targets, hashed, keep_session)
+        self.storage.set_password(user_id, targets, hashed, keep_session, "password_changed")
         return self.get_user(user_id)
 
     def update_user_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
@@ -212,13 +214,14 @@ class AccountApi(AuthBase):
         if password_hash is not None and not self.hasher.recognizes(password_hash):
             raise ValueError("password_hash is not a hash flask-lucia can verify")
         hashed = password_hash if password is None else self.hasher.hash(password)
-        self.storage.add_key(user_id, key, hashed, now_ms())
+        self.storage.add_key(user_id, key, hashed, now_ms(), "provider_linked")
         return self.get_user(user_id)
 
     def remove_provider_id(self, user_id: Any, provider: str, identifier: str) -> Any:
         """Take one key from a user; never its last (``AUTH_LAST_PROVIDER_ID``)."""
         user_id = self.users.check_id(user_id)
-        self.storage.remove_key(user_id, self.provider_id(provider, identifier))
+        key = self.provider_id(provider, identifier)
+        self.storage.remove_key(user_id, key, "provider_unlinked")
         return self.get_user(user_id)
 
     def get_user_provider_ids(self, user_id: Any) -> list[str]:

@@ -5,6 +5,7 @@ device cookies and input checks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,6 +25,8 @@ from flask_lucia.core.tokens import (
 )
 from flask_lucia.core.users import Users
 from flask_lucia.types import Session, Tokens, from_ms
+
+logger = logging.getLogger("flask_lucia")
 
 _N_SESSION = len(SESSION_FIELDS)
 #: Where the session fields start in a row of ``storage.validate`` (after the access
@@ -90,6 +93,17 @@ class AuthBase:
         #: function called only once there is somewhere to send to; whether it went.
         #: None: nothing is sent (no mail feature).
         self.owner_notifier: Callable[[Any, str, Callable[[], dict[str, Any]]], bool] | None = None
+
+    def note_event(self, kind: str, user_id: Any) -> None:
+        """Record an event that no change carries (a failed sign-in) in its own short
+        transaction; a failure to write it is logged, never raised to the request."""
+        if not self.storage.event_writers:
+            return
+        try:
+            with self.storage.write() as conn:
+                self.storage.record_event(conn, kind, user_id)
+        except Exception:  # the request it records goes on whatever happens
+            logger.exception("flask-lucia could not record a %s event", kind)
 
     def has_second_factor(self, user_id: Any) -> bool:
         """Whether the user has a second factor, so one proof alone is not enough."""

@@ -139,6 +139,7 @@ class RefreshApi(AuthBase):
             raise LuciaError("AUTH_INVALID_REFRESH_TOKEN")
         if step is Step.REUSED:
             storage.delete_session(conn, session_id)
+            storage.record_event(conn, "refresh_reuse", row[_USER])
             return Reused(session_id, row[_USER])
         if step is Step.ROTATE and _spent_within(rows, now, s.grace) >= SPENT_KEPT:
             return self._hand_back(conn, row, token, rows[old], now)

@@ -154,7 +154,9 @@ class SessionApi(AuthBase):
 
     def invalidate_all_user_sessions(self, user_id: Any) -> None:
         """End every session of a user."""
-        self.storage.delete_user_sessions(self.users.check_id(user_id))
+        self.storage.delete_user_sessions(
+            self.users.check_id(user_id), event="signed_out_everywhere"
+        )
 
     def invalidate_user_session(self, user_id: Any, session_id: str) -> None:
         """End one session of a user (a device); other sessions are untouched."""

@@ -211,6 +211,7 @@ class Emails:
             user_id, address = self._spend(conn, token, RESET, now)
             self.store.set_password(conn, user_id, hashed, self.auth.settings.password_provider)
             self.store.mark_verified(conn, user_id, f"{EMAIL_PROVIDER}:{address}", now)
+            self.auth.storage.record_event(conn, "password_reset", user_id)
         user = self.auth.get_user(user_id)
         signals.send(signals.password_reset, user=user)
         self.notify(address, "password_changed", **(notice or {}))  # where and when
@@ -279,6 +280,7 @@ class Emails:
                 user_id, address = self._spend(conn, token, CHANGE_EMAIL, now)
                 old_key = self.store.move_email(conn, user_id, f"{EMAIL_PROVIDER}:{address}", now)
                 self.store.drop(conn, user_id, VERIFY)  # links to the old address
+                self.auth.storage.record_event(conn, "email_changed", user_id)
         except sa.exc.IntegrityError:
             raise LuciaError(
                 "AUTH_DUPLICATE_PROVIDER_ID", "An account with this email already exists."

@@ -50,6 +50,7 @@ class MfaStorage:
                 conn.execute(
                     self.codes.insert(), [{"digest": d, "user_id": user_id} for d in digests]
                 )
+                self.storage.record_event(conn, "second_factor_on", user_id)
         except sa.exc.IntegrityError:
             return False
         return True
@@ -108,4 +109,7 @@ class MfaStorage:
         totp, codes = self.totp, self.codes
         with self.storage.write() as conn:
             conn.execute(codes.delete().where(codes.c.user_id == user_id))
-            return bool(conn.execute(totp.delete().where(totp.c.user_id == user_id)).rowcount)
+            was_on = bool(conn.execute(totp.delete().where(totp.c.user_id == user_id)).rowcount)
+            if was_on:
+                self.storage.record_event(conn, "second_factor_off", user_id)
+            return was_on

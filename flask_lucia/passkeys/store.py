@@ -39,6 +39,7 @@ class PasskeyStore:
         try:
             with self.storage.write() as conn:
                 conn.execute(self.passkeys.insert().values(**values))
+                self.storage.record_event(conn, "passkey_added", values["user_id"])
         except sa.exc.IntegrityError:
             return False
         return True
@@ -94,13 +95,18 @@ class PasskeyStore:
         stmt = p.delete().where(p.c.id == passkey_id, p.c.user_id == user_id).returning(p.c.name)
         with self.storage.write() as conn:
             found = conn.execute(stmt).scalar()
+            if found is not None:
+                self.storage.record_event(conn, "passkey_removed", user_id)
         return None if found is None else str(found)
 
     def delete_passkeys(self, user_id: Any) -> int:
         """Delete every passkey of a user; how many there were."""
         p = self.passkeys
         with self.storage.write() as conn:
-            return int(conn.execute(p.delete().where(p.c.user_id == user_id)).rowcount)
+            removed = int(conn.execute(p.delete().where(p.c.user_id == user_id)).rowcount)
+            if removed:
+                self.storage.record_event(conn, "passkey_removed", user_id)
+            return removed
 
     # -- WebAuthn challenges ------------------------------------------------------------
 

@@ -37,12 +37,12 @@ CHANGES = frozenset(
 
 
 def where_and_when() -> dict[str, Any]:
-    """This request's device, client address and time, and the devices page's link (None
-    where there is no page): the context every notice mail shows."""
+    """This request's device, client address and time, and the link to the devices page's
+    recent activity (None where there is no page): the context every notice mail shows."""
     link = None
     if current_app.config["LUCIA_REGISTER_VIEWS"]:
         try:
-            link = external_url("lucia.devices")
+            link = external_url("lucia.devices") + "#activity"
         except (LuciaError, RuntimeError):  # no trustworthy base for a link: no link
             link = None
     return {
@@ -89,4 +89,5 @@ def know_device(user: Any, *, new_account: bool = False) -> None:
     if request_state.get("_lucia_device_cookie") is None:
         request_state._lucia_device_cookie = auth.device_cookie(bound)
     if not new_account:
+        request_state._lucia_new_device = user_id  # the activity feature records it
         tell_owner(user_id, "new_sign_in")

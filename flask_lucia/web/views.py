@@ -4,11 +4,14 @@ sessions, and re-authentication (``/confirm``). Sign-in and sign-up: ``web.crede
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from flask import (
+    Flask,
     Response,
+    current_app,
     jsonify,
     redirect,
     render_template,
@@ -171,6 +174,17 @@ def revoke(session_id: str) -> ResponseReturnValue:
     return jsonify({"revoked": session_id, "current": was_current})
 
 
+#: A part of the devices page below the device list, added by a feature (the activity
+#: feature's "Recent activity"): ``fn(current session) -> HTML``.
+DevicesSection = Callable[[Session], str]
+
+
+def devices_sections(app: Flask) -> list[DevicesSection]:
+    """The parts features added to ``app``'s devices page, in order."""
+    found: list[DevicesSection] = app.extensions.setdefault("lucia_devices_sections", [])
+    return found
+
+
 @bp.get("/devices", endpoint="devices")
 @login_required
 def devices_page() -> ResponseReturnValue:
@@ -183,6 +197,7 @@ def devices_page() -> ResponseReturnValue:
         "lucia/devices.html",
         sessions=listed,
         current=current,
+        sections=[section(current) for section in devices_sections(current_app)],
         home=_home(),
         device_name=device_name,
         ago=messages.ago,

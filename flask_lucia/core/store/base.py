@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -31,6 +31,10 @@ from flask_lucia.core.store.upgrade import MissingKey, Seal, drop, prepare
 from flask_lucia.errors import LuciaError
 
 T = TypeVar("T")
+
+#: Writes an event about an account inside the transaction of the change it records:
+#: ``(conn, kind, user_id)`` (DESIGN §20; the activity feature registers one).
+EventWriter = Callable[[Connection, str, Any], None]
 
 #: Session columns read alongside every user, in this order.
 SESSION_FIELDS = (
@@ -77,6 +81,9 @@ class StoreBase:
         self.access_tokens, self.refresh_tokens = tables.access_tokens, tables.refresh_tokens
         self.throttle = tables.throttle
         self.email_tokens = tables.email_tokens
+        #: Called by every change to an account with its transaction's connection, so the
+        #: change and its event commit together (or neither does).
+        self.event_writers: list[EventWriter] = []
         self.user_pk = tables.user_pk
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         #: Whether the request path reads if the user's email is verified (the last field).
@@ -151,6 +158,11 @@ class StoreBase:
             .where(refresh.c.digest == sa.bindparam("b_digest"))
             .values(spent_at=sa.bindparam("b_now"), successor=sa.bindparam("b_sealed"))
         )
+
+    def record_event(self, conn: Connection, kind: str, user_id: Any) -> None:
+        """Record ``kind`` (an event of DESIGN §20) for ``user_id`` in ``conn``'s transaction."""
+        for write in self.event_writers:
+            write(conn, kind, user_id)
 
     @property
     def tables(self) -> list[sa.Table]:

@@ -133,6 +133,21 @@ class Tables:
             sa.Index(f"ix_{prefix}email_tokens_user_id_purpose", "user_id", "purpose"),
             keep_existing=True,
         )
+        # What happened to an account (DESIGN §20), for its owner and its admins. No foreign
+        # key: an ``account_deleted`` event outlives its user (until LUCIA_ACTIVITY_KEEP).
+        self.events = sa.Table(
+            f"{prefix}events",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("user_id", self.user_pk.type, nullable=False),
+            sa.Column("kind", sa.String(32), nullable=False),
+            sa.Column("at", sa.BigInteger, nullable=False, index=True),
+            sa.Column("device", sa.String(100), nullable=True),
+            sa.Column("ip", sa.String(64), nullable=True),
+            sa.Column("amr", sa.String(100), nullable=True),  # a sign-in's ways in, "pwd otp"
+            sa.Index(f"ix_{prefix}events_user_id_at", "user_id", "at"),
+            keep_existing=True,
+        )
         self.schema = sa.Table(
             f"{prefix}schema",
             metadata,
@@ -249,6 +264,7 @@ class Tables:
             self.passkeys,
             self.webauthn_challenges,
             self.email_tokens,
+            self.events,
             self.schema,
         ]
 

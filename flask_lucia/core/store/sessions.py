@@ -210,9 +210,15 @@ class SessionStatements(StoreBase):
         return None if row is None else str(row[0])
 
     def delete_user_sessions(
-        self, user_id: str, *, session_id: str | None = None, keep: str | None = None
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        keep: str | None = None,
+        event: str | None = None,
     ) -> int:
-        """Delete a user's sessions: all, one (``session_id``), or all but ``keep``.
+        """Delete a user's sessions: all, one (``session_id``), or all but ``keep``; record
+        ``event`` in the same transaction.
 
         The session rows are locked (deleted) before their tokens go by cascade, the order
         a refresh takes too; a deadlock or busy lock is retried, never left half done.
@@ -223,7 +229,14 @@ class SessionStatements(StoreBase):
             stmt = stmt.where(sessions.c.id == session_id)
         if keep is not None:
             stmt = stmt.where(sessions.c.id != keep)
-        return self.transaction(lambda conn: conn.execute(stmt).rowcount)
+
+        def work(conn: Connection) -> int:
+            removed = int(conn.execute(stmt).rowcount)
+            if event is not None:
+                self.record_event(conn, event, user_id)
+            return removed
+
+        return self.transaction(work)
 
     def delete_expired(self, now: int, user_id: str) -> int:
         """Delete one user's expired sessions and token rows; the rows removed."""

@@ -50,7 +50,9 @@ class UserStatements(StoreBase):
                 inserted = result.inserted_primary_key
                 assert inserted is not None
                 user_id = inserted[0]
-                for table in self.user_rows:
+                # An earlier user's history is not the new one's (the events of deleted
+                # accounts otherwise stay for the admin until LUCIA_ACTIVITY_KEEP).
+                for table in (*self.user_rows, self.schema.events):
                     conn.execute(table.delete().where(table.c.user_id == user_id))
                 conn.execute(
                     self.keys.insert(),
@@ -160,8 +162,10 @@ class UserStatements(StoreBase):
         with self.read() as conn:
             return [(str(key), bool(has)) for key, has in conn.execute(stmt)]
 
-    def add_key(self, user_id: Any, key: str, hashed: str | None, now: int) -> None:
-        """Give a user one more key."""
+    def add_key(
+        self, user_id: Any, key: str, hashed: str | None, now: int, event: str | None = None
+    ) -> None:
+        """Give a user one more key (and record ``event`` with it)."""
         if self.user(user_id) is None:
             raise LuciaError("AUTH_INVALID_USER_ID")
         try:
@@ -171,11 +175,14 @@ class UserStatements(StoreBase):
                         id=key, user_id=user_id, hashed_password=hashed, created_at=now
                     )
                 )
+                if event is not None:
+                    self.record_event(conn, event, user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(key)
 
-    def remove_key(self, user_id: Any, key: str) -> None:
-        """Remove one of a user's keys, never its last (``AUTH_LAST_PROVIDER_ID``)."""
+    def remove_key(self, user_id: Any, key: str, event: str | None = None) -> None:
+        """Remove one of a user's keys, never its last (``AUTH_LAST_PROVIDER_ID``); record
+        ``event`` with it."""
         keys = self.keys
         with self.write() as conn:
             self._lock_user(conn, user_id)
@@ -186,6 +193,8 @@ class UserStatements(StoreBase):
             if len(owned_keys) == 1:
                 raise LuciaError("AUTH_LAST_PROVIDER_ID")
             conn.execute(keys.delete().where(keys.c.id == key, keys.c.user_id == user_id))
+            if event is not None:
+                self.record_event(conn, event, user_id)
 
     def rename_key(self, user_id: Any, old: str, new: str) -> None:
         """Re-key: the key ``old`` of a user becomes ``new`` (password and sessions kept)."""
@@ -209,11 +218,16 @@ class UserStatements(StoreBase):
             conn.execute(keys.update().where(keys.c.id == key).values(hashed_password=hashed))
 
     def set_password(
-        self, user_id: Any, targets: Sequence[str], hashed: str | None, keep: str | None
+        self,
+        user_id: Any,
+        targets: Sequence[str],
+        hashed: str | None,
+        keep: str | None,
+        event: str | None = None,
     ) -> None:
         """Set the password of a user's keys ``targets`` and end its sessions but ``keep``,
-        in one transaction: a changed password never leaves an old session behind. The
-        user's row is locked first (users, then sessions, then tokens, as everywhere)."""
+        in one transaction (with ``event``): a changed password never leaves an old session
+        behind. The user's row is locked first (users, then sessions, then tokens)."""
         keys, sessions = self.keys, self.sessions
         ending = sessions.delete().where(sessions.c.user_id == user_id)
         if keep is not None:
@@ -227,6 +241,8 @@ class UserStatements(StoreBase):
                 .values(hashed_password=hashed)
             )
             conn.execute(ending)
+            if event is not None:
+                self.record_event(conn, event, user_id)
 
         self.transaction(work)
 
@@ -277,7 +293,10 @@ class UserStatements(StoreBase):
             # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
             for table in (*self.schema.second_factor_tables, self.schema.email_tokens):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
-            return conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount > 0
+            deleted = conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount
+            if deleted:
+                self.record_event(conn, "account_deleted", user_id)
+            return deleted > 0
 
         try:
             return self.transaction(work)
