@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, abort, g, request
 
-KINDS = ("lucia", "lucia-model", "flask-login", "flask-login-core", "floor", "bare")
+KINDS = ("lucia", "lucia-cached", "lucia-model", "flask-login", "flask-login-core", "floor", "bare")
 SECRET_KEY = "benchmark secret key, not for production"
 #: Where the benchmark app lives (flask-lucia builds no link from a Host header).
 BASE_URL = "http://localhost"
@@ -42,8 +43,9 @@ def create_app(kind: str, database_url: str) -> Flask:
     """One of ``KINDS``, on the database at ``database_url`` (tables made by ``seed``)."""
     app = Flask(f"bench_{kind.replace('-', '_')}")
     app.config.update(SECRET_KEY=SECRET_KEY, LUCIA_BASE_URL=BASE_URL)
-    builders = {
+    builders: dict[str, Callable[[Flask, str], None]] = {
         "lucia": _lucia,
+        "lucia-cached": partial(_lucia, cached=True),
         "lucia-model": _lucia_model,
         "flask-login": _flask_login_orm,
         "flask-login-core": _flask_login_core,
@@ -63,10 +65,11 @@ def _render(user: Any) -> str:
     return f"<p>Signed in as {user.id}</p>"
 
 
-def _lucia(app: Flask, url: str) -> None:
+def _lucia(app: Flask, url: str, *, cached: bool = False) -> None:
+    """flask-lucia; ``cached``: with ``LUCIA_SESSION_CACHE`` (DESIGN §24)."""
     from flask_lucia import Lucia, current_user, login_required
 
-    app.config.update(LUCIA_DATABASE_URL=url, LUCIA_CREATE_TABLES=False)
+    app.config.update(LUCIA_DATABASE_URL=url, LUCIA_CREATE_TABLES=False, LUCIA_SESSION_CACHE=cached)
     Lucia(app)
 
     @app.get("/protected")
@@ -205,6 +208,7 @@ def seed(url: str) -> dict[str, dict[str, str]]:
     base = {"User-Agent": USER_AGENT}
     headers = {
         "lucia": {**base, "Cookie": f"lucia_access_token={tokens.access_token}"},
+        "lucia-cached": {**base, "Cookie": f"lucia_access_token={tokens.access_token}"},
         "lucia-model": {**base, "Cookie": f"lucia_access_token={tokens.access_token}"},
         "floor": {**base, "Cookie": f"{FLOOR_COOKIE}={user.user_id}"},
         "bare": base,

@@ -1,12 +1,14 @@
-"""Screenshots of every built-in page at 360 px and 1280 px wide, for docs/pages.rst.
+"""Screenshots of every built-in page at 360 px and 1280 px wide, for docs/pages.rst,
+docs/two-factor.rst and docs/passkeys.rst; the sign-in page in dark mode too.
 
 Run from the repository root (needs Playwright's Python package and Debian's chromium;
 no browser is downloaded)::
 
     python docs/screenshots.py            # writes docs/_static/screenshots/*.png
 
-A throwaway app with a ``username`` column runs on loopback with a SQLite file in a
-temporary folder; one user is signed in from three devices.
+A throwaway app runs on loopback with a SQLite file in a temporary folder, and the tour of
+the page tests (tests/page_tour.py) opens each page the way a person gets there; the user
+is signed in from three devices.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Flask
 from playwright.sync_api import Page, sync_playwright
 from werkzeug.serving import make_server
@@ -30,13 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the working tree's flask_lucia, installed or not
 
 import flask_lucia.core.clock  # noqa: E402
-from flask_lucia import Lucia  # noqa: E402
+from tests.page_tour import TOUR_CONFIG, Outbox, add_home, tour, tour_lucia  # noqa: E402
 
 OUT = ROOT / "docs" / "_static" / "screenshots"
 CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 WIDTHS = {"phone": (360, 740), "desktop": (1280, 800)}
-PASSWORD = "correct horse battery"
+#: Pages also shot in dark mode.
+DARK = ("sign-in-error", "devices")
 DEVICES = [  # (user agent, address, how long ago it signed in)
     (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -52,18 +54,18 @@ DEVICES = [  # (user agent, address, how long ago it signed in)
 ]
 
 
-def make_app(folder: str) -> Flask:
+def make_app(folder: str, outbox: Outbox) -> Flask:
     app = Flask(__name__, instance_path=folder)
     app.config.update(
         SECRET_KEY="screenshots",
+        TESTING=True,  # links from the request's host: the loopback server's
         LUCIA_DATABASE_URL=f"sqlite:///{folder}/lucia.sqlite3",
-        LUCIA_COOKIE_SECURE=False,
-        TRUSTED_HOSTS=["127.0.0.1"],  # links from the request host (loopback only)
-        LUCIA_SIGN_UP_COLUMNS=["username"],
-        LUCIA_PUBLIC_USER_COLUMNS=["username"],
+        **TOUR_CONFIG,
     )
-    Lucia(app, user_columns=[sa.Column("username", sa.String(32), unique=True)])
-    app.add_url_rule("/", "home", lambda: "home")
+    lucia = tour_lucia(outbox)
+    lucia.init_app(app)
+    app.lucia = lucia  # type: ignore[attr-defined]
+    add_home(app)
     return app
 
 
@@ -89,7 +91,9 @@ class Past:
         return time.time() - self.seconds
 
 
-def other_devices(app: Flask, user_id: str) -> None:
+def other_devices(app: Flask, session: Any) -> None:
+    """Two more devices signed in to the user of ``session`` (``GET /auth/session``)."""
+    user_id = session["user"]["user_id"]
     with app.app_context():
         auth = app.extensions["lucia"]
         for agent, address, ago in DEVICES:
@@ -98,31 +102,6 @@ def other_devices(app: Flask, user_id: str) -> None:
                 auth.create_session(user_id, user_agent=agent, ip_address=address)
             finally:
                 flask_lucia.core.clock.time = time
-
-
-#: Events for the activity list: (kind, device, address, amr, how long ago).
-EVENTS = [
-    ("password_changed", "Safari on iPhone", "198.51.100.23", None, 26 * 3600),
-    ("sign_in_failed", "curl", "192.0.2.66", None, 5 * 3600),
-    ("refresh_reuse", "Firefox on Windows", "203.0.113.7", None, 3 * 3600),
-    ("passkey_added", "Firefox on Android", "203.0.113.80", None, 40 * 60),
-    ("sign_in", "Firefox on Android", "203.0.113.80", ("passkey",), 3 * 60),
-]
-
-
-def some_activity(app: Flask, user_id: str) -> None:
-    """Events of the last day, as the devices page's "Recent activity" shows them."""
-    from flask_lucia.activity.store import Event
-
-    now = int(time.time() * 1000)
-    with app.app_context():
-        store = app.extensions["lucia_activity"]
-        store.write_many(
-            [
-                Event(kind, user_id, now - ago * 1000, device, ip, amr)
-                for kind, device, ip, amr, ago in EVENTS
-            ]
-        )
 
 
 def shoot(page: Page, name: str) -> None:
@@ -136,43 +115,28 @@ def shoot(page: Page, name: str) -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder, sync_playwright() as p:
-        app = make_app(folder)
+        outbox = Outbox()
+        app = make_app(folder, outbox)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         with serving(app) as url:
             context = browser.new_context(color_scheme="light", device_scale_factor=1)
             page: Any = context.new_page()
-            page.goto(url + "/auth/sign-up")
-            shoot(page, "sign-up")
-            page.fill("input[name=username]", "ann")
-            page.fill("input[name=identifier]", "ann@example.com")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/")
-            user_id = context.request.get(url + "/auth/session").json()["user"]["user_id"]
-            other_devices(app, user_id)
-            page.goto(url + "/auth/devices")
-            shoot(page, "devices")
-            some_activity(app, user_id)
-            page.goto(url + "/auth/devices#activity")
-            page.reload()  # the same page with a fragment: the browser would not load it again
-            shoot(page, "activity")
-            page.goto(url + "/auth/confirm")
-            shoot(page, "confirm")
-            context.clear_cookies()
-            page.goto(url + "/auth/sign-in")
-            shoot(page, "sign-in")
-            page.fill("input[name=identifier]", "ann@example.com")
-            page.fill("input[name=password]", "not the password")
-            page.click("button[type=submit]")
-            page.wait_for_selector("[role=alert]")
-            shoot(page, "sign-in-error")
-            context.clear_cookies()  # the Flask session, and with it the form's CSRF token
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_selector("text=This form expired")
-            shoot(page, "sign-in-expired")
-            page.goto(url + "/auth/nowhere")
-            shoot(page, "not-found")
+            for name in tour(page, url, app, outbox):
+                if name == "devices":
+                    other_devices(app, page.request.get(url + "/auth/session").json())
+                    page.reload()
+                page.wait_for_load_state("networkidle")
+                shoot(page, name)
+                if name in DARK:
+                    page.emulate_media(color_scheme="dark")
+                    shoot(page, name + "-dark")
+                    page.emulate_media(color_scheme="light")
+                if name == "sign-in-error":
+                    context.clear_cookies()  # the Flask session, and with it the CSRF token
+                    page.fill("input[name=password]", "correct horse battery")
+                    page.click("button[type=submit]")
+                    page.wait_for_selector("text=This form expired")
+                    shoot(page, "sign-in-expired")
         browser.close()
 
 

@@ -1,5 +1,6 @@
 """A small flask-lucia app: sign up, sign in, a protected dashboard, devices, sign out, and a
-settings page with two-factor sign-in (TOTP) and passkeys (``pip install "flask-lucia[mfa]"``).
+settings page with two-factor sign-in (TOTP) and passkeys (``pip install "flask-lucia[mfa]"``;
+without it the pages do not offer them).
 
 Run it with ``flask --app examples/app.py run``; users and sessions go to a SQLite
 file in ``examples/instance/``. Mail (the verification link at sign-up, "Forgot your
@@ -35,6 +36,9 @@ app.config["LUCIA_COOKIE_SECURE"] = False
 # a column not listed here stays server-side and out of the sign-up form.
 app.config["LUCIA_SIGN_UP_COLUMNS"] = ["username"]
 app.config["LUCIA_PUBLIC_USER_COLUMNS"] = ["username"]
+# No mail server on a development machine: print mails (their links too) to the log. Never
+# in production, where anyone who reads the log could use the links.
+app.config["LUCIA_LOG_EMAILS"] = not os.environ.get("FLASK_MAIL_SERVER")
 # The sign-out button comes back to the home page (by default: the sign-in page).
 app.config["LUCIA_SIGN_OUT_REDIRECT"] = "/"
 # A provider whose client id and secret are in the environment gets a sign-in button.

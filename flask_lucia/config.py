@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask_lucia.core.csrf import origin_of
 from flask_lucia.core.identifiers import password_providers
+from flask_lucia.core.urls import base_url, target, trusted_origins
 
 #: Prefix of cookie names that browsers accept only Secure, host-only, at ``Path=/``.
 HOST_PREFIX = "__Host-"
@@ -63,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_DEVICE_COOKIE_NAME": "lucia_device",  # None: no device cookies (no own budgets)
     "LUCIA_DEVICE_COOKIE_MAX_AGE": timedelta(days=365),
     "LUCIA_TOUCH_INTERVAL": timedelta(minutes=5),  # how often last_used_at is written
+    "LUCIA_SESSION_CACHE": False,  # keep validated sessions in process (DESIGN §24)
+    "LUCIA_SESSION_CACHE_TTL": timedelta(seconds=30),  # the longest a kept session lives
     "LUCIA_PUBLIC_USER_COLUMNS": (),  # the browser sees user_id only; list what it may see
     "LUCIA_SIGN_UP_COLUMNS": (),  # sign-up sets no user column; list what it may set
     "LUCIA_GENERATE_USER_ID": None,
@@ -74,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     # -- DESIGN §15: second factors and passkeys (pip install "flask-lucia[mfa]") ------------
     "LUCIA_TWO_FACTOR_COOKIE_NAME": "lucia_two_factor",  # the pending sign-in's cookie
     "LUCIA_TWO_FACTOR_TTL": timedelta(minutes=5),  # a pending sign-in's lifetime (at most 5 min)
+    "LUCIA_ALLOW_SIGN_IN": None,  # a function of the user: False refuses its sign-in (a ban)
+    "LUCIA_MFA_REQUIRED": False,  # True, or a function of the user: a second factor is a must
+    "LUCIA_MFA_TRUST_FOR": timedelta(days=30),  # "trust this browser"; 0 or None: never offered
     "LUCIA_TOTP_ISSUER": None,  # shown by authenticator apps; None: the RP name, else the host
     "LUCIA_WEBAUTHN_RP_ID": None,  # None: the request's host name
     "LUCIA_WEBAUTHN_RP_NAME": None,  # None: the RP id
@@ -88,7 +92,12 @@ DEFAULTS: dict[str, Any] = {
     "LUCIA_CHANGE_EMAIL_TTL": timedelta(hours=1),  # how long a link to a new address works
     "LUCIA_ACTIVITY_KEEP": timedelta(days=90),  # how long security events are kept
     "LUCIA_ACCOUNT_DELETION": True,  # False: no POST /auth/delete-account
-    "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (None: no limit)
+    "LUCIA_EMAIL_CODE_SIGN_IN": False,  # True: sign in with a code sent by email (§23)
+    "LUCIA_EMAIL_CODE_TTL": timedelta(minutes=10),  # how long a mailed sign-in code works
+    # Without MAIL_SERVER, send_email or Flask-Mailman: print mails (links and all) to the
+    # log? None: in debug or testing mode only; True: always (development machines only).
+    "LUCIA_LOG_EMAILS": None,
+    "LUCIA_MAIL_ADDRESS_PER_MINUTE": 1,  # mails to one address (per flow; None: no limit)
     "LUCIA_MAIL_ADDRESS_PER_HOUR": 10,
     "LUCIA_MAIL_CLIENT_PER_MINUTE": 5,  # mails asked for by one client address
     "LUCIA_MAIL_CLIENT_PER_HOUR": 50,
@@ -154,6 +163,8 @@ class Settings:
     reset_ttl: int
     change_email_ttl: int
     account_deletion: bool
+    email_code_sign_in: bool
+    email_code_ttl: int
     #: ``(whom, most mails, window ms)`` for each mail limit that is set.
     mail_limits: tuple[tuple[str, int, int], ...]
     sign_out_redirect: str | None = None
@@ -180,7 +191,7 @@ class Settings:
             cookie_domain=config["LUCIA_COOKIE_DOMAIN"],
             cookie_path=config["LUCIA_COOKIE_PATH"],
             csrf=_flag(config, "LUCIA_CSRF_PROTECTION"),
-            trusted_origins=_origins(config["LUCIA_TRUSTED_ORIGINS"]),
+            trusted_origins=trusted_origins(config["LUCIA_TRUSTED_ORIGINS"]),
             password_provider=providers[0],
             password_providers=providers,
             identifier_label=_identifier_label(config),
@@ -194,54 +205,17 @@ class Settings:
             device_max_age=to_ms(
                 config["LUCIA_DEVICE_COOKIE_MAX_AGE"], "LUCIA_DEVICE_COOKIE_MAX_AGE"
             ),
-            sign_out_redirect=_target(config, "LUCIA_SIGN_OUT_REDIRECT"),
+            sign_out_redirect=target(config, "LUCIA_SIGN_OUT_REDIRECT"),
             base_url=base_url(config),
             email_verification=email_verification(config),
             verify_email_ttl=to_ms(config["LUCIA_VERIFY_EMAIL_TTL"], "LUCIA_VERIFY_EMAIL_TTL"),
             reset_ttl=to_ms(config["LUCIA_RESET_TTL"], "LUCIA_RESET_TTL"),
             change_email_ttl=to_ms(config["LUCIA_CHANGE_EMAIL_TTL"], "LUCIA_CHANGE_EMAIL_TTL"),
             account_deletion=_flag(config, "LUCIA_ACCOUNT_DELETION"),
+            email_code_sign_in=_flag(config, "LUCIA_EMAIL_CODE_SIGN_IN"),
+            email_code_ttl=to_ms(config["LUCIA_EMAIL_CODE_TTL"], "LUCIA_EMAIL_CODE_TTL"),
             mail_limits=_mail_limits(config),
         )
-
-
-def base_url(config: Mapping[str, Any]) -> str | None:
-    """Where the app lives, for the links flask-lucia builds (DESIGN §18): ``LUCIA_BASE_URL``,
-    else ``SERVER_NAME`` with ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``. None means
-    the request's host, allowed only where it can be trusted: with Flask's ``TRUSTED_HOSTS``
-    (Werkzeug refuses other hosts) or in debug and testing. Anything else is refused, since
-    a link built from a ``Host`` header can be pointed at an attacker's site."""
-    value = config.get("LUCIA_BASE_URL")
-    if value is not None:
-        if not isinstance(value, str):
-            raise TypeError(
-                f"LUCIA_BASE_URL must be a str such as 'https://app.example', not {value!r}"
-            )
-        parts = urlsplit(value.strip())
-        wrong = (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or bool(parts.query or parts.fragment or parts.username or parts.password)
-        )
-        if wrong:
-            raise ValueError(
-                f"LUCIA_BASE_URL: {value!r} is not a URL such as 'https://app.example' "
-                "(http or https, a host, an optional path, no query)"
-            )
-        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
-    server = config.get("SERVER_NAME")
-    if server:
-        scheme = config.get("PREFERRED_URL_SCHEME") or "http"
-        root = str(config.get("APPLICATION_ROOT") or "/").rstrip("/")
-        return f"{scheme}://{server}{root}"
-    if config.get("TRUSTED_HOSTS") or config.get("DEBUG") or config.get("TESTING"):
-        return None
-    raise ValueError(
-        "set LUCIA_BASE_URL to where the app lives (e.g. 'https://app.example'): links in "
-        "mails are built from it, never from the request's Host header. Alternatives: "
-        "SERVER_NAME (with PREFERRED_URL_SCHEME), or Flask's TRUSTED_HOSTS to build them "
-        "from the request's host"
-    )
 
 
 def _columns(config: Mapping[str, Any], key: str, columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -341,36 +315,6 @@ def _size(config: Mapping[str, Any], key: str) -> int | None:
     if value < 1:
         raise ValueError(f"{key} must be at least 1 byte")
     return value
-
-
-def _target(config: Mapping[str, Any], key: str) -> str | None:
-    """Where to send a browser: a path on this site (``/bye``), an ``http(s)`` URL, or None."""
-    value = config[key]
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{key} must be a path such as '/bye' or None, not {value!r}")
-    path = value.startswith("/") and not value.startswith("//")
-    if not path and origin_of(value) is None:
-        raise ValueError(f"{key} must be a path such as '/bye' or an http(s) URL, not {value!r}")
-    return value
-
-
-def _origins(value: object) -> frozenset[str]:
-    """``LUCIA_TRUSTED_ORIGINS`` as normalized origins; each entry must be one."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Iterable):
-        raise TypeError("LUCIA_TRUSTED_ORIGINS must be a list of origins")
-    origins = set()
-    for item in value:
-        origin = origin_of(item) if isinstance(item, str) else None
-        if origin is None:
-            raise ValueError(
-                f"LUCIA_TRUSTED_ORIGINS: {item!r} is not an origin like https://a.example"
-            )
-        origins.add(origin)
-    return frozenset(origins)
 
 
 def email_verification(config: Mapping[str, Any]) -> str:

@@ -30,6 +30,8 @@ ErrorCode = Literal[
     "AUTH_OAUTH_FAILED",
     "AUTH_SECOND_FACTOR_REQUIRED",
     "AUTH_INVALID_CODE",
+    # DESIGN §26, part three
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED",
 ]
 
 #: HTTP status each code answers with when it reaches a response.
@@ -54,6 +56,7 @@ STATUS: Final[dict[str, int]] = {
     "AUTH_EMAIL_NOT_VERIFIED": 403,
     "AUTH_OAUTH_FAILED": 400,  # 502 when the provider is down, slow or broken
     "AUTH_SECOND_FACTOR_REQUIRED": 401,
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": 401,
     "AUTH_INVALID_CODE": 400,
 }
 
@@ -75,6 +78,9 @@ _MESSAGES: Final[dict[str, str]] = {
     "AUTH_EMAIL_NOT_VERIFIED": N_("Verify your email address to continue."),
     "AUTH_OAUTH_FAILED": N_("Signing in through the provider failed."),
     "AUTH_SECOND_FACTOR_REQUIRED": N_("Enter the code from your authenticator app to continue."),
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": N_(
+        "This site asks for two-step verification: set it up to finish signing in."
+    ),
     "AUTH_INVALID_CODE": N_("That code is not right, or it was already used."),
     "DATABASE_FETCH_FAILED": N_("The authentication database could not be read."),
     "DATABASE_UPDATE_FAILED": N_("The authentication database could not be written."),

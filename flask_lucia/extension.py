@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from flask_lucia import messages
 from flask_lucia.activity import plugin as activity_plugin
+from flask_lucia.cache import plugin as cache_plugin
 from flask_lucia.cli import lucia_cli
 from flask_lucia.config import DEFAULTS, Settings, email_verification
 from flask_lucia.core.auth import Auth
@@ -49,6 +50,7 @@ from flask_lucia.web import base, hook, pages
 from flask_lucia.web import credentials as _credentials  # noqa: F401 - adds its routes
 from flask_lucia.web import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.web.blueprint import bp
+from flask_lucia.web.extras import lucia_offers
 from flask_lucia.web.pipeline import Pipeline
 from flask_lucia.web.proxies import current_session, current_user, request_state
 from flask_lucia.web.script import lucia_script
@@ -131,14 +133,15 @@ class Lucia:
         auth = Auth(settings, storage, hasher, throttle, generate, users)
         # The features register with the core and the pipeline; none imports another.
         pipeline = app.extensions["lucia_pipeline"] = Pipeline()
-        oauth_plugin.init_app(app, auth, self.oauth_user_data)
+        oauth_plugin.init_app(app, auth, pipeline, self.oauth_user_data)
         email_plugin.init_app(app, auth, pipeline, self.send_email)
         app.extensions["lucia"] = auth
         pending = Pending(auth, MfaSettings.from_config(config, settings))
         app.extensions["lucia_pending"] = pending
         mfa_plugin.init_app(app, auth, pipeline, pending)
-        passkeys_plugin.init_app(app, auth)
+        passkeys_plugin.init_app(app, auth, pipeline)
         activity_plugin.init_app(app, auth)
+        cache_plugin.init_app(app, auth)
 
         app.register_blueprint(bp, url_prefix=config["LUCIA_URL_PREFIX"])
         # First, so the app's own before_request functions already see current_user.
@@ -148,7 +151,10 @@ class Lucia:
         app.register_error_handler(LuciaError, base.error_response)
         app.cli.add_command(lucia_cli)
         app.jinja_env.globals.update(
-            current_user=current_user, current_session=current_session, lucia_script=lucia_script
+            current_user=current_user,
+            current_session=current_session,
+            lucia_script=lucia_script,
+            lucia_offers=lucia_offers,
         )
         # _lucia(...) and the locale's times: docs/translations.rst
         app.jinja_env.globals.update(TEMPLATE_GLOBALS, lucia_time=messages.exact_time)

@@ -68,14 +68,7 @@ class Mailer:
             elif app.config.get("MAIL_SERVER"):
                 _send_with_smtp(message, app.config)
             else:
-                app.logger.warning(
-                    "No MAIL_SERVER is set, so this email was not sent; it is printed here "
-                    "instead (set MAIL_SERVER, or pass send_email to Lucia):\n"
-                    "To: %s\nSubject: %s\n\n%s",
-                    message["To"],
-                    message["Subject"],
-                    plain_text(message),
-                )
+                _log_instead(message)
         except Exception as exc:  # any transport's failure: the user is told, the cause logged
             app.logger.error(
                 "could not send the email %r to %s: %s: %s",
@@ -85,6 +78,31 @@ class Mailer:
                 exc,
             )
             raise MailError(str(exc)) from exc
+
+
+def _log_instead(message: EmailMessage) -> None:
+    """No way to send mail: in development (debug, testing, or ``LUCIA_LOG_EMAILS``) the
+    mail is printed to the log, links and all; in production its links never reach a log
+    (anyone who reads it could use them), and the mail counts as not sent."""
+    app = current_app
+    logged = app.config.get("LUCIA_LOG_EMAILS")
+    if logged is None:
+        logged = app.debug or app.testing
+    if not logged:
+        raise MailError(
+            "no MAIL_SERVER is set, no send_email was given to Lucia and Flask-Mailman is not "
+            "set up; outside debug and testing mode the email is not logged either (its links "
+            "would work for anyone who reads the log). Set MAIL_SERVER, or LUCIA_LOG_EMAILS "
+            "= True on a development machine."
+        )
+    app.logger.warning(
+        "No MAIL_SERVER is set, so this email was not sent; it is printed here "
+        "instead (set MAIL_SERVER, or pass send_email to Lucia):\n"
+        "To: %s\nSubject: %s\n\n%s",
+        message["To"],
+        message["Subject"],
+        plain_text(message),
+    )
 
 
 def sender() -> str:

@@ -7,6 +7,7 @@ module. Errors keep their code; only the ``message`` is reworded for people.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
@@ -17,6 +18,18 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import N_, format_ago, format_moment, gettext, locale, ngettext
 
 Action = Literal["sign_in", "sign_up", "confirm"]
+#: What a form did, for the heading of the page that says so (``/auth/done``).
+Outcome = Literal["password_changed", "password_reset", "account_deleted"]
+OUTCOME_TITLES: Final[dict[str, str]] = {
+    "password_changed": N_("Password changed"),
+    "password_reset": N_("New password set"),
+    "account_deleted": N_("Account deleted"),
+}
+PASSWORD_CHANGED: Final = N_("Your password has been changed, and your other devices signed out.")
+PASSWORD_RESET: Final = N_(
+    "Your new password is set. Every other device was signed out, and this one is signed in."
+)
+ACCOUNT_DELETED: Final = N_("Your account has been deleted, and every device signed out of it.")
 
 # The constants are English msgids: translate them where they are shown (``gettext(X)``; a
 # ``LuciaError`` message is translated by the error itself).
@@ -27,6 +40,11 @@ FORM_EXPIRED: Final = N_("This form expired before it was sent. Check it and sen
 CROSS_SITE: Final = N_(
     "This request came from another site, so it was refused. "
     "Go back, reload the page and try again."
+)
+#: A page that needs a second factor, for an account that has none yet (``mfa_required``).
+SECOND_FACTOR_FIRST: Final = N_(
+    "The page you opened needs a second factor. Turn on two-factor authentication, "
+    "then open it again."
 )
 NOT_FOUND: Final = N_("There is no page at this address.")
 METHOD_NOT_ALLOWED: Final = N_("This page cannot be used that way.")
@@ -79,6 +97,29 @@ def _by_email() -> bool:
     ]
 
 
+def invalid_identifier() -> str:
+    """What sign-up says under an identifier its provider cannot take (an email address
+    that is not one), in place of the validating library's words."""
+    if identifier_label() == gettext("email"):
+        return gettext("Enter an email address, like name@example.com.")
+    return gettext("This %(identifier)s cannot be used.", identifier=identifier_label())
+
+
+def mail_wait(whom: str, wait: str) -> str:
+    """What a person reads when a mail limit holds a mail back (``whom``: the limit of
+    the "address" or of the "client"): what happened, then when to ask again."""
+    if whom == "address":
+        return gettext(
+            "We just sent an email like this to that address: look for it (and in the spam "
+            "folder). You can ask for another in %(wait)s.",
+            wait=wait,
+        )
+    return gettext(
+        "Many emails were asked for from this network just now. Try again in %(wait)s.",
+        wait=wait,
+    )
+
+
 def column_label(name: str) -> str:
     """A user column as a word in a sentence: ``display_name`` -> "display name"."""
     return _in_sentence(name.replace("_", " "))
@@ -116,6 +157,30 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
             count = seconds // size
             return f"{count} {unit}{'' if count == 1 else 's'} ago"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: The ways in and factors of DESIGN §19 in words (features add theirs: ``oauth:github``).
+METHOD_WORDS = {
+    "pwd": N_("password"),
+    "otp": N_("authenticator app"),
+    "recovery": N_("recovery code"),
+    "passkey": N_("passkey"),
+    "link": N_("emailed link"),
+    "code": N_("emailed code"),
+    "device": N_("trusted browser"),
+}
+
+
+def way_in(amr: Iterable[str], names: Mapping[str, str] | None = None) -> str:
+    """How a session signed in, in words: "password and authenticator app", "passkey",
+    "GitHub"; ``names``: method names features registered (a provider's label)."""
+    own = {method: gettext(word) for method, word in METHOD_WORDS.items()}
+    words = [{**own, **(names or {})}.get(m, m.partition(":")[2] or m) for m in amr]
+    if not words:
+        return gettext("unknown")
+    if len(words) == 1:
+        return words[0]
+    return gettext("%(items)s and %(last)s", items=", ".join(words[:-1]), last=words[-1])
 
 
 def exact_time(moment: datetime) -> str:

@@ -84,6 +84,14 @@ class Session:
     remember: bool = True
     #: Signed in with a second factor (DESIGN §15): a TOTP or recovery code, or a passkey.
     mfa: bool = False
+    #: How it was made (DESIGN §19): method names such as ``("pwd", "otp")``, ``("passkey",)``
+    #: or ``("oauth:github",)``; empty for a session made before they were recorded.
+    amr: tuple[str, ...] = ()
+
+    @property
+    def aal(self) -> int:
+        """The assurance level: 2 when a second factor was proved (``mfa``), else 1."""
+        return 2 if self.mfa else 1
 
     @property
     def checksum(self) -> str:

@@ -65,6 +65,9 @@ def make_app(tmp_path: Any) -> Iterator[AppFactory]:
 
     yield factory
     for app in made:
+        cache = app.extensions.get("lucia_cache")
+        if cache is not None:
+            cache.stop()
         storage = app.extensions["lucia"].storage
         if storage._bare_engine is not None:
             if TEST_DATABASE_URL:

@@ -131,7 +131,7 @@ def test_a_form_posted_with_an_expired_token_says_so(client: FlaskClient) -> Non
         "/auth/change-password",
         data={"csrf_token": "stale", "current_password": PASSWORD, "password": NEW, "confirm": NEW},
     )
-    assert answer.status_code == 400 and "This form expired. Please try again." in answer.text
+    assert answer.status_code == 400 and "This form expired before it was sent." in answer.text
 
 
 # -- change email -----------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_delete_form_needs_the_box_ticked(client: FlaskClient, app: Flask) -
     unticked = client.post("/auth/delete-account", data={"csrf_token": token})
     assert unticked.status_code == 400 and "Tick the box" in unticked.text
     ticked = client.post("/auth/delete-account", data={"csrf_token": token, "confirm": "y"})
-    assert ticked.status_code == 303 and ticked.location == "/"
+    assert ticked.status_code == 303 and ticked.location == "/auth/done?what=account_deleted"
     assert client.get("/private", headers=JSON).status_code == 401
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pyotp
 import pytest
 from flask import Flask, render_template_string
 
@@ -274,3 +275,49 @@ def test_a_registration_on_an_origin_the_server_does_not_expect_stores_nothing(
         "This passkey could not be checked. Try again, or use another sign-in method."
     )
     assert ann.get("/auth/passkeys").json() == {"passkeys": []}
+
+
+def test_a_password_sign_in_is_completed_by_a_passkey_on_the_code_page(
+    serve: Any, profiles: Any
+) -> None:
+    server = serve()
+    ann = profiles(server)
+    ann.sign_up()
+    ann.tab.evaluate("lucia.registerPasskey('Chromium')")
+    secret = ann.post("/auth/two-factor", {}).json()["secret"]
+    on = ann.post("/auth/two-factor", {"secret": secret, "code": pyotp.TOTP(secret).now()})
+    assert on.status == 200, on.text()
+    ann.tab.evaluate("lucia.signOut()")
+    ann.open("/auth/sign-in")
+    ann.tab.fill("input[name=identifier]", "ann@example.com")
+    ann.tab.fill("input[name=password]", PASSWORD)
+    ann.tab.click("button[type=submit]")
+    ann.tab.wait_for_url("**/auth/two-factor/verify**")
+    pending = ann.get("/auth/session").status
+    label = ann.tab.text_content("button#lucia-passkey")
+
+    ann.tab.click("button#lucia-passkey")
+    ann.tab.wait_for_url(server.url + "/")
+
+    session = ann.get("/auth/session").json()["session"]
+    assert label == "Use your passkey"
+    assert pending == 401 and session["amr"] == ["pwd", "passkey"] and session["aal"] == 2
+    assert "lucia_two_factor" not in {c["name"] for c in ann.context.cookies()}
+
+
+def test_a_passkey_ceremony_by_the_signed_in_user_makes_the_same_session_fresh(
+    serve: Any, profiles: Any
+) -> None:
+    server = serve(LUCIA_FRESH_FOR=4)
+    ann = profiles(server)
+    ann.sign_up()
+    ann.tab.evaluate("lucia.registerPasskey('Chromium')")
+    before = ann.get("/auth/session").json()["session"]["checksum"]
+    ann.tab.wait_for_timeout(4200)
+    stale = ann.post("/auth/passkeys/register/options", {}).status
+
+    ann.tab.evaluate("lucia.signInWithPasskey()")
+
+    after = ann.get("/auth/session").json()["session"]
+    assert stale == 401 and after["checksum"] == before and after["aal"] == 2
+    assert ann.post("/auth/passkeys/register/options", {}).status == 200

@@ -66,6 +66,9 @@ def test_a_forgotten_password_is_reset_from_the_link_in_the_mail_and_signs_in(
         tab.fill("input[name=password]", NEW)
         tab.fill("input[name=confirm]", NEW)
         tab.click("button[type=submit]")
+        tab.wait_for_url(server.url + "/auth/done?what=password_reset")
+        assert "Your new password is set." in tab.text_content("[role=status]")
+        tab.click("text=Continue")
         tab.wait_for_url(server.url + "/")
         assert tab.text_content("#who") == "ann"
         assert tab.evaluate("window.lucia.getUser().then((u) => u && u.user_id)")

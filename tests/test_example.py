@@ -112,7 +112,7 @@ def test_the_settings_page_offers_two_factor_and_passkeys(example: Any) -> None:
     )
     page = example.get("/settings").text
     assert 'href="/auth/two-factor"' in page and "Turn on two-factor sign-in" in page
-    assert 'href="/auth/passkeys"' in page and "registerPasskey" in page
+    assert 'href="/auth/passkeys"' in page and "Add or manage passkeys" in page
 
 
 def test_the_settings_page_shows_two_factor_on_once_it_is(example: Any) -> None:

@@ -43,3 +43,10 @@ def test_the_docs_quickstart_installs_from_the_checkout() -> None:
     quickstart = (ROOT / "docs" / "quickstart.rst").read_text(encoding="utf-8")
     install = quickstart[quickstart.index("Install") : quickstart.index("A protected page")]
     assert "pip install -e " in install and "pip install flask-lucia" not in install
+
+
+def test_the_pages_doc_names_every_page_template() -> None:
+    pages = (ROOT / "docs" / "pages.rst").read_text(encoding="utf-8")
+    folder = ROOT / "flask_lucia" / "templates" / "lucia"
+    templates = sorted(f"lucia/{path.name}" for path in folder.glob("*.html"))
+    assert [name for name in templates if f"``{name}``" not in pages] == []

@@ -34,6 +34,7 @@ _WAYS_IN = {
     "lucia.two_factor_verify": ("pwd", "otp"),
     "lucia.two_factor": ("pwd", "otp"),
     "lucia.reset_password_link": ("link",),
+    "lucia.sign_in_code_verify": ("code",),
 }
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from flask import current_app
 
 from flask_lucia.config import Settings
-from flask_lucia.core import devices, identifiers
+from flask_lucia.core import assurance, devices, identifiers
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.cookies import clearing_cookies, device_cookie, token_cookies
 from flask_lucia.core.passwords import PasswordHasher
@@ -47,6 +47,22 @@ class Found(NamedTuple):
     tokens: Tokens | None = None
     #: True when the user's email is not verified (read only for verification "required").
     unverified: bool = False
+
+
+class SessionCache(Protocol):
+    """Validated rows of the request query kept in process (the ``cache`` feature)."""
+
+    def mark(self) -> int | None:
+        """Taken before a lookup; None while the cache is off (nothing is kept)."""
+
+    def get(self, digest: str, now: int) -> list[Any] | None:
+        """The row kept for an access token digest, or None."""
+
+    def keep(
+        self, digest: str, row: list[Any], *, user_id: str, session_id: str, mark: int, until: int
+    ) -> None:
+        """Keep a row (of ``user_id``'s ``session_id``) until ``until`` at most, unless
+        something changed since ``mark``."""
 
 
 def require_str(value: object, name: str, max_length: int = 255) -> str:
@@ -93,6 +109,9 @@ class AuthBase:
         #: function called only once there is somewhere to send to; whether it went.
         #: None: nothing is sent (no mail feature).
         self.owner_notifier: Callable[[Any, str, Callable[[], dict[str, Any]]], bool] | None = None
+        #: Where ``find`` keeps validated rows, so a signed-in request may skip the
+        #: database; None: every request runs the query (no cache feature, or it is off).
+        self.session_cache: SessionCache | None = None
 
     def note_event(self, kind: str, user_id: Any) -> None:
         """Record an event that no change carries (a failed sign-in) in its own short
@@ -115,7 +134,7 @@ class AuthBase:
         return self.users.build(row, start, attach=attach)
 
     def _session(self, row: Sequence[Any], start: int, expires: int, now: int) -> Session:
-        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember, mfa = row[
+        sid, uid, created, _, idle, fresh_until, last_used, agent, ip, remember, mfa, amr = row[
             start : start + _N_SESSION
         ]
         return Session(
@@ -130,6 +149,7 @@ class AuthBase:
             ip_address=ip,
             remember=bool(remember),
             mfa=bool(mfa),
+            amr=assurance.decode(amr),
         )
 
     def _tokens(
@@ -177,11 +197,21 @@ class AuthBase:
     def device_cookie(self, provider_id: str) -> str | None:
         """``Set-Cookie`` of a new device cookie for ``provider_id``; None when device
         cookies are off or the app has no ``SECRET_KEY``."""
+        issued = self.new_device(provider_id)
+        return None if issued is None else issued[0]
+
+    def new_device(self, provider_id: str) -> tuple[str, str] | None:
+        """A new device cookie for ``provider_id``: its ``Set-Cookie`` and its nonce (what
+        a trusted browser is bound to); None when device cookies are off or the app has
+        no ``SECRET_KEY``."""
         keys = self._secret_keys()
         if not keys:
             return None
-        value = devices.issue(keys, provider_id, now_ms() // 1000)
-        return device_cookie(self.settings, value, self.cookie_secure())
+        now = now_ms() // 1000
+        value = devices.issue(keys, provider_id, now)
+        nonce = devices.nonce(keys, provider_id, value, now, self.settings.device_max_age // 1000)
+        assert nonce is not None
+        return device_cookie(self.settings, value, self.cookie_secure()), nonce
 
     # -- input checks -----------------------------------------------------------
 

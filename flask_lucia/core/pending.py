@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask_lucia.config import HOST_PREFIX, Settings, to_ms
+from flask_lucia.core import assurance
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.secret_box import secret_keys
@@ -39,6 +40,10 @@ class MfaSettings:
     rp_name: str | None
     origins: tuple[str, ...] | None
     webauthn_cookie: str
+    #: ``LUCIA_MFA_REQUIRED``: whether a user must have a second factor (DESIGN §19).
+    mfa_required: Callable[[Any], bool] | bool = False
+    #: ``LUCIA_MFA_TRUST_FOR`` in ms; 0: browsers are never trusted.
+    trust_for: int = 0
     #: What TOTP secrets are encrypted under (``LUCIA_SECRET_KEYS``, else ``SECRET_KEY``
     #: and its fallbacks), newest first; None: no key, so TOTP cannot be set up.
     secret_keys: tuple[bytes, ...] | None = field(default=None, repr=False)
@@ -61,8 +66,27 @@ class MfaSettings:
             rp_name=_optional_str(config, "LUCIA_WEBAUTHN_RP_NAME"),
             origins=_origins(config["LUCIA_WEBAUTHN_ORIGIN"]),
             webauthn_cookie=challenge,
+            mfa_required=_mfa_required(config["LUCIA_MFA_REQUIRED"]),
+            trust_for=_trust_for(config["LUCIA_MFA_TRUST_FOR"]),
             secret_keys=secret_keys(config),
         )
+
+
+def _mfa_required(value: object) -> Callable[[Any], bool] | bool:
+    """``LUCIA_MFA_REQUIRED``: True, False, or a function of the user."""
+    if isinstance(value, bool) or callable(value):
+        return value
+    raise ValueError("LUCIA_MFA_REQUIRED must be True, False, or a function of the user")
+
+
+def _trust_for(value: object) -> int:
+    """``LUCIA_MFA_TRUST_FOR`` in ms (None or 0: off), at most a year."""
+    if value is None:
+        return 0
+    ms = to_ms(value, "LUCIA_MFA_TRUST_FOR")
+    if not 0 <= ms <= 366 * 24 * 3600 * 1000:
+        raise ValueError("LUCIA_MFA_TRUST_FOR must be from 0 to a year")
+    return ms
 
 
 def _optional_str(config: Mapping[str, Any], key: str) -> str | None:
@@ -105,6 +129,18 @@ def client_digest(user_agent: str | None) -> str:
     return hashlib.sha256(b"lucia-client:" + (user_agent or "").encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A live pending sign-in: its user, the methods proved so far (DESIGN §19), whether
+    the session it becomes is remembered, and whether it waits for a second factor to
+    be set up (enrolment) rather than given."""
+
+    user_id: Any
+    amr: tuple[str, ...]
+    remember: bool
+    setup: bool
+
+
 class Pending:
     """The pending sign-ins of one app, and the second-factor settings."""
 
@@ -118,22 +154,46 @@ class Pending:
         keys = self.auth.get_user_provider_ids(user_id)
         return keys[0].partition(":")[2] if keys else str(user_id)
 
-    def begin(self, user_id: Any, client: str) -> tuple[str, int]:
-        """A pending sign-in for a user whose password was right: its raw token (for the
-        cookie; only a digest is stored) and its lifetime in seconds."""
+    def begin(
+        self,
+        user_id: Any,
+        client: str,
+        amr: Iterable[str] = ("pwd",),
+        *,
+        remember: bool = True,
+        setup: bool = False,
+    ) -> tuple[str, int]:
+        """A pending sign-in for a user whose first factor (``amr``) was right: its raw
+        token (for the cookie; only a digest is stored) and its lifetime in seconds.
+        ``setup``: it waits for a second factor to be set up, not given."""
         token, now = new_token(), now_ms()
-        self.store.add(digest(token), user_id, client, now + self.settings.pending_ttl, now)
+        self.store.add(
+            digest(token),
+            user_id,
+            client,
+            now + self.settings.pending_ttl,
+            now,
+            amr=assurance.encode(amr),
+            remember=remember,
+            setup=setup,
+        )
         return token, self.settings.pending_ttl // 1000
 
-    def user(self, token: str | None, client: str) -> Any:
-        """The user id of a live pending sign-in made in this browser, or None."""
+    def find(self, token: str | None, client: str) -> PendingSignIn | None:
+        """The live pending sign-in of ``token`` made in this browser, or None."""
         if not is_well_formed(token):
             return None
         assert token is not None
         row = self.store.find(digest(token), now_ms())
         if row is None or not hmac.compare_digest(str(row[1]), client):
             return None
-        return row[0]
+        amr = assurance.decode(row[2]) or ("pwd",)  # a row of an older release: a password
+        return PendingSignIn(row[0], amr, bool(row[3]), bool(row[4]))
+
+    def user(self, token: str | None, client: str) -> Any:
+        """The user id of a live pending sign-in made in this browser, or None."""
+        found = self.find(token, client)
+        return None if found is None else found.user_id
 
     def complete(self, token: str) -> bool:
         """End a pending sign-in that is becoming a session; False if it expired or another

@@ -4,11 +4,23 @@ end, expire.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from flask_lucia.core.base import _EXPIRES, _LAST_USED, _N_SESSION, _S, AuthBase, Found, require_str
+from flask_lucia.core import assurance
+from flask_lucia.core.base import (
+    _EXPIRES,
+    _LAST_USED,
+    _N_SESSION,
+    _S,
+    _USER,
+    AuthBase,
+    Found,
+    SessionCache,
+    require_str,
+)
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.tokens import (
     digest,
@@ -37,10 +49,14 @@ class SessionApi(AuthBase):
         ip_address: str | None = None,
         remember: bool = True,
         mfa: bool = False,
+        amr: Sequence[str] = (),
     ) -> tuple[Session, Tokens]:
         """A new session for a user, with its first token pair; with ``remember`` False its
-        cookies (these and every rotation's) are browser-session cookies; ``mfa``: signed in
-        with a second factor or a passkey."""
+        cookies (these and every rotation's) are browser-session cookies; ``amr``: how it
+        was made (DESIGN §19), which sets its assurance level; ``mfa``: signed in with a
+        second factor whatever ``amr`` says (aal 2)."""
+        methods = assurance.check(amr)
+        mfa = bool(mfa) or assurance.level(methods) == 2
         if not isinstance(remember, bool):
             raise TypeError(f"remember must be True or False, not {type(remember).__name__}")
         user_id = self.users.check_id(user_id)
@@ -60,7 +76,8 @@ class SessionApi(AuthBase):
             "user_agent": None if user_agent is None else user_agent[:512],
             "ip_address": None if ip_address is None else ip_address[:64],
             "remember": remember,
-            "mfa": bool(mfa),
+            "mfa": mfa,
+            "amr": assurance.encode(methods) or None,
         }
         with self.storage.write() as conn:
             self.storage.insert_session(conn, values)
@@ -84,7 +101,8 @@ class SessionApi(AuthBase):
             user_agent=values["user_agent"],
             ip_address=values["ip_address"],
             remember=remember,
-            mfa=values["mfa"],
+            mfa=mfa,
+            amr=methods,
         )
         return session, self._tokens(access, access_exp, refresh, refresh_exp, remember)
 
@@ -98,16 +116,31 @@ class SessionApi(AuthBase):
         if not is_well_formed(access_token):
             return None
         token_digest = digest(access_token)
-        row = self.storage.validate(token_digest)
+        cache = self.session_cache
+        row: Sequence[Any] | None = None
+        mark = None if cache is None else cache.mark()
+        if mark is not None:
+            assert cache is not None
+            row = cache.get(token_digest, now_ms())  # a hit: no database, no ORM session
+        cached = row is not None
+        if row is None:
+            row = self.storage.validate(token_digest)
         now = now_ms()
         # access expiry, first use, then the session fields (from _S) and the user's
         if row is None or row[0] <= now or row[_S + _EXPIRES] <= now:  # token, session max age
             return None
         session = self._session(row, _S, row[0], now)
+        written = None  # when this request wrote the session's last use, if it did
         if row[1] is None:
             session = self._first_use(session, token_digest, now)
+            written = now
         elif now - row[_S + _LAST_USED] >= self.settings.touch_interval:
+            before = session.last_used_at
             session = self._touch(session, now)
+            written = None if session.last_used_at == before else now
+        if mark is not None and (written is not None or not cached):
+            assert cache is not None
+            _keep(cache, token_digest, row, written, mark)
         if self.storage.reads_email_verified:  # the last field: 0 means not verified
             user = self._user(row[:-1], _S + _N_SESSION, attach=False)
             return Found(user, session, unverified=row[-1] == 0)
@@ -153,10 +186,39 @@ class SessionApi(AuthBase):
             self.storage.delete_session_by_access(digest(access_token))
 
     def invalidate_all_user_sessions(self, user_id: Any) -> None:
-        """End every session of a user."""
-        self.storage.delete_user_sessions(
-            self.users.check_id(user_id), event="signed_out_everywhere"
-        )
+        """End every session of a user, and every browser it trusted (DESIGN §19)."""
+        user_id = self.users.check_id(user_id)
+        self.storage.delete_user_sessions(user_id, event="signed_out_everywhere")
+        self.storage.forget_trust(user_id)
+
+    # -- assurance (DESIGN §19) -------------------------------------------------
+
+    def step_up(self, session: Session, method: str) -> Session:
+        """A factor was just proved in a signed-in session: it is fresh again, and a second
+        factor (``otp``, ``recovery``, ``passkey``) joins its methods and makes it aal 2."""
+        until = now_ms() + self.settings.fresh_for
+        if assurance.level((method,)) < 2:  # a password or a provider again: fresher only
+            self.storage.set_fresh_until(session.session_id, until)
+            return replace(session, fresh=True)
+        methods = assurance.check((*session.amr, method))
+        self.storage.mark_session_mfa(session.session_id, until, assurance.encode(methods))
+        return replace(session, fresh=True, mfa=True, amr=methods)
+
+    def trust_browser(self, user_id: Any, nonce: str, ttl: int) -> None:
+        """Let the browser whose device cookie holds ``nonce`` skip this user's second
+        factor for ``ttl`` ms (only a digest of the pair is stored)."""
+        now = now_ms()
+        self.storage.add_trust(_trust_digest(user_id, nonce), user_id, now + ttl, now)
+
+    def is_trusted(self, user_id: Any, nonce: str | None) -> bool:
+        """Whether the browser whose device cookie holds ``nonce`` is trusted by this user."""
+        if not nonce:
+            return False
+        return self.storage.is_trusted(_trust_digest(user_id, nonce), user_id, now_ms())
+
+    def forget_trusted_browsers(self, user_id: Any) -> int:
+        """End every browser trust of a user (its factors changed); how many there were."""
+        return self.storage.forget_trust(self.users.check_id(user_id))
 
     def invalidate_user_session(self, user_id: Any, session_id: str) -> None:
         """End one session of a user (a device); other sessions are untouched."""
@@ -193,3 +255,25 @@ class SessionApi(AuthBase):
         rows = self.storage.user_sessions(self.users.check_id(user_id))
         now = now_ms()
         return [self._session(row, 1, row[0] if row[0] is not None else now, now) for row in rows]
+
+
+def _keep(cache: SessionCache, token_digest: str, row: Any, written: int | None, mark: int) -> None:
+    """Keep a validated row as it now stands in the database (with the first use and last
+    use this request wrote), at most until the token's or the session's end."""
+    kept = list(row)
+    if written is not None:
+        kept[1] = kept[1] or written
+        kept[_S + _LAST_USED] = written
+    cache.keep(
+        token_digest,
+        kept,
+        user_id=str(kept[_S + _USER]),
+        session_id=str(kept[_S]),
+        mark=mark,
+        until=min(kept[0], kept[_S + _EXPIRES]),
+    )
+
+
+def _trust_digest(user_id: Any, nonce: str) -> str:
+    """What a trusted browser is stored as: a digest of its device nonce and the user."""
+    return hashlib.sha256(f"lucia-trust:{user_id}:{nonce}".encode()).hexdigest()

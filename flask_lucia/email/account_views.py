@@ -7,26 +7,26 @@ URL send ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Response,
-    flash,
     jsonify,
-    redirect,
     request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
+from flask_lucia import messages
 from flask_lucia.email.views import (
-    _bad_request,
     _emails,
     _failed_form,
     _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
-    _not_sent,
+    _mail_json,
     _page,
     _token_page,
     _user_id,
@@ -51,6 +51,7 @@ from flask_lucia.web.forms import (
 )
 from flask_lucia.web.hook import sign_out
 from flask_lucia.web.notices import where_and_when
+from flask_lucia.web.pages import outcome
 from flask_lucia.web.proxies import request_state
 
 # -- change password --------------------------------------------------------------------
@@ -103,8 +104,7 @@ def change_password() -> ResponseReturnValue:
             form.current_password.errors = [gettext("The current password is wrong.")]
             return _page("lucia/change_password.html", 400, form=form)
         return _page("lucia/change_password.html", error.status, error, form=form)
-    flash(gettext("Your password has been changed, and your other devices signed out."), "info")
-    return redirect("/", 303)
+    return outcome("password_changed", messages.PASSWORD_CHANGED)
 
 
 # -- change email -----------------------------------------------------------------------
@@ -117,20 +117,14 @@ def change_email() -> ResponseReturnValue:
     happens when it is opened."""
     emails, user_id = _emails(), _user_id()
     if _json_post():
-        body = _json_body("email")
-        if isinstance(body, Response):
-            return body
-        try:
+
+        def send(email: str) -> dict[str, Any]:
             address = emails.request_email_change(
-                user_id, body["email"], client_address=request.remote_addr
+                user_id, email, client_address=request.remote_addr
             )
-        except ValueError as error:
-            return _bad_request(str(error))
-        except LuciaError as error:
-            return error_response(error)
-        except MailError:
-            return _not_sent()
-        return jsonify({"email": address, "message": _link_sent(address)})
+            return {"email": address, "message": _link_sent(address)}
+
+        return _mail_json(send)
     form = EmailForm(**form_options())
     form.email.label.text = gettext("New email")
     current = emails.address(user_id)
@@ -208,5 +202,4 @@ def delete_account() -> ResponseReturnValue:
     except LuciaError as error:
         return _page("lucia/delete_account.html", error.status, error, form=form)
     sign_out()
-    flash(gettext("Your account has been deleted."), "info")
-    return redirect("/", 303)
+    return outcome("account_deleted", messages.ACCOUNT_DELETED)

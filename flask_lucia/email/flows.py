@@ -9,7 +9,6 @@ when its mail went out: a mail that fails removes its link and uncounts it, and 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.message import EmailMessage
@@ -24,18 +23,18 @@ from flask_lucia.core.auth import Auth
 from flask_lucia.core.clock import now_ms
 from flask_lucia.core.store.schema import EMAIL_PROVIDER
 from flask_lucia.core.tokens import digest, is_well_formed, new_token
+from flask_lucia.email.sending import send_counted
 from flask_lucia.email.store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
 from flask_lucia.email.text import duration, is_address
 from flask_lucia.errors import LuciaError
-from flask_lucia.i18n import N_, gettext
+from flask_lucia.i18n import N_
 from flask_lucia.mail import Mailer, MailError
 from flask_lucia.types import Session
 from flask_lucia.web.links import external_url
+from flask_lucia.web.pipeline import pipeline
 
-_HOUR = 3_600_000
 INVALID_ADDRESS = N_("Enter a valid email address.")
 #: The answer to a reset request, for an address with an account or without one.
-TOO_MANY_MAILS = N_("Too many emails were asked for. Try again in %(wait)s.")
 RESET_SENT = N_("If an account uses this address, a link to reset its password is on its way.")
 
 
@@ -189,22 +188,24 @@ class Emails:
         code: str | None = None,
         *,
         notice: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> tuple[Any, tuple[str, ...]]:
         """Spend a reset link: the new password, every session ended, the address
-        verified, in one transaction. The user; the caller signs the browser in.
+        verified, in one transaction. The user and what it proved (``("link",)``, or
+        ``("link", "otp")``), for the caller to sign the browser in through the pipeline.
 
-        With a second factor, ``code`` (a TOTP or a recovery code) is checked first, and
-        throttled like a sign-in's; without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either
-        failure leaves the link working."""
+        With a second factor, ``code`` is checked first by the pipeline's code check
+        (throttled); without it, ``AUTH_SECOND_FACTOR_REQUIRED``. Either keeps the link."""
         self.auth.hasher.normalize(password, new=True)  # a bad password keeps the link
         user_id = self.check_reset(token)
+        amr: tuple[str, ...] = ("link",)
         if self.second_factor_required(user_id):
-            if not code:
+            check = pipeline().verify_code
+            if not code or check is None:
                 raise LuciaError(
                     "AUTH_SECOND_FACTOR_REQUIRED",
                     "Enter the code from your authenticator app, or a recovery code.",
                 )
-            current_app.extensions["lucia_mfa"].verify_code(user_id, code)
+            amr = ("link", check(user_id, code))
         hashed = self.auth.hasher.hash(password)
         now = now_ms()
         with self.store.write() as conn:
@@ -215,7 +216,7 @@ class Emails:
         user = self.auth.get_user(user_id)
         signals.send(signals.password_reset, user=user)
         self.notify(address, "password_changed", **(notice or {}))  # where and when
-        return user
+        return user, amr
 
     # -- changes ------------------------------------------------------------------
 
@@ -349,43 +350,19 @@ class Emails:
         ttl: int,
         client_address: str | None,
     ) -> None:
-        """Count the mail (``AUTH_TOO_MANY_ATTEMPTS`` when over a limit) and store its
-        link in one transaction, send it, and undo both if it could not be sent."""
-        now = now_ms()
-        with self.store.write() as conn:
-            counted = self._reserve(conn, address, client_address, now)
-            if token is not None:
-                self.store.issue(conn, digest(token), user_id, purpose, address, now, now + ttl)
-        try:
-            self.mailer.send(message)
-        except MailError:
-            with self.store.write() as conn:
-                self.store.give_back(conn, counted)
-                if token is not None:
-                    self.store.discard(conn, digest(token))
-            raise
+        """Count the mail and store its link (if any) in one transaction, send it, and undo
+        both if it could not be sent (``sending.send_counted``)."""
+        hashed = None if token is None else digest(token)
 
-    def _reserve(
-        self, conn: Connection, address: str, client_address: str | None, now: int
-    ) -> list[str]:
-        """Count one mail against the address's and the client's limits; the counters.
-        Over a limit, ``AUTH_TOO_MANY_ATTEMPTS`` (the transaction, and so every count,
-        is rolled back). With no limit set the address's mails are still counted, so
-        every answer to a reset request writes alike, known address or not."""
-        counted = []
-        limits: tuple[tuple[str, int | None, int], ...] = self.auth.settings.mail_limits
-        for whom, limit, window in limits or (("address", None, _HOUR),):
-            subject = address if whom == "address" else client_address
-            if not subject:
-                continue
-            key = f"mail:{whom}:{window // 1000}:{subject}"
-            wait = self.store.reserve(conn, key, limit, window, now)
-            if wait:
-                seconds = math.ceil(wait / 1000)
-                message = gettext(TOO_MANY_MAILS, wait=duration(wait))
-                raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", message, retry_after=seconds)
-            counted.append(key)
-        return counted
+        def keep(conn: Connection, now: int) -> None:
+            if hashed is not None:
+                self.store.issue(conn, hashed, user_id, purpose, address, now, now + ttl)
+
+        def undo(conn: Connection) -> None:
+            if hashed is not None:
+                self.store.discard(conn, hashed)
+
+        send_counted(self, message, address, client_address, keep, undo, purpose)
 
     def _spend(self, conn: Connection, token: str, purpose: str, now: int) -> tuple[Any, str]:
         """Spend a link of ``purpose`` inside ``conn``; ``AUTH_INVALID_TOKEN`` if it does

@@ -21,17 +21,17 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.config import HOST_PREFIX
 from flask_lucia.email.flows import RESET_SENT
 from flask_lucia.email.views import (
-    _bad_request,
     _emails,
     _failed_form,
     _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
-    _not_sent,
+    _mail_json,
     _page,
     _token_page,
 )
@@ -48,9 +48,8 @@ from flask_lucia.web.forms import (
     NewPasswordForm,
     form_options,
 )
-from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import where_and_when
-from flask_lucia.web.script import session_body
+from flask_lucia.web.pipeline import finish_sign_in
 
 # -- password reset ---------------------------------------------------------------------
 
@@ -68,18 +67,12 @@ def reset_password() -> ResponseReturnValue:
     if request.method == "POST" and not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     if _json_post():
-        body = _json_body("email")
-        if isinstance(body, Response):
-            return body
-        try:
-            _emails().request_reset(body["email"], client_address=request.remote_addr)
-        except ValueError as error:
-            return _bad_request(str(error))
-        except LuciaError as error:
-            return error_response(error)
-        except MailError:
-            return _not_sent()
-        return jsonify({"message": gettext(RESET_SENT)})
+
+        def send(email: str) -> dict[str, Any]:
+            _emails().request_reset(email, client_address=request.remote_addr)
+            return {"message": gettext(RESET_SENT)}
+
+        return _mail_json(send)
     token = request.cookies.get(_reset_cookie_name())
     if token and (request.method == "GET" or "password" in request.form):
         return _new_password(token)
@@ -97,8 +90,13 @@ def reset_password() -> ResponseReturnValue:
         return _page("lucia/reset_request.html", error.status, error, form=form)
     except MailError:
         return _page("lucia/reset_request.html", 503, NOT_SENT, form=form)
-    title = gettext("Check your email")
-    return _page("lucia/email_sent.html", title=title, message=gettext(RESET_SENT))
+    return _page(
+        "lucia/email_sent.html",
+        title=gettext("Check your email"),
+        message=gettext(RESET_SENT),
+        back=url_for("lucia.sign_in"),
+        back_label=gettext("Back to sign in"),
+    )
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password_link")
@@ -118,13 +116,12 @@ def _reset_password_link(token: str) -> BaseResponse:
         if isinstance(body, Response):
             return body
         try:
-            user = emails.reset_password(
+            user, amr = emails.reset_password(
                 token, body["password"], body.get("code"), notice=where_and_when()
             )
         except LuciaError as error:
             return error_response(error)
-        session = sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-        return jsonify(session_body(user, session))
+        return finish_sign_in(user, amr)  # DESIGN §19: the stages run for a link too
     if request.method == "POST":
         return _new_password(token)
     try:
@@ -136,13 +133,6 @@ def _reset_password_link(token: str) -> BaseResponse:
     response = redirect(url_for("lucia.reset_password"), 303)
     _set_reset_cookie(response, token, emails.auth.settings.reset_ttl // 1000)
     return response
-
-
-def _proved_second_factor(user: Any) -> bool:
-    """After a reset: whether it took the account's second factor (it does whenever the
-    account has one), so the new session counts as MFA."""
-    auth = _emails().auth
-    return auth.has_second_factor(auth.users.id_of(user))
 
 
 def _new_password(token: str) -> BaseResponse:
@@ -161,7 +151,7 @@ def _new_password(token: str) -> BaseResponse:
     if not form.validate_on_submit():
         return _failed_form("lucia/reset_password.html", form, needs_code=needs_code)
     try:
-        user = emails.reset_password(
+        user, amr = emails.reset_password(
             token, form.password.data or "", form.code.data or None, notice=where_and_when()
         )
     except LuciaError as error:
@@ -172,9 +162,10 @@ def _new_password(token: str) -> BaseResponse:
         wrong_code = error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_INVALID_CODE")
         (form.code if wrong_code else form.password).errors = [error.message]
         return _page("lucia/reset_password.html", error.status, form=form, needs_code=needs_code)
-    sign_in(user, fresh=True, mfa=_proved_second_factor(user))
-    flash(gettext("Your password has been changed, and every other device signed out."), "info")
-    done = redirect("/", 303)
+    # The pipeline decides (an enrolment may still be asked); the outcome page says it.
+    done = finish_sign_in(user, amr, next_url=url_for("lucia.done", what="password_reset"))
+    if done.status_code < 400:
+        flash(gettext(messages.PASSWORD_RESET), "success")
     _set_reset_cookie(done, "", 0)
     return done
 

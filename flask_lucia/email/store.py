@@ -158,6 +158,7 @@ class EmailStore:
             .where(keys.c.id == key, keys.c.user_id == user_id)
             .values(email_verified_at=sa.func.coalesce(keys.c.email_verified_at, now))
         )
+        self.storage.session_changed(conn, user_id=user_id)  # the request query reads it
         return bool(conn.execute(stmt).rowcount)
 
     def move_email(self, conn: Connection, user_id: Any, new_key: str, now: int) -> str | None:
@@ -167,6 +168,7 @@ class EmailStore:
         keys = self.keys
         old = self.email_key(user_id, conn)
         self.storage.sync_identifier(conn, user_id, new_key)  # identifier_columns
+        self.storage.session_changed(conn, user_id=user_id)  # its provider id may change
         if old is None:
             conn.execute(
                 keys.insert().values(
@@ -201,6 +203,7 @@ class EmailStore:
             .values(hashed_password=hashed)
         )
         conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+        self.storage.session_changed(conn, user_id=user_id)
 
     # -- mail counters ------------------------------------------------------------
 

@@ -9,6 +9,7 @@ URL send ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -25,9 +26,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.email.flows import Emails
 from flask_lucia.errors import LuciaError
-from flask_lucia.i18n import N_, gettext
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, set_retry_after
 from flask_lucia.web.blueprint import bp
@@ -43,7 +45,7 @@ from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 
 #: What a form that failed its CSRF check says (the page and its token expired).
-FORM_EXPIRED = N_("This form expired. Please try again.")
+FORM_EXPIRED = messages.FORM_EXPIRED
 
 
 def _emails() -> Emails:
@@ -83,6 +85,22 @@ def _json_body(*names: str, optional: tuple[str, ...] = ()) -> dict[str, str] | 
 
 def _bad_request(message: str) -> Response:
     return error_response(LuciaError("AUTH_INVALID_REQUEST", message), 400)
+
+
+def _mail_json(send: Callable[[str], dict[str, Any]]) -> Response:
+    """A JSON request that mails the address of its ``{"email"}``: ``send(email)``'s answer;
+    400 for anything but one address, 429 over a mail limit, 503 when it was not sent."""
+    body = _json_body("email")
+    if isinstance(body, Response):
+        return body
+    try:
+        return jsonify(send(body["email"]))
+    except ValueError as error:
+        return _bad_request(str(error))
+    except LuciaError as error:
+        return error_response(error)
+    except MailError:
+        return _not_sent()
 
 
 def _not_sent() -> Response:

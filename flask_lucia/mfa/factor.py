@@ -92,6 +92,7 @@ class SecondFactor:
         digests = [d for d in map(totp.recovery_digest, codes) if d is not None]
         if not self.store.enable_totp(user_id, box.seal(user_id, secret), step, now, digests):
             raise _already_on()
+        self.auth.forget_trusted_browsers(user_id)  # the factors changed (DESIGN §19)
         signals.send(signals.two_factor_enabled, user=user)
         return codes
 
@@ -99,6 +100,7 @@ class SecondFactor:
         """Turn TOTP off (secret and recovery codes deleted); False when it was off."""
         if not self.store.disable_totp(self._id(user)):
             return False
+        self.auth.forget_trusted_browsers(self._id(user))  # the factors changed
         signals.send(signals.two_factor_disabled, user=user)
         return True
 
@@ -144,6 +146,11 @@ class SecondFactor:
         throttle.succeeded(reserved)
         return kind
 
+    def verify_method(self, user_id: Any, code: str) -> str:
+        """``verify_code`` answering the method's name as a session records it (DESIGN §19):
+        ``"otp"`` or ``"recovery"``."""
+        return "otp" if self.verify_code(user_id, code) == "totp" else "recovery"
+
     def _open(self, user_id: Any, stored: str) -> tuple[str, bool]:
         """A user's TOTP secret, and whether an older key sealed it. A secret that does
         not decrypt (no key, a key that was removed, a row copied from another user) is
@@ -155,10 +162,6 @@ class SecondFactor:
         except SecretUnreadable as exc:
             logger.error("the TOTP secret of user %s cannot be decrypted: %s", user_id, exc)
             raise LuciaError("AUTH_INVALID_CODE", UNREADABLE) from None
-
-    def mark_session(self, session_id: str) -> None:
-        """Make a signed-in session count as MFA (and fresh): a code was just proved in it."""
-        self.auth.storage.mark_session_mfa(session_id, now_ms() + self.auth.settings.fresh_for)
 
     # -- support staff ----------------------------------------------------------------------
 

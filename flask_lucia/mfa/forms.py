@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, StringField
+from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
 from flask_lucia.i18n import lazy_gettext
@@ -22,4 +22,5 @@ class CodeForm(FlaskForm):  # type: ignore[misc]
     """A TOTP code or a recovery code, and where to go afterwards."""
 
     code = StringField(lazy_gettext("Code"), validators=[DataRequired(), Length(max=64)])
+    trust_browser = BooleanField(lazy_gettext("Don't ask again on this browser"))
     next = HiddenField()

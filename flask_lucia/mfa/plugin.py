@@ -7,17 +7,37 @@ from flask import Flask
 
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.pending import Pending
-from flask_lucia.mfa import views
+from flask_lucia.mfa import setup as _setup  # noqa: F401 - adds its routes
+from flask_lucia.mfa import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.mfa.factor import SecondFactor
+from flask_lucia.web.extras import installed, not_offered
 from flask_lucia.web.pipeline import Pipeline
+
+#: What ``pip install "flask-lucia[mfa]"`` brings that TOTP uses, and the views needing it.
+EXTRA_MODULES = ("pyotp", "segno", "cryptography")
+HINT = 'pip install "flask-lucia[mfa]"'
+ENDPOINTS = (
+    "two_factor",
+    "two_factor_verify",
+    "two_factor_disable",
+    "two_factor_recovery_codes",
+)
 
 
 def init_app(app: Flask, auth: Auth, pipeline: Pipeline, pending: Pending) -> SecondFactor:
     """The app's ``SecondFactor`` (``app.extensions["lucia_mfa"]``)."""
+    if not installed(EXTRA_MODULES):
+        if app.config["LUCIA_TOTP_ISSUER"] is not None:
+            raise RuntimeError(
+                f"LUCIA_TOTP_ISSUER asks for two-factor sign-in, which needs: {HINT}"
+            )
+        not_offered(app, "two_factor", ENDPOINTS, f"Two-factor sign-in is not installed: {HINT}")
     second = SecondFactor(auth, pending)
     app.extensions["lucia_mfa"] = second
     auth.second_factor_checks.append(second.enabled)
-    pipeline.stages.append(views.second_factor_stage)
+    pipeline.factors.append(lambda user_id: ("otp", "recovery") if second.enabled(user_id) else ())
+    pipeline.verify_code = second.verify_method
+    pipeline.method_names.update(otp="authenticator app", recovery="recovery code")
     # An upgrade from schema 2 encrypts the TOTP secrets stored as they are.
     auth.storage.seal_totp_secret = None if second.box is None else second.box.seal
     return second

@@ -51,6 +51,7 @@ class MfaStorage:
                     self.codes.insert(), [{"digest": d, "user_id": user_id} for d in digests]
                 )
                 self.storage.record_event(conn, "second_factor_on", user_id)
+                self.storage.session_changed(conn, user_id=user_id)  # a factor change
         except sa.exc.IntegrityError:
             return False
         return True
@@ -109,6 +110,7 @@ class MfaStorage:
         totp, codes = self.totp, self.codes
         with self.storage.write() as conn:
             conn.execute(codes.delete().where(codes.c.user_id == user_id))
+            self.storage.session_changed(conn, user_id=user_id)  # a factor change
             was_on = bool(conn.execute(totp.delete().where(totp.c.user_id == user_id)).rowcount)
             if was_on:
                 self.storage.record_event(conn, "second_factor_off", user_id)

@@ -26,10 +26,13 @@ SECRET_LENGTH = 32
 MIN_SECRET_LENGTH = 26
 MAX_SECRET_LENGTH = 64
 
-#: Recovery codes: how many, and their letters (lowercase base32, no 0/1/8/9 to misread):
-#: 16 letters of 32 are 80 bits each, so a SHA-256 digest is enough to store them.
+#: Recovery codes: how many, and their characters. 16 characters of 31 (no look-alikes:
+#: no i, l, o, 0 or 1) are 79 bits each, so a SHA-256
+#: digest is enough to store them. Codes made before (a-z and 2-7) stay valid: a typed code
+#: may hold any of both alphabets, and 0 and 1 are read as the o and l they look like.
 RECOVERY_CODES = 10
-RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_ACCEPTED = frozenset("abcdefghijklmnopqrstuvwxyz23456789")
 RECOVERY_LENGTH = 16
 #: The longest code input looked at; anything longer is wrong without further work.
 MAX_CODE_INPUT = 64
@@ -124,7 +127,7 @@ def new_recovery_codes() -> list[str]:
 def recovery_digest(code: str) -> str | None:
     """The stored digest of a recovery code (any spacing or case); None when ``code``
     cannot be one."""
-    normalized = normalize_code(code)
-    if len(normalized) != RECOVERY_LENGTH or not set(normalized) <= set(RECOVERY_ALPHABET):
+    normalized = normalize_code(code).replace("0", "o").replace("1", "l")
+    if len(normalized) != RECOVERY_LENGTH or not set(normalized) <= _ACCEPTED:
         return None
     return hashlib.sha256(b"lucia-recovery:" + normalized.encode("ascii")).hexdigest()

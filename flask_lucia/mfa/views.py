@@ -1,13 +1,13 @@
-"""Two-factor views on the ``lucia`` blueprint (DESIGN §15): TOTP setup and removal,
-recovery codes, and ``/two-factor/verify``, which turns a pending sign-in into a session
-(or makes the current session count as MFA); and ``flask lucia reset-two-factor``.
+"""Two-factor views on the ``lucia`` blueprint (DESIGN §15, §19): TOTP removal, recovery
+codes, and ``/two-factor/verify``, the second step of a pending sign-in (or a step-up of
+the current session); and ``flask lucia reset-two-factor``. Setting TOTP up, also as the
+enrolment of a pending sign-in: ``mfa.setup``.
 
 Each endpoint answers JSON to JSON clients and a page to browsers, as the sign-in does.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -22,46 +22,34 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.cli import _failures, _find_user, lucia_cli
 from flask_lucia.core.cookies import set_cookie
+from flask_lucia.core.pending import PendingSignIn
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import gettext
-from flask_lucia.mfa import totp
 from flask_lucia.mfa.factor import SecondFactor
-from flask_lucia.mfa.forms import CodeForm, TotpSetupForm
+from flask_lucia.mfa.forms import CodeForm
 from flask_lucia.types import Session
 from flask_lucia.web import links
 from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
 from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import factors_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
-from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import tell_owner
-from flask_lucia.web.pages import error_page
-from flask_lucia.web.pending import answer_pending, client, pending_cookie, pending_token
+from flask_lucia.web.pending import client, pending_cookie, pending_token
+from flask_lucia.web.pipeline import factors_of, finish_sign_in, trust_this_browser
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
-from flask_lucia.web.script import session_body
 
 
 def mfa_state() -> SecondFactor:
     """The current app's ``SecondFactor`` (``app.extensions["lucia_mfa"]``)."""
     found: SecondFactor = current_app.extensions["lucia_mfa"]
     return found
-
-
-def second_factor_stage(user: Any, next_url: str | None = None) -> BaseResponse | None:
-    """The sign-in pipeline's stage (``web.pipeline``): after a first factor, an account
-    with a second factor gets a pending sign-in and its answer; None when the first
-    factor is enough."""
-    user_id = state().users.id_of(user)
-    if not mfa_state().enabled(user_id):
-        return None
-    return answer_pending(user_id, next_url)
 
 
 def _forms() -> bool:
@@ -107,86 +95,7 @@ def _code(body: object) -> str | Response:
     return code
 
 
-# -- setup, status, recovery codes, turning it off ----------------------------------------
-
-
-@bp.route("/two-factor", methods=["GET", "POST"], endpoint="two_factor")
-@factors_required
-def two_factor() -> ResponseReturnValue:
-    """Set TOTP up (fresh session): JSON ``POST {}`` for a secret, ``POST {"code",
-    "secret"}`` to confirm it; ``GET`` its status (JSON) or the setup page."""
-    mfa = mfa_state()
-    user, session = request_state._lucia_user, request_state._lucia_session
-    if request.method == "POST" and (request.is_json or not _forms()):
-        return _setup_json(mfa, user, session)
-    if request.method == "GET" and _json_mode():
-        left = mfa.recovery_codes_left(session.user_id)
-        return jsonify({"enabled": mfa.enabled(session.user_id), "recovery_codes_left": left})
-    if mfa.enabled(session.user_id):
-        left = mfa.recovery_codes_left(session.user_id)
-        action = ActionForm(**form_options())
-        return _page("lucia/two_factor.html", enabled=True, codes_left=left, action=action)
-    try:
-        mfa.require_key()
-    except RequestError as error:  # no key to encrypt a secret with: a page that says so
-        return error_page(error)
-    form = TotpSetupForm(**form_options())
-    if form.validate_on_submit():
-        try:
-            codes = mfa.enable_totp(user, form.secret.data, form.code.data)
-        except ValueError as exc:
-            return _setup_page(mfa, form, LuciaError("AUTH_INVALID_REQUEST", str(exc)))
-        except LuciaError as error:
-            return _setup_page(mfa, form, error)
-        mfa.mark_session(session.session_id)
-        tell_owner(session.user_id, "second_factor_on")
-        return _page("lucia/two_factor_codes.html", codes=codes)
-    return _setup_page(mfa, form, None)
-
-
-def _setup_json(mfa: SecondFactor, user: Any, session: Session) -> ResponseReturnValue:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return _bad_request("expected a JSON object: {} for a secret, or 'code' and 'secret'")
-    if "code" not in body and "secret" not in body:
-        if mfa.enabled(session.user_id):
-            raise RequestError("Two-factor authentication is on already; turn it off first.", 409)
-        secret, uri = mfa.new_totp(mfa.account_name(session.user_id), _issuer())
-        return jsonify({"secret": secret, "otpauth_uri": uri})
-    code = _code(body)
-    if isinstance(code, Response):
-        return code
-    try:
-        codes = mfa.enable_totp(user, body.get("secret"), code)
-    except ValueError as exc:
-        return _bad_request(str(exc))
-    mfa.mark_session(session.session_id)
-    tell_owner(session.user_id, "second_factor_on")
-    return jsonify({"recovery_codes": codes})
-
-
-def _setup_page(mfa: SecondFactor, form: TotpSetupForm, error: LuciaError | None) -> Response:
-    """The setup page: a QR code of a new secret (the posted one again after a wrong
-    code), and the form for the first code."""
-    user_id = request_state._lucia_session.user_id
-    try:
-        secret = totp.check_secret(form.secret.data)
-    except ValueError:
-        secret = totp.new_secret()
-    form.secret.data = secret
-    uri = totp.provisioning_uri(secret, mfa.account_name(user_id), _issuer())
-    posted = request.method == "POST"
-    throttled = error is not None and error.code == "AUTH_TOO_MANY_ATTEMPTS"
-    return _page(
-        "lucia/two_factor.html",
-        status=(429 if throttled else 400) if posted else 200,
-        error=error,
-        enabled=False,
-        form=form,
-        secret=secret,
-        qr=Markup(totp.qr_svg(uri)),  # segno escapes the URI; the SVG is ours
-        otpauth_uri=uri,
-    )
+# -- recovery codes, turning it off (setting it up: ``mfa.setup``) ---------------------
 
 
 @bp.post("/two-factor/recovery-codes", endpoint="two_factor_recovery_codes")
@@ -208,12 +117,12 @@ def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash(gettext("The form expired; try again."), "error")
+        flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.two_factor"), 303)
     if mfa_state().disable_totp(request_state._lucia_user):
         tell_owner(request_state._lucia_session.user_id, "second_factor_off")
     if form_post:
-        flash(gettext("Two-factor authentication is off."), "info")
+        flash(gettext("Two-factor authentication is off."), "success")
         return redirect(url_for("lucia.two_factor"), 303)
     return jsonify({"enabled": False})
 
@@ -223,66 +132,102 @@ def disable() -> ResponseReturnValue:
 
 @bp.route("/two-factor/verify", methods=["GET", "POST"], endpoint="two_factor_verify")
 def verify() -> ResponseReturnValue:
-    """``{"code"}``, a TOTP or a recovery code: turns this browser's pending sign-in into a
-    session (``Session.mfa``), or, signed in, makes the current session count as MFA."""
+    """``{"code", "trust_browser"?, "transport"?}``, a TOTP or a recovery code: the second
+    step of this browser's pending sign-in (through the pipeline, ``finish_sign_in``), or,
+    signed in, a step-up that makes the current session fresh and aal 2 (DESIGN §19)."""
     if request.method == "POST" and not same_origin(required=False):  # no session cookie yet
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     mfa = mfa_state()
     token = pending_token()
-    pending_id = mfa.pending.user(token, client()) if token else None
+    pending = mfa.pending.find(token, client()) if token else None
     session: Session | None = request_state.get("_lucia_session")
     json_mode = request.is_json or not _forms() or (request.method == "GET" and wants_json())
-    if pending_id is None and session is None:
+    if pending is None and session is None:
         return _expired(json_mode, token is not None)
-    user_id = pending_id if pending_id is not None else session.user_id  # type: ignore[union-attr]
-    if pending_id is None and not mfa.enabled(user_id):
+    if pending is not None and pending.setup:  # nothing to give yet: set one up first
+        if json_mode:
+            error = LuciaError("AUTH_SECOND_FACTOR_SETUP_REQUIRED")
+            return error_response(error, setup=url_for("lucia.two_factor"))
+        return redirect(url_for("lucia.two_factor"), 303)
+    user_id = pending.user_id if pending is not None else session.user_id  # type: ignore[union-attr]
+    if pending is None and not mfa.enabled(user_id):
         if json_mode:
             raise RequestError("Two-factor authentication is off.", 409)
+        if current_app.secret_key and request.args.get("next"):  # a page that needs it
+            flash(messages.SECOND_FACTOR_FIRST, "info")
         return redirect(url_for("lucia.two_factor"), 303)
     if json_mode:
         if request.method == "GET":
-            return jsonify({"pending": pending_id is not None})
-        code = _code(request.get_json(silent=True))
+            return jsonify({"pending": pending is not None, "methods": factors_of(user_id)})
+        body = request.get_json(silent=True)
+        code = _code(body)
         if isinstance(code, Response):
             return code
-        mfa.verify_code(user_id, code)
-        return _verified(mfa, token, pending_id, session, None)
+        assert isinstance(body, dict)
+        trust, transport = body.get("trust_browser", False), body.get("transport", "cookie")
+        if not isinstance(trust, bool) or transport not in ("cookie", "body"):
+            return _bad_request("'trust_browser' must be true or false, 'transport' body or cookie")
+        method = mfa.verify_method(user_id, code)
+        return _verified(token, pending, session, method, trust=trust, transport=transport)
     form = CodeForm(**form_options())
     if request.method == "GET":
         form.next.data = safe_next_url(request.args.get("next")) or ""
     if form.validate_on_submit():
         try:
-            mfa.verify_code(user_id, form.code.data or "")
+            method = mfa.verify_method(user_id, form.code.data or "")
         except LuciaError as error:
             status = 429 if error.code == "AUTH_TOO_MANY_ATTEMPTS" else 400
-            return _page("lucia/two_factor_verify.html", status=status, error=error, form=form)
-        return _verified(mfa, token, pending_id, session, safe_next_url(form.next.data) or "/")
-    status = 400 if request.method == "POST" else 200
-    return _page("lucia/two_factor_verify.html", status=status, form=form)
+            return _verify_page(user_id, form, status=status, error=error)
+        trust = bool(form.trust_browser.data)
+        target = safe_next_url(form.next.data) or "/"
+        return _verified(token, pending, session, method, trust=trust, target=target)
+    return _verify_page(user_id, form, status=400 if request.method == "POST" else 200)
+
+
+def _verify_page(user_id: Any, form: CodeForm, **options: Any) -> Response:
+    """The code page; its passkey button only for an account with a passkey, its "trust
+    this browser" box only while ``LUCIA_MFA_TRUST_FOR`` is on."""
+    days = mfa_state().settings.trust_for // (24 * 3600 * 1000)
+    return _page(
+        "lucia/two_factor_verify.html",
+        form=form,
+        has_passkey="passkey" in factors_of(user_id),
+        trust_days=days,
+        **options,
+    )
 
 
 def _verified(
-    mfa: SecondFactor,
     token: str | None,
-    pending_id: Any,
+    pending: PendingSignIn | None,
     session: Session | None,
-    target: str | None,
+    method: str,
+    *,
+    trust: bool,
+    target: str | None = None,
+    transport: str = "cookie",
 ) -> ResponseReturnValue:
-    """After a right code: the session (``target``: where a form goes next, None: JSON)."""
-    if pending_id is not None:
+    """After a right code (``method``: ``otp`` or ``recovery``): the pending sign-in goes on
+    through the pipeline, or the signed-in session steps up; the browser is trusted when
+    asked. ``target``: where a form goes next (None: JSON)."""
+    if pending is not None:
         assert token is not None
-        if not mfa.pending.complete(token):  # expired meanwhile, or completed by a racer
+        if not mfa_state().pending.complete(token):  # expired meanwhile, or taken by a racer
             return _expired(target is None, True)
-        user = state().get_user(pending_id)
-        new = sign_in(user, fresh=True, mfa=True)
-        response = jsonify(session_body(user, new)) if target is None else redirect(target, 303)
+        user = state().get_user(pending.user_id)
+        amr = (*pending.amr, method)
+        response = finish_sign_in(
+            user, amr, next_url=target, remember=pending.remember, transport=transport
+        )
+        if trust and response.status_code < 400:
+            trust_this_browser(pending.user_id)
         set_cookie(response, pending_cookie("", 0))
         return response
     assert session is not None
-    mfa.mark_session(session.session_id)
-    request_state._lucia_session = replace(session, mfa=True, fresh=True)
+    request_state._lucia_session = state().step_up(session, method)
+    trusted = trust and trust_this_browser(session.user_id)
     if target is None:
-        return jsonify({"mfa": True})
+        return jsonify({"mfa": True, "aal": 2, "trusted": trusted})
     return redirect(target, 303)
 
 

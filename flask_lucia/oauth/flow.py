@@ -40,13 +40,11 @@ from flask_lucia.oauth.settings import OAuthState, Profile, Provider, oauth_stat
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import second_factor_missing, wants_json
-from flask_lucia.web.hook import sign_in
 from flask_lucia.web.links import external_url
 from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.pipeline import finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
-from flask_lucia.web.script import session_body
 
 
 def _failure_response(provider: Provider | None, failure: Failure) -> ResponseReturnValue:
@@ -168,22 +166,22 @@ def _finish(
         owner = _user_by_email(auth, oauth, provider, identifier, profile)
     if owner is None:
         owner, created = _create(auth, oauth, provider, identifier, profile)
-    # A provider proves one factor, as a password does: an account with a second factor
-    # gets the pending sign-in of DESIGN §15, never a session, until the code is given.
-    if not created and (pending := finish_sign_in(owner, target)) is not None:
-        return pending
-    session = sign_in(owner, fresh=True, new_account=created)
-    signals.send(
-        signals.oauth_signed_in,
-        user=owner,
-        session=session,
-        provider=provider.name,
-        profile=profile,
-        created=created,
+    # A provider proves one factor, as a password does: the stages of DESIGN §19 decide
+    # (an account with a second factor gets a pending sign-in, never a session).
+    answer = finish_sign_in(
+        owner, (f"oauth:{provider.name}",), next_url=target or "/", new_account=created
     )
-    if wants_json():
-        return jsonify(session_body(owner, session))
-    return redirect(target or "/", 303)
+    session = request_state.get("_lucia_session")
+    if session is not None:  # signed in now, not pending
+        signals.send(
+            signals.oauth_signed_in,
+            user=owner,
+            session=session,
+            provider=provider.name,
+            profile=profile,
+            created=created,
+        )
+    return answer
 
 
 def _user_by_key(auth: Auth, provider: str, identifier: str) -> Any:
@@ -207,8 +205,15 @@ def _link(
     a stolen session gone stale cannot link its thief's provider account. The owner is
     told by mail."""
     user_id = auth.users.id_of(current)
+    session = request_state.get("_lucia_session")
+    if owner is not None and session is not None and auth.users.id_of(owner) == user_id:
+        # DESIGN §19: the round trip at a provider already linked to this user proves it
+        # again, so the session is fresh (a provider-only user's re-authentication).
+        request_state._lucia_session = auth.step_up(session, f"oauth:{provider.name}")
+        if wants_json():
+            return jsonify({"linked": f"{provider.name}:{identifier}", "fresh": True})
+        return redirect(target or url_for("lucia.oauth_settings"), 303)
     if owner is None:
-        session = request_state.get("_lucia_session")
         if session is None or not session.fresh or second_factor_missing(session):
             raise Failure(
                 "confirm_first",
@@ -239,7 +244,8 @@ def _link(
     if wants_json():
         return jsonify({"linked": key})
     flash(
-        gettext("%(provider)s is linked: you can sign in with it.", provider=provider.label), "info"
+        gettext("%(provider)s is linked: you can sign in with it.", provider=provider.label),
+        "success",
     )
     return redirect(target or url_for("lucia.oauth_settings"), 303)
 

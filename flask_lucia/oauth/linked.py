@@ -78,7 +78,7 @@ def oauth_unlink(name: str) -> ResponseReturnValue:
     tell_owner(user_id, "provider_unlinked", _oauth().settings.providers[name].label)
     if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
         return jsonify({"unlinked": key})
-    flash(gettext("Unlinked: it no longer signs you in."), "info")
+    flash(gettext("Unlinked: it no longer signs you in."), "success")
     return redirect(url_for("lucia.oauth_settings"), 303)
 
 

@@ -22,12 +22,18 @@ from flask_lucia.oauth.settings import (
     _client_options,
     oauth_state,
 )
+from flask_lucia.web.pipeline import Pipeline
 
 
-def init_app(app: Flask, auth: Auth, user_data: UserDataFunction | None) -> None:
-    """Parse ``LUCIA_OAUTH_*``; with providers, register them with Authlib for this app."""
+def init_app(
+    app: Flask, auth: Auth, pipeline: Pipeline, user_data: UserDataFunction | None
+) -> None:
+    """Parse ``LUCIA_OAUTH_*``; with providers, register them with Authlib for this app,
+    and their names with the sign-in pipeline (``oauth:github`` is "GitHub")."""
     settings = OAuthSettings.from_config(app.config, auth.settings.password_provider)
     app.jinja_env.globals["lucia_oauth_providers"] = button_providers
+    for provider in settings.providers.values():
+        pipeline.method_names[f"oauth:{provider.name}"] = provider.label
     if not settings.providers:
         return
     try:

@@ -92,8 +92,8 @@ class Failure(Exception):
     """A sign-in through a provider that ends here: ``reason`` is a short code for
     scripts, ``message`` is for people; ``status`` 502 when the provider is at fault."""
 
-    def __init__(self, reason: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{reason}: {message}")
+    def __init__(self, reason: str, message: str, status: int = 400, detail: str = "") -> None:
+        super().__init__(f"{reason}: {message}" + (f" ({detail})" if detail else ""))
         self.reason = reason
         #: Translated like a ``LuciaError``'s message.
         self.message = gettext(message)
@@ -111,23 +111,18 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
         return Failure("provider_timeout", message, 502)
     if isinstance(error, requests.HTTPError):
         status = error.response.status_code if error.response is not None else "?"
-        message = gettext(
-            "%(provider)s answered with an error (HTTP %(status)s).", provider=label, status=status
-        )
-        return Failure("provider_error", message, 502)
+        words = gettext("%(provider)s answered with an error. Try again later.", provider=label)
+        return Failure("provider_error", words, 502, detail=f"HTTP {status}")
     if isinstance(error, requests.RequestException):
         message = gettext("%(provider)s could not be reached. Try again.", provider=label)
         return Failure("provider_unreachable", message, 502)
     if isinstance(error, JoseError):
         detail = getattr(error, "description", "") or getattr(error, "error", "")
-        return Failure(
-            "invalid_id_token",
-            gettext(
-                "%(provider)s sent an ID token that failed its checks (%(detail)s).",
-                provider=label,
-                detail=detail,
-            ),
+        words = gettext(
+            "%(provider)s sent an answer that failed our checks, so nobody was signed in.",
+            provider=label,
         )
+        return Failure("invalid_id_token", words, detail=str(detail))
     if isinstance(error, AuthlibBaseError):
         code = getattr(error, "error", None)
         if code == "mismatching_state":
@@ -148,8 +143,8 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
                     provider=label,
                 ),
             )
-        message = gettext("%(provider)s refused the sign-in (%(code)s).", provider=label, code=code)
-        return Failure("provider_error", message)
+        words = gettext("%(provider)s refused the sign-in.", provider=label)
+        return Failure("provider_error", words, detail=str(code))
     if isinstance(error, (ValueError, KeyError, RuntimeError)):  # a malformed answer
         message = gettext("%(provider)s sent an answer that could not be used.", provider=label)
         return Failure("provider_error", message, 502)

@@ -249,6 +249,7 @@ class Passkeys:
         if len(values["credential_id"]) > 1400 or not self.store.add_passkey(values):
             raise RequestError(ALREADY_REGISTERED)
         passkey = Passkey(values["id"], name, tuple(transports), from_ms(now), None)
+        self.auth.forget_trusted_browsers(values["user_id"])  # the factors changed
         signals.send(signals.passkey_registered, user=user, passkey=passkey)
         return passkey
 
@@ -341,6 +342,7 @@ class Passkeys:
         found = [p for p in self.list(user_id) if p.id == passkey_id]
         if not found or self.store.delete_passkey(user_id, passkey_id) is None:
             raise _not_found()
+        self.auth.forget_trusted_browsers(user_id)  # the factors changed
         signals.send(signals.passkey_removed, user=user, passkey=found[0])
         return found[0]
 
@@ -349,6 +351,7 @@ class Passkeys:
         user_id = self.auth.users.id_of(user)
         passkeys = self.list(user_id)
         removed = self.store.delete_passkeys(user_id)
+        self.auth.forget_trusted_browsers(user_id)
         for passkey in passkeys:
             signals.send(signals.passkey_removed, user=user, passkey=passkey)
         return removed

@@ -40,6 +40,7 @@ class PasskeyStore:
             with self.storage.write() as conn:
                 conn.execute(self.passkeys.insert().values(**values))
                 self.storage.record_event(conn, "passkey_added", values["user_id"])
+                self.storage.session_changed(conn, user_id=values["user_id"])  # a factor change
         except sa.exc.IntegrityError:
             return False
         return True
@@ -97,12 +98,14 @@ class PasskeyStore:
             found = conn.execute(stmt).scalar()
             if found is not None:
                 self.storage.record_event(conn, "passkey_removed", user_id)
+                self.storage.session_changed(conn, user_id=user_id)  # a factor change
         return None if found is None else str(found)
 
     def delete_passkeys(self, user_id: Any) -> int:
         """Delete every passkey of a user; how many there were."""
         p = self.passkeys
         with self.storage.write() as conn:
+            self.storage.session_changed(conn, user_id=user_id)  # a factor change
             removed = int(conn.execute(p.delete().where(p.c.user_id == user_id)).rowcount)
             if removed:
                 self.storage.record_event(conn, "passkey_removed", user_id)

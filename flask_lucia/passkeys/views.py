@@ -12,7 +12,9 @@ from typing import Any
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
+from flask_lucia import messages
 from flask_lucia.core.cookies import extra_cookie, set_cookie
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.tokens import digest, is_well_formed, new_token
@@ -30,9 +32,9 @@ from flask_lucia.web.base import error_response, same_origin, state
 from flask_lucia.web.blueprint import bp
 from flask_lucia.web.decorators import factors_required, login_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
-from flask_lucia.web.hook import sign_in
 from flask_lucia.web.notices import tell_owner
-from flask_lucia.web.pending import pending_cookie, pending_state, pending_token
+from flask_lucia.web.pending import client, pending_cookie, pending_state, pending_token
+from flask_lucia.web.pipeline import finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.script import session_body
 
@@ -110,7 +112,10 @@ def register_verify() -> ResponseReturnValue:
         body.get("name"),
         relying_party(),
     )
-    tell_owner(request_state._lucia_session.user_id, "passkey_added", passkey.name)
+    session = request_state._lucia_session
+    tell_owner(session.user_id, "passkey_added", passkey.name)
+    # DESIGN §19: the passkey just made is a factor proved in this session: aal 2.
+    request_state._lucia_session = state().step_up(session, "passkey")
     return jsonify({"passkey": passkey.to_dict()}), 201
 
 
@@ -134,8 +139,11 @@ def sign_in_options() -> ResponseReturnValue:
 
 @bp.post("/passkeys/sign-in/verify", endpoint="passkey_sign_in_verify")
 def sign_in_verify() -> ResponseReturnValue:
-    """``{"credential"}``: a new session, fresh and counting as MFA; a pending sign-in of
-    this browser is dropped (the passkey did more than its second step)."""
+    """``{"credential"}``: what a passkey proves here (DESIGN §19). During a pending sign-in
+    of its user, that sign-in's second step (amr ``["pwd", "passkey"]``); by the signed-in
+    user, re-authentication (the session is fresh and aal 2); else a sign-in of its own
+    through the pipeline (user verification: two factors), and a pending sign-in of
+    another user in this browser is dropped."""
     if not same_origin(required=False):
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     credential = _credential(_body())
@@ -145,12 +153,25 @@ def sign_in_verify() -> ResponseReturnValue:
     assert nonce is not None
     user_id = passkeys().authenticate(credential, digest(nonce), relying_party())
     user = state().get_user(user_id)
-    session = sign_in(user, fresh=True, mfa=True)
-    response = jsonify(session_body(user, session))
-    set_cookie(response, _challenge_cookie("", 0))
     token = pending_token()
+    pending = pending_state().find(token, client()) if token else None
+    current = request_state.get("_lucia_session")
+    response: BaseResponse
+    if pending is not None and str(pending.user_id) == str(user_id):
+        assert token is not None
+        if not pending_state().complete(token):  # expired meanwhile, or a racer took it
+            raise RequestError("Your sign-in expired; sign in again.", 401)
+        amr = (*pending.amr, "passkey")
+        response = finish_sign_in(user, amr, remember=pending.remember)
+    elif current is not None and str(current.user_id) == str(user_id):
+        session = request_state._lucia_session = state().step_up(current, "passkey")
+        response = jsonify({**session_body(user, session), "fresh": True})
+    else:
+        if token is not None:
+            pending_state().cancel(token)
+        response = finish_sign_in(user, ("passkey",))
+    set_cookie(response, _challenge_cookie("", 0))
     if token is not None:
-        pending_state().cancel(token)
         set_cookie(response, pending_cookie("", 0))
     return response
 
@@ -187,7 +208,7 @@ def rename(passkey_id: str) -> ResponseReturnValue:
     form = PasskeyNameForm(**form_options())
     if form.validate_on_submit():
         passkeys().rename(user_id, passkey_id, form.name.data)
-        flash(gettext("Passkey renamed."), "info")
+        flash(gettext("Passkey renamed."), "success")
     else:
         flash(gettext("Give the passkey a name of at most 100 characters."), "error")
     return redirect(url_for("lucia.passkeys"), 303)
@@ -201,11 +222,11 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     the account has one); it signs in no more, and the owner is told."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash(gettext("The form expired; try again."), "error")
+        flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.passkeys"), 303)
     passkey = passkeys().delete(request_state._lucia_user, passkey_id)
     tell_owner(request_state._lucia_session.user_id, "passkey_removed", passkey.name)
     if form_post:
-        flash(gettext("Deleted the passkey “%(name)s”.", name=passkey.name), "info")
+        flash(gettext("Deleted the passkey %(name)s.", name=passkey.name), "success")
         return redirect(url_for("lucia.passkeys"), 303)
     return jsonify({"deleted": passkey.id})

@@ -35,6 +35,7 @@ export type LuciaErrorCode =
   | "DATABASE_UPDATE_FAILED"
   | "UNKNOWN_ERROR"
   | "AUTH_SECOND_FACTOR_REQUIRED"
+  | "AUTH_SECOND_FACTOR_SETUP_REQUIRED"
   | "AUTH_INVALID_CODE"
   | (string & {});
 

@@ -14,6 +14,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    has_request_context,
     render_template,
     request,
     send_from_directory,
@@ -30,6 +31,7 @@ from flask_lucia.web.base import (
     set_retry_after,
     state,
 )
+from flask_lucia.web.extras import refuse_missing
 from flask_lucia.web.forms import (
     ConfirmForm,
     SignInForm,
@@ -47,8 +49,11 @@ bp = Blueprint(
     "lucia", __name__, template_folder="templates", static_folder=None, root_path=_PACKAGE
 )
 _STATIC = os.path.join(_PACKAGE, "static")
+bp.before_request(refuse_missing)  # a feature whose extra is missing: 404 naming the extra
 
-_STATIC_ENDPOINTS = frozenset({"lucia.script", "lucia.typings", "lucia.stylesheet"})
+_STATIC_ENDPOINTS = frozenset(
+    {"lucia.script", "lucia.pages_script", "lucia.typings", "lucia.stylesheet"}
+)
 #: Failures a client is told apart from a wrong password by nothing: not the answer,
 #: not the time (each costs a hash), not the throttle (each is counted).
 _CREDENTIAL_FAILURES = frozenset(
@@ -147,6 +152,19 @@ def _bad_request(message: str) -> Response:
 def script() -> Response:
     """The browser module: static, cacheable, revalidated by ETag."""
     return send_from_directory(_STATIC, "lucia.js", mimetype="text/javascript", max_age=3600)
+
+
+@bp.get("/lucia-pages.js", endpoint="pages_script")
+def pages_script() -> Response:
+    """The built-in pages' own script (no inline script, for a strict CSP): it wires the
+    ``data-lucia-*`` elements and reloads a page when another tab signs in or out."""
+    return send_from_directory(_STATIC, "lucia-pages.js", mimetype="text/javascript", max_age=3600)
+
+
+@bp.app_context_processor
+def _home_link() -> dict[str, str]:
+    """``lucia_home`` in templates: the app's home page, the built-in pages' way back."""
+    return {"lucia_home": _home() if has_request_context() else "/"}
 
 
 @bp.get("/lucia.css", endpoint="stylesheet")

@@ -8,15 +8,16 @@ from typing import Any
 
 from flask import (
     Response,
-    jsonify,
     redirect,
     request,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
+from flask_lucia.core.identifiers import check_new
 from flask_lucia.errors import LuciaError
-from flask_lucia.types import Session, Tokens
+from flask_lucia.types import Session
 from flask_lucia.web.base import (
     error_response,
     presented_device,
@@ -33,14 +34,14 @@ from flask_lucia.web.blueprint import (
     bp,
 )
 from flask_lucia.web.forms import (
+    SignUpForm,
     sign_in_form,
 )
-from flask_lucia.web.hook import issue_session, remember_device, sign_in
+from flask_lucia.web.hook import remember_device
 from flask_lucia.web.pages import error_page, refused
 from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
-from flask_lucia.web.script import session_body
 
 
 def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str] | Response:
@@ -86,31 +87,33 @@ def _remember(body: dict[str, Any]) -> bool | Response:
     return value
 
 
-def _token_body(session: Session, tokens: Tokens) -> dict[str, Any]:
-    """The token pair of a body-transport answer, with expiries in unix ms."""
-    return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "access_expires": session.expires_ms,
-        "refresh_expires": int(session.idle_expires.timestamp() * 1000),
-    }
-
-
-def _signed_in(
-    user: Any, identifier: str, transport: str, remember: bool, status: int = 200
-) -> Response:
-    """Start a fresh session for ``user``: cookies set, the device cookie too (``cookie``),
-    or the tokens in the body and no cookie at all (``body``). ``status`` 201 is a sign-up,
-    whose new account has no owner to tell about a new device."""
-    if transport == "body":
-        session, tokens = issue_session(user, fresh=True)
-        response = jsonify({**session_body(user, session), **_token_body(session, tokens)})
-    else:
-        session = sign_in(user, fresh=True, remember=remember, new_account=status == 201)
-        _remember_device(identifier)
-        response = jsonify(session_body(user, session))
-    response.status_code = status
-    return response
+def finish_first_factor(
+    user: Any,
+    key: tuple[str, str],
+    amr: tuple[str, ...],
+    *,
+    next_url: str | None = None,
+    remember: bool = True,
+    transport: str = "cookie",
+    new_account: bool = False,
+) -> BaseResponse:
+    """The end of a way in that proved ``key`` (``(provider, identifier)``, by ``amr``):
+    the sign-in pipeline decides (DESIGN §19); once it made a whole session in a browser,
+    the browser gets a device cookie for that key (its own throttle budget). A pending
+    sign-in gets none: the cookie is proof of a whole sign-in."""
+    before = request_state.get("_lucia_session")
+    answer = finish_sign_in(
+        user,
+        amr,
+        next_url=next_url,
+        remember=remember,
+        transport=transport,
+        new_account=new_account,
+    )
+    made = request_state.get("_lucia_session")
+    if transport == "cookie" and made is not None and made is not before:
+        remember_device(*key)
+    return answer
 
 
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
@@ -126,16 +129,17 @@ def sign_in_endpoint() -> ResponseReturnValue:
     if form.validate_on_submit():
         identifier = (form.identifier.data or "").strip()
         try:
-            user = _authenticate(identifier, form.password.data or "")
+            user, key = _authenticate(identifier, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
-        # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-        # The device cookie waits for the second factor: it is proof of a whole sign-in.
-        if (pending := finish_sign_in(user, safe_next_url(form.next.data))) is not None:
-            return pending
-        sign_in(user, fresh=True, remember=bool(form.remember.data))
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        # DESIGN §19: the stages decide (a pending sign-in for a second factor, no session).
+        return finish_first_factor(
+            user,
+            key,
+            ("pwd",),
+            next_url=safe_next_url(form.next.data) or _home(),
+            remember=bool(form.remember.data),
+        )
     return _form_page("lucia/sign_in.html", form)
 
 
@@ -155,6 +159,8 @@ def sign_up_endpoint() -> ResponseReturnValue:
         data = {name: form[name].data for name in form.data_fields}
         more = {name: (form[name].data or "").strip() for name in form.key_fields}
         identifier = (form.identifier.data or "").strip()
+        if not _fields_valid(form, identifier):
+            return _form_page("lucia/sign_up.html", form)
         try:
             user = _create(identifier, form.password.data or "", data, more)
         except LuciaError as error:
@@ -163,9 +169,9 @@ def sign_up_endpoint() -> ResponseReturnValue:
             return _form_page(
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
-        sign_in(user, fresh=True, new_account=True)
-        _remember_device(identifier)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        next_url = safe_next_url(form.next.data) or _home()
+        key = (state().settings.password_provider, identifier)
+        return finish_first_factor(user, key, ("pwd",), next_url=next_url, new_account=True)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -179,20 +185,17 @@ def _sign_up_closed() -> Response:
     return error_page(LuciaError("AUTH_INVALID_REQUEST", "Sign-up is closed."), 404)
 
 
-def _authenticate(identifier: str, password: str) -> Any:
-    """Password sign-in by any of ``LUCIA_PASSWORD_PROVIDERS``; an unknown user and a
-    wrong password raise the same error."""
+def _authenticate(identifier: str, password: str) -> tuple[Any, tuple[str, str]]:
+    """Password sign-in by any of ``LUCIA_PASSWORD_PROVIDERS``: the user and the
+    ``(provider, identifier)`` key it proved; an unknown user and a wrong password raise
+    the same error."""
     auth = state()
     try:
-        provider, identifier = auth.password_key(identifier)
-        request_state._lucia_password_provider = provider  # for the device cookie
-        return auth.authenticate_user(
-            provider,
-            identifier,
-            password,
-            client_address=request.remote_addr,
-            device=presented_device(),
+        key = auth.password_key(identifier)
+        user = auth.authenticate_user(
+            *key, password, client_address=request.remote_addr, device=presented_device()
         )
+        return user, key
     except ValueError:  # an identifier no user can have (too long)
         raise LuciaError("AUTH_INVALID_PASSWORD") from None
     except LuciaError as error:
@@ -213,10 +216,19 @@ def _confirm(session: Session, password: str) -> Session:
         raise
 
 
-def _remember_device(identifier: str) -> None:
-    """A device cookie for the account this browser just proved the password of."""
-    provider = request_state.get("_lucia_password_provider") or state().settings.password_provider
-    remember_device(provider, identifier)
+def _fields_valid(form: SignUpForm, identifier: str) -> bool:
+    """Check the identifier and the new password before anything is written, each error
+    in plain words under its own field (both at once, so one hides neither)."""
+    auth = state()
+    try:
+        check_new(auth.settings.password_provider, identifier)
+    except ValueError:
+        form.identifier.errors = [messages.invalid_identifier()]
+    try:
+        auth.hasher.normalize(form.password.data or "", new=True)
+    except LuciaError as error:
+        form.password.errors = [error.message]
+    return not (form.identifier.errors or form.password.errors)
 
 
 def _create(
@@ -264,17 +276,9 @@ def _sign_in_json() -> ResponseReturnValue:
     if isinstance(options, Response):
         return options
     _, identifier, password, transport, remember = options
-    user = _authenticate(identifier, password)  # failures: _lucia_error, in the user's words
-    # DESIGN §15: with a second factor, the password makes a pending sign-in, no session.
-    if transport == "body":  # no cookie to carry a pending sign-in: the browser's flow only
-        if state().has_second_factor(state().users.id_of(user)):
-            raise LuciaError(
-                "AUTH_SECOND_FACTOR_REQUIRED",
-                "This account has a second factor: sign in through the browser.",
-            )
-    elif (pending := finish_sign_in(user)) is not None:
-        return pending  # the device cookie waits for the second factor
-    return _signed_in(user, identifier, transport, remember)
+    user, key = _authenticate(identifier, password)  # failures: in the user's words
+    # DESIGN §19: the same stages as a form's; a pending answer carries no token.
+    return finish_first_factor(user, key, ("pwd",), remember=remember, transport=transport)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -291,7 +295,13 @@ def _sign_up_json() -> ResponseReturnValue:
         user = _create(identifier, password, data, more)
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
-    return _signed_in(user, identifier, transport, remember, status=201)
+    key = (state().settings.password_provider, identifier)
+    response = finish_first_factor(
+        user, key, ("pwd",), remember=remember, transport=transport, new_account=True
+    )
+    if response.status_code == 200:
+        response.status_code = 201
+    return response
 
 
 def _more_identifiers(body: dict[str, Any]) -> dict[str, str] | Response:

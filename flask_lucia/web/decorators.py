@@ -35,7 +35,7 @@ def unauthenticated(*, fresh_required: bool = False) -> ResponseReturnValue:
         next_path = request.full_path if request.query_string else request.path
         return redirect(url_for(view, next=next_path))
     if fresh_required:
-        error = LuciaError("AUTH_NOT_AUTHENTICATED", "Confirm your password to continue.")
+        error = LuciaError("AUTH_NOT_AUTHENTICATED", "Confirm that it is you to continue.")
         return error_response(error, fresh_required=True)
     return error_response(LuciaError("AUTH_NOT_AUTHENTICATED"))
 
@@ -130,9 +130,9 @@ def factors_required(view: F) -> F:
 
 
 def mfa_required(view: F) -> F:
-    """Like ``login_required``, and the session must have been signed in with a second
-    factor or a passkey (``Session.mfa``, DESIGN §15); otherwise the two-factor page (HTML)
-    or 401 ``AUTH_SECOND_FACTOR_REQUIRED`` (JSON)."""
+    """Like ``login_required``, and the session must be of assurance level 2
+    (``Session.aal == 2``, DESIGN §19: a second factor, a passkey or a trusted browser);
+    otherwise the two-factor page (HTML) or 401 ``AUTH_SECOND_FACTOR_REQUIRED`` (JSON)."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -140,7 +140,7 @@ def mfa_required(view: F) -> F:
             session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
-            if not session.mfa:
+            if session.aal < 2:
                 return second_factor_needed()
         return current_app.ensure_sync(view)(*args, **kwargs)
 

@@ -7,6 +7,7 @@ the response must carry).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Response, current_app, g, request
@@ -135,11 +136,13 @@ def sign_in(
     remember: bool = True,
     mfa: bool = False,
     new_account: bool = False,
+    amr: Iterable[str] = (),
 ) -> Session:
     """Start a new session for this request's client (ending any it had: no fixation).
 
     ``remember=False``: its cookies, now and at every rotation, are browser-session cookies;
-    ``mfa``: the user proved a second factor (DESIGN §15). A browser that never signed in
+    ``mfa``: the user proved a second factor (DESIGN §15); ``amr``: how (DESIGN §19;
+    ``web.pipeline.finish_sign_in`` is where the ways in call this). A browser that never signed in
     to the account gets a device cookie, and the owner a mail about it, unless
     ``new_account`` (the account was made in this request).
     """
@@ -148,7 +151,7 @@ def sign_in(
     previous = request_state.get("_lucia_session")
     if previous is not None:
         auth.invalidate_user_session(previous.user_id, previous.session_id)
-    session, tokens = issue_session(user, fresh=fresh, remember=remember, mfa=mfa)
+    session, tokens = issue_session(user, fresh=fresh, remember=remember, mfa=mfa, amr=amr)
     request_state._lucia_user, request_state._lucia_session, request_state._lucia_cookies = (
         user,
         session,
@@ -162,7 +165,7 @@ def sign_in(
 
 
 def issue_session(
-    user: Any, *, fresh: bool, remember: bool = True, mfa: bool = False
+    user: Any, *, fresh: bool, remember: bool = True, mfa: bool = False, amr: Iterable[str] = ()
 ) -> tuple[Session, Tokens]:
     """A new session for ``user`` recorded with this request's user agent and address, and
     its tokens; this request's own session and cookies are left alone (API clients)."""
@@ -174,6 +177,7 @@ def issue_session(
         ip_address=request.remote_addr,
         remember=remember,
         mfa=mfa,
+        amr=tuple(amr),
     )
     signals.send(signals.user_signed_in, user=user, session=session)
     return session, tokens

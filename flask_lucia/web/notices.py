@@ -72,7 +72,8 @@ def know_device(user: Any, *, new_account: bool = False) -> None:
     """After a browser sign-in: a browser without a device cookie for any of the user's keys
     has never signed in to the account, so the owner is told (unless the account was made
     just now) and the browser gets a device cookie. Nothing happens with device cookies off
-    (every browser would look new)."""
+    (every browser would look new). The browser's device nonce is kept on the request
+    (``_lucia_device_nonce``) for "trust this browser"."""
     auth = state()
     user_id = auth.users.id_of(user)
     try:
@@ -82,12 +83,17 @@ def know_device(user: Any, *, new_account: bool = False) -> None:
     if not keys or auth.settings.device_cookie is None or not current_app.secret_key:
         return
     presented = presented_device()
-    if presented is not None and any(auth.device_nonce(key, presented) for key in keys):
-        return
+    if presented is not None:
+        known = next(filter(None, (auth.device_nonce(key, presented) for key in keys)), None)
+        if known is not None:
+            request_state._lucia_device_nonce = known
+            return
     preferred = f"{auth.settings.password_provider}:"
     bound = next((key for key in keys if key.startswith(preferred)), keys[0])
     if request_state.get("_lucia_device_cookie") is None:
-        request_state._lucia_device_cookie = auth.device_cookie(bound)
+        issued = auth.new_device(bound)
+        if issued is not None:
+            request_state._lucia_device_cookie, request_state._lucia_device_nonce = issued
     if not new_account:
         request_state._lucia_new_device = user_id  # the activity feature records it
         tell_owner(user_id, "new_sign_in")

@@ -8,12 +8,14 @@ nothing in particular (``*/*``) gets ``{"error", "message"}`` as before. With
 
 from __future__ import annotations
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.web.base import error_response
 
 _HTML = ("text/html", "application/xhtml+xml")
@@ -47,6 +49,13 @@ def error_page(error: LuciaError, status: int | None = None, **extra: object) ->
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return refuse_framing(response)
+
+
+def outcome(what: messages.Outcome, sentence: str) -> BaseResponse:
+    """After a form that changed the account: ``sentence`` flashed as a success and a 303 to
+    ``/auth/done``, a built-in page that shows it, whatever the app's own pages render."""
+    flash(gettext(sentence), "success")
+    return redirect(url_for("lucia.done", what=what), 303)
 
 
 def refuse_framing(response: Response) -> Response:

@@ -9,6 +9,7 @@ anonymous until ``/auth/two-factor/verify`` turns it into one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, redirect, request, url_for
@@ -32,16 +33,30 @@ def client() -> str:
     return client_digest(request.user_agent.string)
 
 
-def answer_pending(user_id: Any, next_url: str | None = None) -> BaseResponse:
-    """A pending sign-in for ``user_id`` and its answer (JSON 401
-    ``AUTH_SECOND_FACTOR_REQUIRED``, or a redirect to the verify page), with its cookie."""
-    token, max_age = pending_state().begin(user_id, client())
-    verify = url_for("lucia.two_factor_verify")
+def answer_pending(
+    user_id: Any,
+    next_url: str | None = None,
+    amr: Iterable[str] = ("pwd",),
+    *,
+    remember: bool = True,
+    setup: bool = False,
+) -> BaseResponse:
+    """A pending sign-in for ``user_id`` (``amr``: what it proved so far) and its answer,
+    with its cookie and no token: JSON 401 ``AUTH_SECOND_FACTOR_REQUIRED`` (or, with
+    ``setup``, ``AUTH_SECOND_FACTOR_SETUP_REQUIRED``), or a redirect to the page that
+    asks for the code (or walks through setting a factor up)."""
+    token, max_age = pending_state().begin(user_id, client(), amr, remember=remember, setup=setup)
+    endpoint = "lucia.two_factor" if setup else "lucia.two_factor_verify"
+    page = url_for(endpoint)
     response: BaseResponse
     if request.is_json or wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
-        response = error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=verify)
+        if setup:
+            error = LuciaError("AUTH_SECOND_FACTOR_SETUP_REQUIRED")
+            response = error_response(error, setup=page)
+        else:
+            response = error_response(LuciaError("AUTH_SECOND_FACTOR_REQUIRED"), verify=page)
     else:
-        target = url_for("lucia.two_factor_verify", next=next_url) if next_url else verify
+        target = url_for(endpoint, next=next_url) if next_url else page
         response = redirect(target, 303)
     set_cookie(response, pending_cookie(token, max_age))
     return response

@@ -15,11 +15,17 @@ from flask_lucia.web.proxies import request_state
 
 
 def session_body(user: Any, session: Session) -> dict[str, Any]:
-    """What the browser knows of a session: the public user, expiry, checksum; no token."""
+    """What the browser knows of a session: the public user, expiry, checksum, and how it
+    was made (``amr``, ``aal``: DESIGN §19); no token."""
     auth = state()
     return {
         "user": auth.users.public(user, auth.settings.public_columns),
-        "session": {"expires": session.expires_ms, "checksum": session.checksum},
+        "session": {
+            "expires": session.expires_ms,
+            "checksum": session.checksum,
+            "amr": list(session.amr),
+            "aal": session.aal,
+        },
     }
 
 

@@ -4,7 +4,7 @@ sessions, and re-authentication (``/confirm``). Sign-in and sign-up: ``web.crede
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    get_flashed_messages,
     jsonify,
     redirect,
     render_template,
@@ -23,6 +24,7 @@ from werkzeug.exceptions import NotFound
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.types import Session
 from flask_lucia.web.agents import device_name
 from flask_lucia.web.base import (
@@ -38,13 +40,14 @@ from flask_lucia.web.blueprint import (
     _home,
     bp,
 )
-from flask_lucia.web.credentials import _confirm, _token_body, _transport
+from flask_lucia.web.credentials import _confirm, _transport
 from flask_lucia.web.decorators import login_required
 from flask_lucia.web.forms import (
     confirm_form,
 )
 from flask_lucia.web.hook import adopt_rotation, sign_out
 from flask_lucia.web.pages import refused
+from flask_lucia.web.pipeline import pipeline, token_body
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 from flask_lucia.web.script import session_body
@@ -102,16 +105,25 @@ def _refresh_from_body() -> ResponseReturnValue:
     assert found.tokens is not None
     session = found.session
     payload = {"expires": session.expires_ms, "checksum": session.checksum}
-    return jsonify({**payload, **_token_body(session, found.tokens)})
+    return jsonify({**payload, **token_body(session, found.tokens)})
 
 
 @bp.post("/sign-out", endpoint="sign_out")
 def sign_out_endpoint() -> ResponseReturnValue:
-    """End this session; answer where to go next (a same-origin path, or null)."""
+    """End this session, or with ``{"everywhere": true}`` (a form's ``everywhere``) every
+    session of the user and every browser it trusted (DESIGN §19); answer where to go
+    next (a same-origin path, or null)."""
     if not same_origin(required=False):
         return refused()
     body = request.get_json(silent=True) if request.is_json else request.form
-    target = safe_next_url(body.get("redirect") if isinstance(body, dict) else None)
+    body = body if isinstance(body, Mapping) else {}
+    target = safe_next_url(body.get("redirect"))
+    everywhere = body.get("everywhere", False)
+    if everywhere not in (True, False, "1", "true"):
+        return _bad_request("'everywhere' must be true or false")
+    session = request_state.get("_lucia_session")
+    if everywhere in (True, "1", "true") and session is not None:
+        state().invalidate_all_user_sessions(session.user_id)
     sign_out()
     if not request.is_json and (request.form or request.mimetype in _FORM_TYPES):
         return redirect(target or _signed_out_page(), 303)
@@ -141,6 +153,8 @@ def _device(session: Session, current: Session | None) -> dict[str, Any]:
         "idle_expires": ms(session.idle_expires),
         "user_agent": session.user_agent,
         "ip_address": session.ip_address,
+        "amr": list(session.amr),
+        "aal": session.aal,
         "current": current is not None and session.session_id == current.session_id,
     }
 
@@ -199,28 +213,49 @@ def devices_page() -> ResponseReturnValue:
         current=current,
         sections=[section(current) for section in devices_sections(current_app)],
         home=_home(),
+        way_in=lambda amr: messages.way_in(amr, pipeline().method_names),
         device_name=device_name,
         ago=messages.ago,
         exact_time=messages.exact_time,
     )
 
 
+@bp.get("/done", endpoint="done")
+def done() -> ResponseReturnValue:
+    """The outcome of a form that ended on the app's side (password changed or reset,
+    account deleted): its flashed sentence under a heading, and the way on. Without a
+    message to show (a reload), the app's home page."""
+    title = messages.OUTCOME_TITLES.get(request.args.get("what", ""))
+    if title is None or not _forms_enabled():
+        raise NotFound()
+    if not get_flashed_messages():
+        return redirect(_home(), 303)
+    return render_template("lucia/done.html", title=gettext(title))
+
+
 @bp.route("/confirm", methods=["GET", "POST"], endpoint="reauthenticate")
 @login_required
 def reauthenticate() -> ResponseReturnValue:
-    """Confirm the password to make this session fresh (for ``fresh_login_required`` views)."""
+    """Re-authenticate to make this session fresh (for ``fresh_login_required`` views) by
+    any factor (DESIGN §19): JSON ``{"password"}`` or ``{"code"}`` (TOTP or recovery code:
+    also aal 2); the page takes the password, a passkey or a linked provider."""
     session: Session = request_state.get("_lucia_session")
     if request.method == "POST" and (request.is_json or not _forms_enabled()):
         body = request.get_json(silent=True)
-        password = body.get("password") if isinstance(body, dict) else None
-        if not isinstance(password, str) or not password:
-            return _bad_request("'password' must be a non-empty string")
+        body = body if isinstance(body, dict) else {}
+        password, code = body.get("password"), body.get("code")
+        check = pipeline().verify_code
         try:
-            session = _confirm(session, password)
+            if isinstance(code, str) and code.strip() and password is None and check is not None:
+                session = state().step_up(session, check(session.user_id, code))
+            elif isinstance(password, str) and password and code is None:
+                session = _confirm(session, password)
+            else:
+                return _bad_request("send 'password', or 'code': a non-empty string")
         except LuciaError as error:
             return error_response(messages.for_user(error, "confirm"))
         request_state._lucia_session = session
-        return jsonify({"fresh": True, "expires": session.expires_ms})
+        return jsonify({"fresh": True, "expires": session.expires_ms, "aal": session.aal})
     form = confirm_form()
     if form.validate_on_submit():
         try:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -49,7 +49,27 @@ SESSION_FIELDS = (
     "ip_address",
     "remember",
     "mfa",
+    "amr",
 )
+
+
+class SessionChange(NamedTuple):
+    """What a write changed that a validated session (the request query's row) may hold:
+    one session (``session_id``), a user's sessions and fields (``user_id``), or, with
+    neither, anything."""
+
+    user_id: str | None = None
+    session_id: str | None = None
+
+
+class SessionChangeListener(Protocol):
+    """Told of every change to a session or its user (the session cache, DESIGN §24)."""
+
+    def changing(self, conn: Connection, change: SessionChange) -> None:
+        """Inside the writing transaction (publish it in that transaction)."""
+
+    def changed(self, change: SessionChange) -> None:
+        """Once that transaction ended, committed or not (forget what it named)."""
 
 
 class StoreBase:
@@ -84,12 +104,16 @@ class StoreBase:
         #: Called by every change to an account with its transaction's connection, so the
         #: change and its event commit together (or neither does).
         self.event_writers: list[EventWriter] = []
+        self.email_codes = tables.email_codes
         self.user_pk = tables.user_pk
         self.user_column_names = tuple(c.name for c in tables.user_data_columns)
         #: Whether the request path reads if the user's email is verified (the last field).
         self.reads_email_verified = reads_email_verified
         #: ``{provider: user column}``: columns that hold the identifier of a key.
         self.identifier_columns = dict(identifier_columns or {})
+        #: Registration point: who hears of session and user changes (``session_changed``).
+        self.session_listeners: list[SessionChangeListener] = []
+        self._changing: dict[int, list[SessionChange]] = {}
         self._build_statements()
 
     def _build_statements(self) -> None:
@@ -230,8 +254,42 @@ class StoreBase:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One transaction: every write of an operation lands, or none does."""
-        with _errors("DATABASE_UPDATE_FAILED"), self.engine.begin() as conn:
+        with _errors("DATABASE_UPDATE_FAILED"), self._begin(self.engine) as conn:
             yield conn
+
+    @contextmanager
+    def _begin(self, engine: Engine) -> Iterator[Connection]:
+        """``engine.begin()``, after which the session listeners hear what it changed."""
+        changes: list[SessionChange] = []
+        try:
+            with engine.begin() as conn:
+                self._changing[id(conn)] = changes
+                try:
+                    yield conn
+                finally:
+                    del self._changing[id(conn)]
+        finally:
+            for change in changes:
+                for listener in self.session_listeners:
+                    listener.changed(change)
+
+    def session_changed(
+        self, conn: Connection, *, user_id: Any = None, session_id: str | None = None
+    ) -> None:
+        """Called by every write, in its transaction, that ends or changes a session or a
+        field of its user the request query reads: listeners publish it there (so it is
+        seen exactly when it commits) and forget it once the transaction is over."""
+        if not self.session_listeners:
+            return
+        change = SessionChange(None if user_id is None else str(user_id), session_id)
+        for listener in self.session_listeners:
+            listener.changing(conn, change)
+        pending = self._changing.get(id(conn))
+        if pending is not None:
+            pending.append(change)
+        else:  # a transaction not begun here: forget it now (the listener did at once too)
+            for listener in self.session_listeners:
+                listener.changed(change)
 
     def transaction(self, work: Callable[[Connection], T], *, immediate: bool = False) -> T:
         """Run ``work`` in one write transaction, and again when the database aborted it for
@@ -245,7 +303,7 @@ class StoreBase:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             started = time.monotonic()
             try:
-                with engine.begin() as conn:
+                with self._begin(engine) as conn:
                     if immediate:
                         _begin_immediate(conn)
                     return work(conn)

@@ -20,23 +20,26 @@ class PendingStore:
         self.storage = storage
         self.pending = storage.schema.pending_sign_ins
 
-    def add(self, digest: str, user_id: Any, client: str, expires_at: int, now: int) -> None:
-        """Store a pending sign-in (sweeping the expired ones)."""
+    def add(
+        self, digest: str, user_id: Any, client: str, expires_at: int, now: int, **extra: Any
+    ) -> None:
+        """Store a pending sign-in (sweeping the expired ones); ``extra``: its ``amr``,
+        ``remember`` and ``setup``."""
         pending = self.pending
         with self.storage.write() as conn:
             conn.execute(pending.delete().where(pending.c.expires_at <= now))
             conn.execute(
                 pending.insert().values(
-                    digest=digest, user_id=user_id, client=client, expires_at=expires_at
+                    digest=digest, user_id=user_id, client=client, expires_at=expires_at, **extra
                 )
             )
 
     def find(self, digest: str, now: int) -> Sequence[Any] | None:
-        """``(user_id, client)`` of a live pending sign-in, or None."""
+        """``(user_id, client, amr, remember, setup)`` of a live pending sign-in, or None."""
         pending = self.pending
-        stmt = sa.select(pending.c.user_id, pending.c.client).where(
-            pending.c.digest == digest, pending.c.expires_at > now
-        )
+        stmt = sa.select(
+            pending.c.user_id, pending.c.client, pending.c.amr, pending.c.remember, pending.c.setup
+        ).where(pending.c.digest == digest, pending.c.expires_at > now)
         with self.storage.read() as conn:
             return conn.execute(stmt).first()
 

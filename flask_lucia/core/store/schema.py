@@ -81,8 +81,11 @@ class Tables:
             sa.Column("ip_address", sa.String(64), nullable=True),
             # False: "remember me" was off, so its cookies live only as long as the browser.
             sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
-            # Signed in with a second factor or a passkey (DESIGN §15).
+            # Signed in with a second factor or a passkey (DESIGN §15): assurance level 2.
             sa.Column("mfa", sa.Boolean, nullable=False, server_default=sa.false()),
+            # How it was made (DESIGN §19): method names separated by spaces ("pwd otp");
+            # NULL for a session made before they were recorded.
+            sa.Column("amr", sa.String(64), nullable=True),
             keep_existing=True,
         )
         self.access_tokens = self._token_table(
@@ -148,6 +151,20 @@ class Tables:
             sa.Index(f"ix_{prefix}events_user_id_at", "user_id", "at"),
             keep_existing=True,
         )
+        # Sign-in codes sent by mail (DESIGN §23): one live code per address (the key),
+        # stored as a keyed digest, with its wrong tries counted. A row without a user
+        # stands in for a request for an address with no account; nothing signs in by it.
+        self.email_codes = sa.Table(
+            f"{prefix}email_codes",
+            metadata,
+            sa.Column("email", sa.String(512), primary_key=True),
+            self._user_id(nullable=True),
+            sa.Column("digest", sa.String(64), nullable=False),
+            sa.Column("tries", sa.Integer, nullable=False),
+            sa.Column("created_at", sa.BigInteger, nullable=False),
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            keep_existing=True,
+        )
         self.schema = sa.Table(
             f"{prefix}schema",
             metadata,
@@ -156,13 +173,13 @@ class Tables:
             keep_existing=True,
         )
 
-    def _user_id(self, *, primary_key: bool = False) -> sa.Column[Any]:
+    def _user_id(self, *, primary_key: bool = False, nullable: bool = False) -> sa.Column[Any]:
         """A ``user_id`` column pointing at the users table; its rows go with the user."""
         return sa.Column(
             "user_id",
             self.user_pk.type,
             sa.ForeignKey(self.user_pk, ondelete="CASCADE"),
-            nullable=False,
+            nullable=nullable,
             primary_key=primary_key,
             index=not primary_key,
         )
@@ -194,6 +211,21 @@ class Tables:
             sa.Column("digest", sa.String(64), primary_key=True),
             self._user_id(),
             sa.Column("client", sa.String(64), nullable=False),  # digest of the user agent
+            sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+            # DESIGN §19: the methods proved so far (NULL: a password), whether the session
+            # it becomes is remembered, and whether it waits for a factor to be set up.
+            sa.Column("amr", sa.String(64), nullable=True),
+            sa.Column("remember", sa.Boolean, nullable=False, server_default=sa.true()),
+            sa.Column("setup", sa.Boolean, nullable=False, server_default=sa.false()),
+            keep_existing=True,
+        )
+        # Browsers trusted to skip the second factor (DESIGN §19): a digest of the nonce of
+        # the browser's device cookie, bound to one user, until ``expires_at``.
+        self.trusted_browsers = sa.Table(
+            f"{prefix}trusted_browsers",
+            metadata,
+            sa.Column("digest", sa.String(64), primary_key=True),
+            self._user_id(),
             sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
             keep_existing=True,
         )
@@ -245,7 +277,13 @@ class Tables:
     @property
     def second_factor_tables(self) -> list[sa.Table]:
         """The DESIGN §15 tables that hold rows of a user (deleted with it)."""
-        return [self.totp, self.recovery_codes, self.pending_sign_ins, self.passkeys]
+        return [
+            self.totp,
+            self.recovery_codes,
+            self.pending_sign_ins,
+            self.passkeys,
+            self.trusted_browsers,
+        ]
 
     @property
     def owned(self) -> list[sa.Table]:
@@ -261,10 +299,12 @@ class Tables:
             self.totp,
             self.recovery_codes,
             self.pending_sign_ins,
+            self.trusted_browsers,
             self.passkeys,
             self.webauthn_challenges,
             self.email_tokens,
             self.events,
+            self.email_codes,
             self.schema,
         ]
 

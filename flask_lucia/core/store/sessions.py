@@ -33,16 +33,18 @@ class RefreshRow(NamedTuple):
 class SessionStatements(StoreBase):
     """Sessions and tokens: validate, issue, rotate, touch, end, expire."""
 
-    def mark_session_mfa(self, session_id: str, fresh_until: int) -> None:
-        """Mark a session signed in with a second factor, and fresh until ``fresh_until``."""
+    def mark_session_mfa(self, session_id: str, fresh_until: int, amr: str | None) -> None:
+        """Mark a session signed in with a second factor (aal 2, its methods now ``amr``),
+        and fresh until ``fresh_until``."""
         sessions = self.sessions
         stmt = (
             sessions.update()
             .where(sessions.c.id == session_id)
-            .values(mfa=True, fresh_until=fresh_until)
+            .values(mfa=True, fresh_until=fresh_until, amr=amr)
         )
         with self.write() as conn:
             conn.execute(stmt)
+            self.session_changed(conn, session_id=session_id)
 
     def validate(self, digest: str) -> Sequence[Any] | None:
         """Access token expiry and first use, session fields and user fields for a token
@@ -80,6 +82,7 @@ class SessionStatements(StoreBase):
         """Give a session a new access token (digest, expiry) beside its live refresh token
         (digest), whose own pair is sealed anew (``own``); the session is locked."""
         access_tokens, refresh_tokens = self.access_tokens, self.refresh_tokens
+        self.session_changed(conn, session_id=session_id)  # the old access token dies
         conn.execute(access_tokens.delete().where(access_tokens.c.session_id == session_id))
         conn.execute(
             access_tokens.insert().values(
@@ -133,6 +136,7 @@ class SessionStatements(StoreBase):
         with its own pair sealed (``own``). ``used_at``: a pair that no refresh token was
         spent into (a sign-in) counts as used, so its first use costs no write."""
         access_tokens = self.access_tokens
+        self.session_changed(conn, session_id=session_id)  # the old access token dies
         conn.execute(access_tokens.delete().where(access_tokens.c.session_id == session_id))
         conn.execute(
             access_tokens.insert().values(
@@ -196,17 +200,30 @@ class SessionStatements(StoreBase):
             conn.execute(
                 sessions.update().where(sessions.c.id == session_id).values(fresh_until=until)
             )
+            self.session_changed(conn, session_id=session_id)
 
     def delete_session(self, conn: Connection, session_id: str) -> int:
         """Delete one session (its tokens go with it)."""
+        self.session_changed(conn, session_id=session_id)
         return conn.execute(self.sessions.delete().where(self.sessions.c.id == session_id)).rowcount
 
     def delete_session_by_access(self, digest: str) -> str | None:
         """End the session an access token belongs to; its user id, if there was one."""
         access, sessions = self.access_tokens, self.sessions
         owner = sa.select(access.c.session_id).where(access.c.digest == digest).scalar_subquery()
-        stmt = sessions.delete().where(sessions.c.id == owner).returning(sessions.c.user_id)
-        row = self.transaction(lambda conn: conn.execute(stmt).first())
+        stmt = (
+            sessions.delete()
+            .where(sessions.c.id == owner)
+            .returning(sessions.c.user_id, sessions.c.id)
+        )
+
+        def work(conn: Connection) -> Any:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                self.session_changed(conn, session_id=row[1])
+            return row
+
+        row = self.transaction(work)
         return None if row is None else str(row[0])
 
     def delete_user_sessions(
@@ -231,6 +248,10 @@ class SessionStatements(StoreBase):
             stmt = stmt.where(sessions.c.id != keep)
 
         def work(conn: Connection) -> int:
+            if session_id is not None:
+                self.session_changed(conn, session_id=session_id)
+            else:
+                self.session_changed(conn, user_id=user_id)
             removed = int(conn.execute(stmt).rowcount)
             if event is not None:
                 self.record_event(conn, event, user_id)

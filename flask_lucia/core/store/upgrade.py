@@ -105,7 +105,7 @@ def _prepare(conn: Connection, tables: Tables, found: int, seal: Seal | None) ->
     inspector = sa.inspect(conn)
     missing = [t for t in tables.all if not inspector.has_table(t.name, schema=t.schema)]
     tables.metadata.create_all(conn, tables=missing, checkfirst=False)
-    for grown in (tables.sessions, tables.access_tokens):
+    for grown in (tables.sessions, tables.access_tokens, tables.pending_sign_ins):
         if grown not in missing:
             _add_missing_columns(conn, grown)
     if found == 1:
@@ -122,7 +122,9 @@ def _prepare(conn: Connection, tables: Tables, found: int, seal: Seal | None) ->
 def _add_missing_columns(conn: Connection, table: sa.Table) -> None:
     """Add the columns an existing table lacks (``sessions.remember``, ``sessions.mfa`` and
     ``access_tokens.used_at`` joined schema 2 after its first databases were made, and a
-    0.1 database has none); their server defaults (or NULL) fill the rows already there."""
+    0.1 database has none; ``sessions.amr`` and the pending sign-ins' ``amr``, ``remember``
+    and ``setup`` joined schema 3 with DESIGN §19); their server defaults (or NULL) fill
+    the rows already there."""
     present = {column["name"] for column in sa.inspect(conn).get_columns(table.name, table.schema)}
     quoted = conn.dialect.identifier_preparer.format_table(table)
     for column in table.columns:

@@ -70,7 +70,13 @@ class UserStatements(StoreBase):
     def user_rows(self) -> list[sa.Table]:
         """flask-lucia's tables whose rows belong to a user (sessions take their tokens)."""
         schema = self.schema
-        return [self.keys, self.sessions, *schema.second_factor_tables, self.email_tokens]
+        return [
+            self.keys,
+            self.sessions,
+            *schema.second_factor_tables,
+            self.email_tokens,
+            self.email_codes,
+        ]
 
     def orphans(self, *, remove: bool) -> dict[str, int]:
         """Rows of flask-lucia whose user row is gone, per table (tables without any are
@@ -108,6 +114,7 @@ class UserStatements(StoreBase):
                 updated = conn.execute(
                     self.users.update().where(self.user_pk == user_id).values(**values)
                 ).rowcount
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(None)
         row = self.user(user_id) if updated else None
@@ -177,6 +184,7 @@ class UserStatements(StoreBase):
                 )
                 if event is not None:
                     self.record_event(conn, event, user_id)
+                self.session_changed(conn, user_id=user_id)  # its provider id may change
         except sa.exc.IntegrityError:
             self._raise_duplicate(key)
 
@@ -195,6 +203,7 @@ class UserStatements(StoreBase):
             conn.execute(keys.delete().where(keys.c.id == key, keys.c.user_id == user_id))
             if event is not None:
                 self.record_event(conn, event, user_id)
+            self.session_changed(conn, user_id=user_id)  # its provider id may change
 
     def rename_key(self, user_id: Any, old: str, new: str) -> None:
         """Re-key: the key ``old`` of a user becomes ``new`` (password and sessions kept)."""
@@ -206,6 +215,7 @@ class UserStatements(StoreBase):
                 ).rowcount
                 if renamed:
                     self.sync_identifier(conn, user_id, new)
+                self.session_changed(conn, user_id=user_id)
         except sa.exc.IntegrityError:
             self._raise_duplicate(new)
         if not renamed:
@@ -243,6 +253,7 @@ class UserStatements(StoreBase):
             conn.execute(ending)
             if event is not None:
                 self.record_event(conn, event, user_id)
+            self.session_changed(conn, user_id=user_id)
 
         self.transaction(work)
 
@@ -287,11 +298,13 @@ class UserStatements(StoreBase):
                 stmt = sa.select(sa.literal(1)).where(column == user_id).limit(1)
                 if conn.execute(stmt).first() is not None:
                     raise LuciaError("AUTH_USER_REFERENCED")
+            self.session_changed(conn, user_id=user_id)
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
             conn.execute(keys.delete().where(keys.c.user_id == user_id))
             # Not left to ON DELETE CASCADE: an app's engine may not enforce it (SQLite
             # without the foreign_keys pragma, as Flask-SQLAlchemy makes it).
-            for table in (*self.schema.second_factor_tables, self.schema.email_tokens):
+            mailed = (self.schema.email_tokens, self.schema.email_codes)
+            for table in (*self.schema.second_factor_tables, *mailed):
                 conn.execute(table.delete().where(table.c.user_id == user_id))
             deleted = conn.execute(self.users.delete().where(self.user_pk == user_id)).rowcount
             if deleted:
