@@ -96,7 +96,9 @@ def test_signing_a_device_out_asks_first(client: FlaskClient) -> None:
     sign_up(client)
     page = client.get("/auth/devices").text
     assert confirm_steps(page) == ["Sign out this device"]
-    assert page.count('type="submit"') == 1  # the one inside the confirm step
+    # the one inside the confirm step, and issue 20's "Sign out everywhere" form below the list
+    assert page.count('type="submit"') == 2
+    assert page.count('name="everywhere"') == 1
 
 
 def test_turning_two_factor_off_and_new_codes_ask_first(app: Flask, client: FlaskClient) -> None:
