@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Literal
 
+from flask_lucia.i18n import N_, gettext
+
 ErrorCode = Literal[
     "AUTH_INVALID_ACCESS_TOKEN",
     "AUTH_INVALID_REFRESH_TOKEN",
@@ -59,35 +61,35 @@ STATUS: Final[dict[str, int]] = {
 }
 
 _MESSAGES: Final[dict[str, str]] = {
-    "AUTH_INVALID_ACCESS_TOKEN": "The access token is invalid or expired.",
-    "AUTH_INVALID_REFRESH_TOKEN": "The refresh token is invalid, spent or expired.",
-    "AUTH_INVALID_PASSWORD": "The identifier or password is incorrect.",
-    "AUTH_INVALID_PROVIDER_ID": "No user has this provider id.",
-    "AUTH_INVALID_USER_ID": "No user has this id.",
-    "AUTH_DUPLICATE_PROVIDER_ID": "A user with this provider id already exists.",
-    "AUTH_DUPLICATE_USER_DATA": "Another user already has this value in a unique column.",
-    "AUTH_OUTDATED_PASSWORD": "The stored password hash cannot be verified here.",
-    "AUTH_INVALID_REQUEST": "The request failed the cross-site request check.",
-    "AUTH_NOT_AUTHENTICATED": "Sign in to continue.",
-    "AUTH_TOO_MANY_ATTEMPTS": "Too many failed attempts; try again later.",
-    "AUTH_LAST_PROVIDER_ID": "This is the account's last way to sign in; add another first.",
-    "AUTH_USER_REFERENCED": "This account still has data that refers to it.",
-    "AUTH_INVALID_TOKEN": "This link is invalid, already used or expired.",
-    "AUTH_EMAIL_NOT_VERIFIED": "Verify your email address to continue.",
-    "AUTH_OAUTH_FAILED": "Signing in through the provider failed.",
-    "AUTH_SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app to continue.",
-    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": (
+    "AUTH_INVALID_ACCESS_TOKEN": N_("The access token is invalid or expired."),
+    "AUTH_INVALID_REFRESH_TOKEN": N_("The refresh token is invalid, spent or expired."),
+    "AUTH_INVALID_PASSWORD": N_("The identifier or password is incorrect."),
+    "AUTH_INVALID_PROVIDER_ID": N_("No user has this provider id."),
+    "AUTH_INVALID_USER_ID": N_("No user has this id."),
+    "AUTH_DUPLICATE_PROVIDER_ID": N_("A user with this provider id already exists."),
+    "AUTH_DUPLICATE_USER_DATA": N_("Another user already has this value in a unique column."),
+    "AUTH_OUTDATED_PASSWORD": N_("The stored password hash cannot be verified here."),
+    "AUTH_INVALID_REQUEST": N_("The request failed the cross-site request check."),
+    "AUTH_NOT_AUTHENTICATED": N_("Sign in to continue."),
+    "AUTH_TOO_MANY_ATTEMPTS": N_("Too many failed attempts; try again later."),
+    "AUTH_LAST_PROVIDER_ID": N_("This is the account's last way to sign in; add another first."),
+    "AUTH_USER_REFERENCED": N_("This account still has data that refers to it."),
+    "AUTH_INVALID_TOKEN": N_("This link is invalid, already used or expired."),
+    "AUTH_EMAIL_NOT_VERIFIED": N_("Verify your email address to continue."),
+    "AUTH_OAUTH_FAILED": N_("Signing in through the provider failed."),
+    "AUTH_SECOND_FACTOR_REQUIRED": N_("Enter the code from your authenticator app to continue."),
+    "AUTH_SECOND_FACTOR_SETUP_REQUIRED": N_(
         "This site asks for two-step verification: set it up to finish signing in."
     ),
-    "AUTH_INVALID_CODE": "That code is not right, or it was already used.",
-    "DATABASE_FETCH_FAILED": "The authentication database could not be read.",
-    "DATABASE_UPDATE_FAILED": "The authentication database could not be written.",
-    "UNKNOWN_ERROR": "An unknown error occurred.",
+    "AUTH_INVALID_CODE": N_("That code is not right, or it was already used."),
+    "DATABASE_FETCH_FAILED": N_("The authentication database could not be read."),
+    "DATABASE_UPDATE_FAILED": N_("The authentication database could not be written."),
+    "UNKNOWN_ERROR": N_("An unknown error occurred."),
 }
 
 
 #: Words an error says to a person; ``flask_lucia.messages`` sets it as it loads (this
-#: module imports nothing of flask-lucia's).
+#: module imports only flask_lucia.i18n).
 _wording: Callable[[LuciaError], str] | None = None
 
 
@@ -104,7 +106,9 @@ class LuciaError(Exception):
         self, code: ErrorCode, message: str | None = None, *, retry_after: int | None = None
     ) -> None:
         self.code: ErrorCode = code
-        self.message: str = message or _MESSAGES[code]
+        #: The sentence for people, in the request's language when the app has Flask-Babel
+        #: (a message given in English that the catalogs know is translated too).
+        self.message: str = gettext(message or _MESSAGES[code])
         #: Seconds to wait before trying again (``AUTH_TOO_MANY_ATTEMPTS``).
         self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, Request, current_app, has_request_context, request
 from werkzeug.wrappers import Response
 
+from flask_lucia import messages
 from flask_lucia.activity import plugin as activity_plugin
 from flask_lucia.cache import plugin as cache_plugin
 from flask_lucia.cli import lucia_cli
@@ -36,6 +37,7 @@ from flask_lucia.core.users import Users
 from flask_lucia.email import plugin as email_plugin
 from flask_lucia.email.flows import Emails
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import TEMPLATE_GLOBALS
 from flask_lucia.mail import SendEmail
 from flask_lucia.mfa import plugin as mfa_plugin
 from flask_lucia.mfa.factor import SecondFactor
@@ -154,6 +156,8 @@ class Lucia:
             lucia_script=lucia_script,
             lucia_offers=lucia_offers,
         )
+        # _lucia(...) and the locale's times: docs/translations.rst
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS, lucia_time=messages.exact_time)
 
     # -- the seed API, on the current app ---------------------------------------
 

@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 
+from flask_lucia.i18n import N_
+
 #: What the user is told when a message could not be sent.
-NOT_SENT = "We could not send the email. Try again."
+NOT_SENT = N_("We could not send the email. Try again.")
 #: Seconds an SMTP connection may take per step when ``MAIL_TIMEOUT`` is not set.
 SMTP_TIMEOUT = 10.0
 

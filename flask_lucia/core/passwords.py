@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from werkzeug.security import check_password_hash
 
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import ngettext
 
 _bcrypt: Any
 try:  # bcrypt is optional: apps moving from bcrypt install it
@@ -68,7 +69,11 @@ class PasswordHasher:
         if new and len(password) < self.min_length:
             raise LuciaError(
                 "AUTH_INVALID_PASSWORD",
-                f"Password must be at least {self.min_length} characters.",
+                ngettext(
+                    "Password must be at least %(num)d character.",
+                    "Password must be at least %(num)d characters.",
+                    self.min_length,
+                ),
             )
         normalized = unicodedata.normalize("NFKC", password)
         if len(normalized) > self.max_length:
@@ -77,7 +82,12 @@ class PasswordHasher:
 
     def _too_long(self) -> LuciaError:
         return LuciaError(
-            "AUTH_INVALID_PASSWORD", f"Password must be at most {self.max_length} characters."
+            "AUTH_INVALID_PASSWORD",
+            ngettext(
+                "Password must be at most %(num)d character.",
+                "Password must be at most %(num)d characters.",
+                self.max_length,
+            ),
         )
 
     def hash(self, password: str, *, new: bool = True) -> str:

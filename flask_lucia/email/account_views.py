@@ -32,6 +32,7 @@ from flask_lucia.email.views import (
     _user_id,
 )
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
@@ -100,7 +101,7 @@ def change_password() -> ResponseReturnValue:
         )
     except LuciaError as error:
         if error.code == "AUTH_INVALID_PASSWORD":
-            form.current_password.errors = ["The current password is wrong."]
+            form.current_password.errors = [gettext("The current password is wrong.")]
             return _page("lucia/change_password.html", 400, form=form)
         return _page("lucia/change_password.html", error.status, error, form=form)
     return outcome("password_changed", messages.PASSWORD_CHANGED)
@@ -125,7 +126,7 @@ def change_email() -> ResponseReturnValue:
 
         return _mail_json(send)
     form = EmailForm(**form_options())
-    form.email.label.text = "New email"
+    form.email.label.text = gettext("New email")
     current = emails.address(user_id)
     if request.method == "GET":
         return _page("lucia/change_email.html", form=form, email=current)
@@ -142,11 +143,12 @@ def change_email() -> ResponseReturnValue:
         return _page("lucia/change_email.html", error.status, error, form=form, email=current)
     except MailError:
         return _page("lucia/change_email.html", 503, NOT_SENT, form=form, email=current)
-    return _page("lucia/email_sent.html", title="Check your email", message=_link_sent(address))
+    title = gettext("Check your email")
+    return _page("lucia/email_sent.html", title=title, message=_link_sent(address))
 
 
 def _link_sent(address: str) -> str:
-    return f"To finish, open the link we sent to {address}."
+    return gettext("To finish, open the link we sent to %(address)s.", address=address)
 
 
 @bp.get("/change-email/<token>", endpoint="change_email_link")

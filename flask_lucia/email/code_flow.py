@@ -27,6 +27,7 @@ from flask_lucia.email.flows import Emails
 from flask_lucia.email.sending import send_counted
 from flask_lucia.email.text import duration
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_
 from flask_lucia.web.links import external_url
 
 #: 32 characters, none mistaken for another: 8 of them make 40 bits.
@@ -35,9 +36,9 @@ CODE_LENGTH = 8
 #: Tries a code allows (wrong ones, and the right one among them); then it is dead.
 MAX_TRIES = 5
 #: The answer to a request for a code, for an address with an account or without one.
-CODE_SENT = "If an account uses this address, a code to sign in is on its way."
+CODE_SENT = N_("If an account uses this address, a code to sign in is on its way.")
 #: A code that is wrong, spent, expired, replaced or out of tries.
-INVALID_CODE = "This code is wrong or no longer works. Check it, or ask for a new one."
+INVALID_CODE = N_("This code is wrong or no longer works. Check it, or ask for a new one.")
 _SEPARATORS = str.maketrans("", "", " -\t")
 
 

@@ -26,6 +26,7 @@ from flask_lucia.email.views import (
     _page,
 )
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, presented_device, same_origin
 from flask_lucia.web.blueprint import _home, bp
@@ -63,7 +64,7 @@ def sign_in_code() -> ResponseReturnValue:
 
         def send(email: str) -> dict[str, Any]:
             codes.request(email, client_address=request.remote_addr)
-            return {"message": CODE_SENT}
+            return {"message": gettext(CODE_SENT)}
 
         return _mail_json(send)
     if request.method == "GET" and request_state.get("_lucia_user") is not None:

@@ -27,14 +27,15 @@ from flask_lucia.email.sending import send_counted
 from flask_lucia.email.store import CHANGE_EMAIL, RESET, VERIFY, EmailStore
 from flask_lucia.email.text import duration, is_address
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_
 from flask_lucia.mail import Mailer, MailError
 from flask_lucia.types import Session
 from flask_lucia.web.links import external_url
 from flask_lucia.web.pipeline import pipeline
 
-INVALID_ADDRESS = "Enter a valid email address."
+INVALID_ADDRESS = N_("Enter a valid email address.")
 #: The answer to a reset request, for an address with an account or without one.
-RESET_SENT = "If an account uses this address, a link to reset its password is on its way."
+RESET_SENT = N_("If an account uses this address, a link to reset its password is on its way.")
 
 
 class Emails:

@@ -6,13 +6,14 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
+from flask_lucia.i18n import lazy_gettext
 from flask_lucia.web.forms import RememberField
 
 
 class CodeRequestForm(FlaskForm):  # type: ignore[misc]
     """The address to send a code to, and where to go once signed in."""
 
-    email = StringField("Email", validators=[DataRequired(), Length(max=255)])
+    email = StringField(lazy_gettext("Email"), validators=[DataRequired(), Length(max=255)])
     next = HiddenField()
 
 
@@ -20,7 +21,9 @@ class CodeSignInForm(FlaskForm):  # type: ignore[misc]
     """The address and the code it got (typed on any browser), "remember me", and where
     to go once signed in."""
 
-    email = StringField("Email", validators=[DataRequired(), Length(max=255)])
-    code = StringField("Code from the email", validators=[DataRequired(), Length(max=32)])
-    remember = RememberField("Remember me", default=True)
+    email = StringField(lazy_gettext("Email"), validators=[DataRequired(), Length(max=255)])
+    code = StringField(
+        lazy_gettext("Code from the email"), validators=[DataRequired(), Length(max=32)]
+    )
+    remember = RememberField(lazy_gettext("Remember me"), default=True)
     next = HiddenField()

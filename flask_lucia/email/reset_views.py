@@ -36,6 +36,7 @@ from flask_lucia.email.views import (
     _token_page,
 )
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, same_origin, state
 from flask_lucia.web.blueprint import bp
@@ -69,7 +70,7 @@ def reset_password() -> ResponseReturnValue:
 
         def send(email: str) -> dict[str, Any]:
             _emails().request_reset(email, client_address=request.remote_addr)
-            return {"message": RESET_SENT}
+            return {"message": gettext(RESET_SENT)}
 
         return _mail_json(send)
     token = request.cookies.get(_reset_cookie_name())
@@ -91,10 +92,10 @@ def reset_password() -> ResponseReturnValue:
         return _page("lucia/reset_request.html", 503, NOT_SENT, form=form)
     return _page(
         "lucia/email_sent.html",
-        title="Check your email",
-        message=RESET_SENT,
+        title=gettext("Check your email"),
+        message=gettext(RESET_SENT),
         back=url_for("lucia.sign_in"),
-        back_label="Back to sign in",
+        back_label=gettext("Back to sign in"),
     )
 
 
@@ -164,7 +165,7 @@ def _new_password(token: str) -> BaseResponse:
     # The pipeline decides (an enrolment may still be asked); the outcome page says it.
     done = finish_sign_in(user, amr, next_url=url_for("lucia.done", what="password_reset"))
     if done.status_code < 400:
-        flash(messages.PASSWORD_RESET, "success")
+        flash(gettext(messages.PASSWORD_RESET), "success")
     _set_reset_cookie(done, "", 0)
     return done
 

@@ -6,6 +6,8 @@ import math
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 
+from flask_lucia.i18n import ngettext
+
 
 def is_address(address: str) -> bool:
     """One plain ``local@domain`` address that a ``To`` header holds as exactly itself."""
@@ -32,4 +34,10 @@ def duration(ms: int) -> str:
 
 
 def _count(number: int, unit: str) -> str:
-    return f"{number} {unit}{'' if number == 1 else 's'}"
+    if unit == "second":
+        return ngettext("%(num)d second", "%(num)d seconds", number)
+    if unit == "minute":
+        return ngettext("%(num)d minute", "%(num)d minutes", number)
+    if unit == "hour":
+        return ngettext("%(num)d hour", "%(num)d hours", number)
+    return ngettext("%(num)d day", "%(num)d days", number)

@@ -29,6 +29,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from flask_lucia import messages
 from flask_lucia.email.flows import Emails
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, set_retry_after
 from flask_lucia.web.blueprint import bp
@@ -113,7 +114,7 @@ def _page(
     """Render one of the flows' pages; an error is flashed (429 adds ``Retry-After``)."""
     if not _forms_enabled():
         raise NotFound()
-    message = error.message if isinstance(error, LuciaError) else error
+    message = error.message if isinstance(error, LuciaError) else error and gettext(error)
     if message and current_app.secret_key:
         flash(message, "error")
         message = None
@@ -189,7 +190,7 @@ def verify_email() -> ResponseReturnValue:
     if as_json:
         return jsonify({"sent": sent is not None, "email": sent, "verified": sent is None})
     if sent is not None:
-        flash(f"A new link is on its way to {sent}.", "info")
+        flash(gettext("A new link is on its way to %(address)s.", address=sent), "info")
     return redirect(url_for("lucia.verify_email", next=next_path), 303)
 
 

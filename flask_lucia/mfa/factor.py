@@ -18,13 +18,14 @@ from flask_lucia.core.pending import Pending
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.secret_box import SecretBox, SecretUnreadable
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_
 from flask_lucia.mfa import totp
 from flask_lucia.mfa.store import MfaStorage
 
 logger = logging.getLogger(__name__)
 
 #: What a user is told when the stored secret cannot be decrypted (the log says why).
-UNREADABLE = (
+UNREADABLE = N_(
     "Codes from your authenticator app cannot be checked right now. "
     "Use a recovery code, or contact the site's support."
 )

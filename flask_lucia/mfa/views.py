@@ -30,6 +30,7 @@ from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.pending import PendingSignIn
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.mfa.factor import SecondFactor
 from flask_lucia.mfa.forms import CodeForm
 from flask_lucia.types import Session
@@ -116,12 +117,12 @@ def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash(messages.FORM_EXPIRED, "error")
+        flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.two_factor"), 303)
     if mfa_state().disable_totp(request_state._lucia_user):
         tell_owner(request_state._lucia_session.user_id, "second_factor_off")
     if form_post:
-        flash("Two-factor authentication is off.", "success")
+        flash(gettext("Two-factor authentication is off."), "success")
         return redirect(url_for("lucia.two_factor"), 303)
     return jsonify({"enabled": False})
 
@@ -233,7 +234,7 @@ def _verified(
 def _expired(json_mode: bool, had_cookie: bool) -> BaseResponse:
     """No pending sign-in (none, expired, or another browser's) and no session."""
     response: BaseResponse
-    message = "Your sign-in expired or was not started here; sign in again."
+    message = gettext("Your sign-in expired or was not started here; sign in again.")
     if json_mode:
         response = error_response(LuciaError("AUTH_NOT_AUTHENTICATED", message))
     else:

@@ -27,6 +27,7 @@ from werkzeug.exceptions import NotFound
 from flask_lucia import signals
 from flask_lucia.core.auth import Auth
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.oauth.profiles import (
     Failure,
     _protocol_errors,
@@ -122,13 +123,15 @@ def _oidc_profile(provider: Provider, client: Any, token: Mapping[str, Any]) -> 
     (as providers that keep scope claims out of ID tokens do)."""
     claims = token.get("userinfo")
     if not claims:  # Authlib found no ID token to check: an OAuth-only answer
-        raise Failure("invalid_id_token", f"{provider.label} sent no ID token.")
+        message = gettext("%(provider)s sent no ID token.", provider=provider.label)
+        raise Failure("invalid_id_token", message)
     claims = dict(claims)
     endpoint = client.load_server_metadata().get("userinfo_endpoint")
     if "email" not in claims and endpoint:
         extra = client.userinfo(token=token)
         if extra.get("sub") != claims.get("sub"):  # OpenID Connect Core 5.3.2
-            raise Failure("invalid_profile", f"{provider.label} described another account.")
+            message = gettext("%(provider)s described another account.", provider=provider.label)
+            raise Failure("invalid_profile", message)
         claims = {**extra, **claims}
     return oidc_profile(claims)
 
@@ -152,7 +155,8 @@ def _finish(
     auth = state()
     identifier = profile["sub"]
     if len(identifier) > auth.settings.identifier_max_length:
-        raise Failure("invalid_profile", f"{provider.label}'s account id is too long.")
+        message = gettext("The account id from %(provider)s is too long.", provider=provider.label)
+        raise Failure("invalid_profile", message)
     owner = _user_by_key(auth, provider.name, identifier)
     current = request_state.get("_lucia_user")
     if current is not None:
@@ -213,8 +217,11 @@ def _link(
         if session is None or not session.fresh or second_factor_missing(session):
             raise Failure(
                 "confirm_first",
-                f"To link {provider.label}, first confirm that it is you: sign in again, "
-                "then link it from your account's settings.",
+                gettext(
+                    "To link %(provider)s, first confirm that it is you: sign in again, "
+                    "then link it from your account's settings.",
+                    provider=provider.label,
+                ),
                 403,
             )
         try:
@@ -227,12 +234,19 @@ def _link(
             tell_owner(user_id, "provider_linked", provider.label)
     if owner is not None and auth.users.id_of(owner) != user_id:
         raise Failure(
-            "linked_elsewhere", f"This {provider.label} account is linked to another account."
+            "linked_elsewhere",
+            gettext(
+                "This %(provider)s account is linked to another account.",
+                provider=provider.label,
+            ),
         )
     key = f"{provider.name}:{identifier}"
     if wants_json():
         return jsonify({"linked": key})
-    flash(f"{provider.label} is linked: you can sign in with it.", "success")
+    flash(
+        gettext("%(provider)s is linked: you can sign in with it.", provider=provider.label),
+        "success",
+    )
     return redirect(target or url_for("lucia.oauth_settings"), 303)
 
 
@@ -252,8 +266,11 @@ def _user_by_email(
     if not oauth.settings.link_verified_email:
         raise Failure(
             "account_exists",
-            f"An account with this email already exists. Sign in with your password, "
-            f"then link {provider.label} from your account's settings.",
+            gettext(
+                "An account with this email already exists. Sign in with your password, "
+                "then link %(provider)s from your account's settings.",
+                provider=provider.label,
+            ),
         )
     auth.add_provider_id(auth.users.id_of(existing), provider.name, identifier)
     tell_owner(auth.users.id_of(existing), "provider_linked", provider.label)
@@ -267,7 +284,10 @@ def _create(
     if not auth.settings.sign_up:
         raise Failure(
             "sign_up_closed",
-            f"No account is linked to this {provider.label} account, and sign-up is closed.",
+            gettext(
+                "No account is linked to this %(provider)s account, and sign-up is closed.",
+                provider=provider.label,
+            ),
         )
     if oauth.user_data is None:
         data: Mapping[str, Any] = default_user_data(auth, profile)

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.oauth.flow import _oauth
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
@@ -77,7 +78,7 @@ def oauth_unlink(name: str) -> ResponseReturnValue:
     tell_owner(user_id, "provider_unlinked", _oauth().settings.providers[name].label)
     if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
         return jsonify({"unlinked": key})
-    flash("Unlinked: it no longer signs you in.", "success")
+    flash(gettext("Unlinked: it no longer signs you in."), "success")
     return redirect(url_for("lucia.oauth_settings"), 303)
 
 

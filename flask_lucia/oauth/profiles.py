@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_lucia.core.auth import Auth
+from flask_lucia.i18n import gettext
 from flask_lucia.oauth.settings import Profile
 
 # -- profiles ------------------------------------------------------------------------
@@ -94,7 +95,8 @@ class Failure(Exception):
     def __init__(self, reason: str, message: str, status: int = 400, detail: str = "") -> None:
         super().__init__(f"{reason}: {message}" + (f" ({detail})" if detail else ""))
         self.reason = reason
-        self.message = message
+        #: Translated like a ``LuciaError``'s message.
+        self.message = gettext(message)
         self.status = status
 
 
@@ -105,16 +107,21 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
     from joserfc.errors import JoseError
 
     if isinstance(error, requests.Timeout):
-        return Failure("provider_timeout", f"{label} did not answer in time. Try again.", 502)
+        message = gettext("%(provider)s did not answer in time. Try again.", provider=label)
+        return Failure("provider_timeout", message, 502)
     if isinstance(error, requests.HTTPError):
         status = error.response.status_code if error.response is not None else "?"
-        words = f"{label} answered with an error. Try again later."
+        words = gettext("%(provider)s answered with an error. Try again later.", provider=label)
         return Failure("provider_error", words, 502, detail=f"HTTP {status}")
     if isinstance(error, requests.RequestException):
-        return Failure("provider_unreachable", f"{label} could not be reached. Try again.", 502)
+        message = gettext("%(provider)s could not be reached. Try again.", provider=label)
+        return Failure("provider_unreachable", message, 502)
     if isinstance(error, JoseError):
         detail = getattr(error, "description", "") or getattr(error, "error", "")
-        words = f"{label} sent an answer that failed our checks, so nobody was signed in."
+        words = gettext(
+            "%(provider)s sent an answer that failed our checks, so nobody was signed in.",
+            provider=label,
+        )
         return Failure("invalid_id_token", words, detail=str(detail))
     if isinstance(error, AuthlibBaseError):
         code = getattr(error, "error", None)
@@ -125,16 +132,22 @@ def _protocol_failure(error: Exception, label: str) -> Failure:
                 "Start again.",
             )
         if code == "access_denied":
-            return Failure("access_denied", f"You did not allow the sign-in at {label}.")
+            message = gettext("You did not allow the sign-in at %(provider)s.", provider=label)
+            return Failure("access_denied", message)
         if code == "invalid_grant":
             return Failure(
                 "invalid_grant",
-                f"{label} refused the sign-in code: it was used already or has expired. "
-                "Start again.",
+                gettext(
+                    "%(provider)s refused the sign-in code: it was used already or has "
+                    "expired. Start again.",
+                    provider=label,
+                ),
             )
-        return Failure("provider_error", f"{label} refused the sign-in.", detail=str(code))
+        words = gettext("%(provider)s refused the sign-in.", provider=label)
+        return Failure("provider_error", words, detail=str(code))
     if isinstance(error, (ValueError, KeyError, RuntimeError)):  # a malformed answer
-        return Failure("provider_error", f"{label} sent an answer that could not be used.", 502)
+        message = gettext("%(provider)s sent an answer that could not be used.", provider=label)
+        return Failure("provider_error", message, 502)
     raise error
 
 

@@ -27,6 +27,7 @@ from flask_lucia.core.clock import now_ms
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.tokens import generate_random_string
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import N_, gettext
 from flask_lucia.passkeys.store import PasskeyStore
 from flask_lucia.types import from_ms
 
@@ -45,8 +46,8 @@ _MAX_DEPTH = 8
 _TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card", "hybrid", "internal", "cable"})
 #: What the user is told when the WebAuthn library refuses a response; its own reason
 #: (an origin, an RP id, a flag) is for the log, not for the person at the keyboard.
-REFUSED = "This passkey could not be checked. Try again, or use another sign-in method."
-ALREADY_REGISTERED = "This passkey is already registered."
+REFUSED = N_("This passkey could not be checked. Try again, or use another sign-in method.")
+ALREADY_REGISTERED = N_("This passkey is already registered.")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _name(value: object) -> str:
         raise RequestError("'name' must be a string")
     name = " ".join(value.split())
     if len(name) > MAX_NAME:
-        raise RequestError(f"'name' must be at most {MAX_NAME} characters")
+        raise RequestError(gettext("'name' must be at most %(num)d characters", num=MAX_NAME))
     return name or DEFAULT_NAME
 
 

@@ -6,8 +6,10 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from flask_lucia.i18n import lazy_gettext
+
 
 class PasskeyNameForm(FlaskForm):  # type: ignore[misc]
     """A passkey's new name."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    name = StringField(lazy_gettext("Name"), validators=[DataRequired(), Length(max=100)])

@@ -19,6 +19,7 @@ from flask_lucia.core.cookies import extra_cookie, set_cookie
 from flask_lucia.core.refusals import RequestError
 from flask_lucia.core.tokens import digest, is_well_formed, new_token
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.passkeys.core import (
     CHALLENGE_TTL,
     Passkeys,
@@ -207,9 +208,9 @@ def rename(passkey_id: str) -> ResponseReturnValue:
     form = PasskeyNameForm(**form_options())
     if form.validate_on_submit():
         passkeys().rename(user_id, passkey_id, form.name.data)
-        flash("Passkey renamed.", "success")
+        flash(gettext("Passkey renamed."), "success")
     else:
-        flash("Give the passkey a name of at most 100 characters.", "error")
+        flash(gettext("Give the passkey a name of at most 100 characters."), "error")
     return redirect(url_for("lucia.passkeys"), 303)
 
 
@@ -221,11 +222,11 @@ def delete(passkey_id: str) -> ResponseReturnValue:
     the account has one); it signs in no more, and the owner is told."""
     form_post = request.method == "POST" and not request.is_json and _forms()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
-        flash(messages.FORM_EXPIRED, "error")
+        flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.passkeys"), 303)
     passkey = passkeys().delete(request_state._lucia_user, passkey_id)
     tell_owner(request_state._lucia_session.user_id, "passkey_removed", passkey.name)
     if form_post:
-        flash(f"Deleted the passkey {passkey.name}.", "success")
+        flash(gettext("Deleted the passkey %(name)s.", name=passkey.name), "success")
         return redirect(url_for("lucia.passkeys"), 303)
     return jsonify({"deleted": passkey.id})

@@ -15,15 +15,19 @@ function sameSite(value) {
 }
 
 // What a person reads when a passkey ceremony fails: the server's sentence (ours), else
-// plain words for the browser's errors (its own messages are for developers).
+// plain words for the browser's errors (its own messages are for developers). The page
+// gives them in its language as data-* attributes (data-invalid-state, data-security,
+// data-not-supported, data-failed); these English words are the fallback.
 const BROWSER_WORDS = {
-  InvalidStateError: "This device already has a passkey for your account.",
-  SecurityError: "Passkeys cannot be used at this address of the site.",
-  NotSupportedError: "This browser cannot use passkeys here.",
+  InvalidStateError: ["invalidState", "This device already has a passkey for your account."],
+  SecurityError: ["security", "Passkeys cannot be used at this address of the site."],
+  NotSupportedError: ["notSupported", "This browser cannot use passkeys here."],
 };
-function words(e, fallback) {
+function words(element, e, fallback) {
   if (e && e.name === "LuciaError" && e.message && e.message !== e.code) return e.message;
-  return (e && BROWSER_WORDS[e.name]) || fallback;
+  const known = e && BROWSER_WORDS[e.name];
+  if (known) return element.dataset[known[0]] || known[1];
+  return element.dataset.failed || fallback;
 }
 
 // Show an error of a passkey ceremony in the element named by data-error.
@@ -35,7 +39,7 @@ function reporter(element) {
     },
     show(e, fallback) {
       if (!box) return;
-      box.textContent = words(e, fallback);
+      box.textContent = words(element, e, fallback);
       box.hidden = false;
     },
   };
@@ -85,16 +89,17 @@ if (codes) {
   const text = () =>
     [...codes.querySelectorAll("li")].map((li) => li.textContent.trim()).join("\n") + "\n";
   const status = document.getElementById(codes.dataset.status || "");
-  const say = (words) => {
-    if (status) status.textContent = words;
+  // The page's words (data-copied, data-copy-failed, data-downloaded), else English.
+  const say = (key, english) => {
+    if (status) status.textContent = codes.dataset[key] || english;
   };
   for (const button of document.querySelectorAll("[data-lucia-copy]")) {
     if (!navigator.clipboard) continue;
     button.hidden = false;
     button.addEventListener("click", () =>
       navigator.clipboard.writeText(text()).then(
-        () => say("Copied. Paste them somewhere safe."),
-        () => say("Copying did not work here: select the codes and copy them."),
+        () => say("copied", "Copied. Paste them somewhere safe."),
+        () => say("copyFailed", "Copying did not work here: select the codes and copy them."),
       ),
     );
   }
@@ -108,7 +113,7 @@ if (codes) {
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-      say("Downloaded. Keep the file somewhere safe.");
+      say("downloaded", "Downloaded. Keep the file somewhere safe.");
     });
   }
   for (const button of document.querySelectorAll("[data-lucia-print]")) {

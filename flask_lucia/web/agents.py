@@ -7,6 +7,8 @@ from typing import Final
 
 import ua_parser
 
+from flask_lucia.i18n import gettext
+
 #: ua-parser's family names as people say them.
 _BROWSERS: Final = {
     "Mobile Safari": "Safari",
@@ -26,15 +28,25 @@ _UNKNOWN: Final = "Other"
 _LONGEST: Final = 60  # characters of a raw User-Agent shown when nothing is recognised
 
 
-@lru_cache(maxsize=256)
 def device_name(user_agent: str | None) -> str:
-    """A short name for the browser and system of ``user_agent``; "Unknown device" if empty.
+    """A short name for the browser and system of ``user_agent``; "Unknown device" if empty,
+    in the request's language.
 
     An agent ua-parser does not know is shown as it is, cut to 60 characters.
     """
     agent = (user_agent or "").strip()
     if not agent:
-        return "Unknown device"
+        return gettext("Unknown device")
+    browser, where = _recognise(agent)
+    if browser is None or where is None:
+        return browser or where or agent
+    return gettext("%(browser)s on %(system)s", browser=browser, system=where)
+
+
+@lru_cache(maxsize=256)
+def _recognise(agent: str) -> tuple[str | None, str | None]:
+    """The browser and the system (or Apple device) ua-parser names; None where it knows
+    nothing; when it knows neither, the raw agent cut to 60 characters stands as the browser."""
     parsed = ua_parser.parse(agent)
     browser = parsed.user_agent.family if parsed.user_agent else _UNKNOWN
     browser = _BROWSERS.get(browser, browser)
@@ -42,9 +54,5 @@ def device_name(user_agent: str | None) -> str:
     system = parsed.os.family if parsed.os else _UNKNOWN
     where = device if device in _APPLE_DEVICES else _SYSTEMS.get(system, system)
     if browser == _UNKNOWN and where == _UNKNOWN:
-        return agent if len(agent) <= _LONGEST else agent[: _LONGEST - 1] + "…"
-    if where == _UNKNOWN:
-        return browser
-    if browser == _UNKNOWN:
-        return where
-    return f"{browser} on {where}"
+        return (agent if len(agent) <= _LONGEST else agent[: _LONGEST - 1] + "…"), None
+    return (None if browser == _UNKNOWN else browser), (None if where == _UNKNOWN else where)

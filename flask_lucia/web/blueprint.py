@@ -25,6 +25,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarg
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.web.base import (
     error_response,
     set_retry_after,
@@ -200,7 +201,7 @@ def _form_page(
         error = messages.for_user(error, _ACTIONS.get(request.endpoint or "", "sign_in"))
     message = None if error is None else error.message
     if request.method == "POST" and error is None and (expired or _token_failed(form)):
-        message = messages.FORM_EXPIRED
+        message = gettext(messages.FORM_EXPIRED)
     if message and current_app.secret_key:
         flash(message, "error")
         message = None

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from flask import current_app
@@ -15,6 +15,8 @@ from markupsafe import Markup, escape
 from wtforms import BooleanField, Field, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, EmailInput
+
+from flask_lucia.i18n import lazy_gettext
 
 
 class _RememberInput(CheckboxInput):
@@ -45,21 +47,21 @@ class RememberField(BooleanField):
 class _Credentials(FlaskForm):  # type: ignore[misc]
     """Identifier and password, plus where to go afterwards."""
 
-    identifier = StringField("Email", validators=[DataRequired(), Length(max=255)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    identifier = StringField(lazy_gettext("Email"), validators=[DataRequired(), Length(max=255)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=256)])
     next = HiddenField()
 
 
 class SignInForm(_Credentials):
     """The credentials and "remember me" (off: the cookies end with the browser session)."""
 
-    remember = RememberField("Remember me", default=True)
+    remember = RememberField(lazy_gettext("Remember me"), default=True)
 
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]
     """The password again, to make a stale session fresh."""
 
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=256)])
     next = HiddenField()
 
 
@@ -94,17 +96,33 @@ def _shape() -> Shape:
 
 
 def _password(shape: Shape) -> Any:
-    return PasswordField("Password", validators=[DataRequired(), Length(max=shape.password_max)])
+    validators = [DataRequired(), Length(max=shape.password_max)]
+    return PasswordField(lazy_gettext("Password"), validators=validators)
 
 
 def _identifier(shape: Shape) -> Any:
     """An ``email`` input for the email provider; for any other a text input that phones
     do not capitalize or correct, since those identifiers are used as typed."""
     validators = [DataRequired(), Length(max=shape.identifier_max)]
+    label = _label(shape.label)
     if shape.email:
-        return StringField(shape.label, validators=validators, widget=EmailInput())
+        return StringField(label, validators=validators, widget=EmailInput())
     plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
-    return StringField(shape.label, validators=validators, render_kw=plain)
+    return StringField(label, validators=validators, render_kw=plain)
+
+
+#: The identifier labels flask-lucia picks itself (``LUCIA_IDENTIFIER_LABEL`` unset), which
+#: its catalogs translate; an app's own label is shown as the app gave it.
+_DEFAULT_LABELS: Final = {
+    "Email": lazy_gettext("Email"),
+    "Username": lazy_gettext("Username"),
+    "Email or username": lazy_gettext("Email or username"),
+}
+
+
+def _label(word: str) -> Any:
+    """A label flask-lucia chose, translated; an app's own words as they are."""
+    return _DEFAULT_LABELS.get(word, word)
 
 
 @lru_cache(maxsize=32)
@@ -154,7 +172,7 @@ def _sign_up_class(
     plain = {"autocapitalize": "none", "autocorrect": "off", "spellcheck": "false"}
     keys = {
         name: StringField(
-            name.replace("_", " ").capitalize(),
+            _label(name.replace("_", " ").capitalize()),
             validators=[DataRequired(), Length(max=shape.identifier_max)],
             render_kw=plain,
         )
@@ -192,20 +210,25 @@ def sign_up_form(columns: Sequence[sa.Column[Any]], providers: Sequence[str] = (
 class EmailForm(FlaskForm):  # type: ignore[misc]
     """An email address: where to send a reset link, or the new address of an account."""
 
-    email = StringField("Email", validators=[DataRequired(), Length(max=255)])
+    email = StringField(lazy_gettext("Email"), validators=[DataRequired(), Length(max=255)])
 
 
 class NewPasswordForm(FlaskForm):  # type: ignore[misc]
     """A new password, typed twice (the reset link's page)."""
 
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField(
+        lazy_gettext("New password"), validators=[DataRequired(), Length(max=1024)]
+    )
     confirm = PasswordField(
-        "New password again",
-        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+        lazy_gettext("New password again"),
+        validators=[
+            DataRequired(),
+            EqualTo("password", message=lazy_gettext("The passwords do not match.")),
+        ],
     )
     #: Shown only to an account with a second factor (DESIGN §15).
     code = StringField(
-        "Code from your authenticator app, or a recovery code",
+        lazy_gettext("Code from your authenticator app, or a recovery code"),
         validators=[Optional(), Length(max=64)],
     )
 
@@ -214,7 +237,7 @@ class ChangePasswordForm(NewPasswordForm):
     """The current password, then the new one twice."""
 
     current_password = PasswordField(
-        "Current password", validators=[DataRequired(), Length(max=1024)]
+        lazy_gettext("Current password"), validators=[DataRequired(), Length(max=1024)]
     )
 
 
@@ -226,8 +249,8 @@ class DeleteAccountForm(FlaskForm):  # type: ignore[misc]
     """A box to tick before the account goes."""
 
     confirm = BooleanField(
-        "I understand that this deletes my account and cannot be undone",
-        validators=[DataRequired(message="Tick the box to delete your account.")],
+        lazy_gettext("I understand that this deletes my account and cannot be undone"),
+        validators=[DataRequired(message=lazy_gettext("Tick the box to delete your account."))],
     )
 
 

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.web.base import error_response
 
 _HTML = ("text/html", "application/xhtml+xml")
@@ -53,7 +54,7 @@ def error_page(error: LuciaError, status: int | None = None, **extra: object) ->
 def outcome(what: messages.Outcome, sentence: str) -> BaseResponse:
     """After a form that changed the account: ``sentence`` flashed as a success and a 303 to
     ``/auth/done``, a built-in page that shows it, whatever the app's own pages render."""
-    flash(sentence, "success")
+    flash(gettext(sentence), "success")
     return redirect(url_for("lucia.done", what=what), 303)
 
 

@@ -24,6 +24,7 @@ from werkzeug.exceptions import NotFound
 
 from flask_lucia import messages
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.types import Session
 from flask_lucia.web.agents import device_name
 from flask_lucia.web.base import (
@@ -229,7 +230,7 @@ def done() -> ResponseReturnValue:
         raise NotFound()
     if not get_flashed_messages():
         return redirect(_home(), 303)
-    return render_template("lucia/done.html", title=title)
+    return render_template("lucia/done.html", title=gettext(title))
 
 
 @bp.route("/confirm", methods=["GET", "POST"], endpoint="reauthenticate")
