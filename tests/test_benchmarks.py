@@ -61,3 +61,16 @@ def test_the_scale_benchmark_runs_end_to_end_at_a_small_size(tmp_path: Path) -> 
     assert "300 sessions median" in report
     assert "cleanup: 900 rows" in report  # 300 expired sessions, each with two tokens
     assert "sign-in: POST /auth/sign-in median" in report
+
+
+def test_lucia_costs_more_python_calls_than_the_floor_and_fewer_than_flask_login(
+    bench_url: str,
+) -> None:
+    from benchmarks.request_calls import calls_per_request
+
+    headers = seed(bench_url)
+    calls = {
+        kind: calls_per_request(kind, bench_url, headers[kind], 50)
+        for kind in ("lucia", "floor", "flask-login")
+    }
+    assert calls["floor"] < calls["lucia"] < calls["flask-login"]

@@ -26,6 +26,5 @@ def init_app(app: Flask, auth: Auth) -> EventStore:
     auth.storage.event_writers.append(record.writer(store))
     auth.cleanups.append(lambda now: store.prune(now - keep))
     signals.user_signed_in.connect(record.signed_in, weak=False)  # once: same receiver
-    app.after_request(record.flush)
     devices_sections(app).append(recent_section)
     return store

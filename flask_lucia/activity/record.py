@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, after_this_request, current_app, has_request_context, request
 from sqlalchemy.engine import Connection
 from werkzeug.wrappers import Response
 
@@ -70,14 +70,16 @@ def signed_in(sender: Flask, *, session: Any, **_: Any) -> None:
     """``user_signed_in``: queue the sign-in's event on the request (written after it)."""
     if not has_request_context() or "lucia_activity" not in sender.extensions:
         return
-    queued: list[tuple[Any, tuple[str, ...] | None]] = request_state.setdefault(
-        "_lucia_activity", []
-    )
+    queued: list[tuple[Any, tuple[str, ...] | None]] | None = request_state.get("_lucia_activity")
+    if queued is None:  # the first sign-in of this request: written after it, and only then
+        queued = request_state._lucia_activity = []
+        after_this_request(flush)
     queued.append((session.user_id, way_in(session)))
 
 
 def flush(response: Response) -> Response:
-    """``after_request``: write the sign-ins this request made (and ``new_device`` for a
+    """After a request that signed someone in (``after_this_request``, so other requests
+    pay nothing): write the sign-ins it made (and ``new_device`` for a
     browser never seen on the account) in one INSERT; a failure is only logged."""
     queued = request_state.pop("_lucia_activity", None)
     new_device = request_state.pop("_lucia_new_device", None)
