@@ -54,13 +54,13 @@ DEVICES = [  # (user agent, address, how long ago it signed in)
 ]
 
 
-def make_app(folder: str, outbox: Outbox) -> Flask:
+def make_app(folder: str, outbox: Outbox, **config: Any) -> Flask:
     app = Flask(__name__, instance_path=folder)
     app.config.update(
         SECRET_KEY="screenshots",
         TESTING=True,  # links from the request's host: the loopback server's
         LUCIA_DATABASE_URL=f"sqlite:///{folder}/lucia.sqlite3",
-        **TOUR_CONFIG,
+        **{**TOUR_CONFIG, **config},
     )
     lucia = tour_lucia(outbox)
     lucia.init_app(app)
@@ -104,6 +104,45 @@ def other_devices(app: Flask, session: Any) -> None:
                 flask_lucia.core.clock.time = time
 
 
+#: Events for the activity list: (kind, device, address, amr, how long ago).
+EVENTS = [
+    ("password_changed", "Safari on iPhone", "198.51.100.23", None, 26 * 3600),
+    ("sign_in_failed", "curl", "192.0.2.66", None, 5 * 3600),
+    ("refresh_reuse", "Firefox on Windows", "203.0.113.7", None, 3 * 3600),
+    ("passkey_added", "Firefox on Android", "203.0.113.80", None, 40 * 60),
+    ("sign_in", "Firefox on Android", "203.0.113.80", ("passkey",), 3 * 60),
+]
+
+
+def some_activity(app: Flask, session: Any) -> None:
+    """Events of the last day, as the devices page's "Recent activity" shows them."""
+    from flask_lucia.activity.store import Event
+
+    user_id, now = session["user"]["user_id"], int(time.time() * 1000)
+    with app.app_context():
+        app.extensions["lucia_activity"].write_many(
+            [
+                Event(kind, user_id, now - ago * 1000, device, ip, amr)
+                for kind, device, ip, amr, ago in EVENTS
+            ]
+        )
+
+
+def code_pages(browser: Any, folder: str) -> None:
+    """The two pages of signing in with a code sent by email (on in an app of its own)."""
+    app = make_app(folder, Outbox(), LUCIA_EMAIL_CODE_SIGN_IN=True)
+    with serving(app) as url:
+        page: Any = browser.new_context(color_scheme="light").new_page()
+        page.goto(url + "/auth/sign-in")
+        page.click("text=Email me a code")
+        page.wait_for_selector("input[name=email]")
+        shoot(page, "sign-in-code")
+        page.fill("input[name=email]", "ann@example.com")
+        page.click("button[type=submit]")
+        page.wait_for_selector("input[name=code]")
+        shoot(page, "sign-in-code-verify")
+
+
 def shoot(page: Page, name: str) -> None:
     for label, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
@@ -123,10 +162,15 @@ def main() -> None:
             page: Any = context.new_page()
             for name in tour(page, url, app, outbox):
                 if name == "devices":
-                    other_devices(app, page.request.get(url + "/auth/session").json())
+                    session = page.request.get(url + "/auth/session").json()
+                    other_devices(app, session)
+                    some_activity(app, session)
                     page.reload()
                 page.wait_for_load_state("networkidle")
                 shoot(page, name)
+                if name == "devices":
+                    page.goto(url + "/auth/devices#activity")
+                    shoot(page, "activity")
                 if name in DARK:
                     page.emulate_media(color_scheme="dark")
                     shoot(page, name + "-dark")
@@ -137,6 +181,8 @@ def main() -> None:
                     page.click("button[type=submit]")
                     page.wait_for_selector("text=This form expired")
                     shoot(page, "sign-in-expired")
+        with tempfile.TemporaryDirectory() as other:
+            code_pages(browser, other)
         browser.close()
 
 
