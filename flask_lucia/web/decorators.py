@@ -55,24 +55,13 @@ def _gated() -> bool:
     return bool(request_state.get("_lucia_unverified")) and request.blueprint != "lucia"
 
 
-def login_required(view: F) -> F:
-    """Let signed-in requests through; OPTIONS (CORS preflight) is exempt. With
-    ``LUCIA_EMAIL_VERIFICATION = "required"`` the email must be verified too."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS":
-            if request_state.get("_lucia_user") is None:
-                return unauthenticated()
-            if _gated():
-                return unverified()
-        return current_app.ensure_sync(view)(*args, **kwargs)
-
-    return cast(F, wrapper)
+#: A requirement of a guarded view: None to let the session through, else the answer.
+Check = Callable[[Session], "ResponseReturnValue | None"]
 
 
-def fresh_login_required(view: F) -> F:
-    """Like ``login_required``, and the session must be fresh (password within FRESH_FOR)."""
+def _guard(view: F, *checks: Check) -> F:
+    """``view`` behind a signed-in session and then ``checks`` in order (the first
+    refusal answers); OPTIONS (CORS preflight) is exempt; sync or async views."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -80,13 +69,44 @@ def fresh_login_required(view: F) -> F:
             session = request_state.get("_lucia_session")
             if session is None:
                 return unauthenticated()
-            if _gated():
-                return unverified()
-            if not session.fresh:
-                return unauthenticated(fresh_required=True)
+            for check in checks:
+                refused = check(session)
+                if refused is not None:
+                    return refused
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def _verified_when_required(_: Session) -> ResponseReturnValue | None:
+    return unverified() if _gated() else None
+
+
+def _fresh(session: Session) -> ResponseReturnValue | None:
+    return None if session.fresh else unauthenticated(fresh_required=True)
+
+
+def _second_factor_proved(session: Session) -> ResponseReturnValue | None:
+    return second_factor_needed() if second_factor_missing(session) else None
+
+
+def _aal2(session: Session) -> ResponseReturnValue | None:
+    return second_factor_needed() if session.aal < 2 else None
+
+
+def _verified(session: Session) -> ResponseReturnValue | None:
+    return unverified() if _needs_verification(session.user_id) else None
+
+
+def login_required(view: F) -> F:
+    """Let signed-in requests through; OPTIONS (CORS preflight) is exempt. With
+    ``LUCIA_EMAIL_VERIFICATION = "required"`` the email must be verified too."""
+    return _guard(view, _verified_when_required)
+
+
+def fresh_login_required(view: F) -> F:
+    """Like ``login_required``, and the session must be fresh (password within FRESH_FOR)."""
+    return _guard(view, _verified_when_required, _fresh)
 
 
 def second_factor_needed() -> ResponseReturnValue:
@@ -111,57 +131,20 @@ def factors_required(view: F) -> F:
     session that has gone stale, or one made before the factor was turned on, cannot add
     a way in for its thief. With a second factor, its code is what makes the session
     fresh again; without one, the password (``/auth/confirm``)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS":
-            session = request_state.get("_lucia_session")
-            if session is None:
-                return unauthenticated()
-            if _gated():
-                return unverified()
-            if second_factor_missing(session):
-                return second_factor_needed()
-            if not session.fresh:
-                return unauthenticated(fresh_required=True)
-        return current_app.ensure_sync(view)(*args, **kwargs)
-
-    return cast(F, wrapper)
+    return _guard(view, _verified_when_required, _second_factor_proved, _fresh)
 
 
 def mfa_required(view: F) -> F:
     """Like ``login_required``, and the session must be of assurance level 2
     (``Session.aal == 2``, DESIGN §19: a second factor, a passkey or a trusted browser);
     otherwise the two-factor page (HTML) or 401 ``AUTH_SECOND_FACTOR_REQUIRED`` (JSON)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS":
-            session = request_state.get("_lucia_session")
-            if session is None:
-                return unauthenticated()
-            if session.aal < 2:
-                return second_factor_needed()
-        return current_app.ensure_sync(view)(*args, **kwargs)
-
-    return cast(F, wrapper)
+    return _guard(view, _aal2)
 
 
 def verified_required(view: F) -> F:
     """Like ``login_required``, and the user's email must be verified, whatever
     ``LUCIA_EMAIL_VERIFICATION`` says (a user without an email has nothing to verify)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if request.method != "OPTIONS":
-            session = request_state.get("_lucia_session")
-            if session is None:
-                return unauthenticated()
-            if _needs_verification(session.user_id):
-                return unverified()
-        return current_app.ensure_sync(view)(*args, **kwargs)
-
-    return cast(F, wrapper)
+    return _guard(view, _verified)
 
 
 def _needs_verification(user_id: Any) -> bool:
