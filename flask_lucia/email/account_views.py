@@ -22,7 +22,6 @@ from flask_lucia import messages
 from flask_lucia.email.views import (
     _emails,
     _failed_form,
-    _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
@@ -35,7 +34,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, state
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import bp, forms_enabled
 from flask_lucia.web.decorators import (
     factors_required,
     fresh_login_required,
@@ -161,12 +160,12 @@ def change_email_link(token: str) -> ResponseReturnValue:
             return _token_page(_invalid_link(error, url_for("lucia.change_email")))
         if error.code != "AUTH_DUPLICATE_PROVIDER_ID":
             raise
-        if wants_json() or not _forms_enabled():
+        if wants_json() or not forms_enabled():
             return _token_page(error_response(error))
         return _token_page(
             _page("lucia/invalid_link.html", 409, error, again=url_for("lucia.change_email"))
         )
-    if wants_json() or not _forms_enabled():
+    if wants_json() or not forms_enabled():
         return _token_page(jsonify({"email": address}))
     return _token_page(_page("lucia/email_changed.html", email=address))
 
@@ -180,7 +179,7 @@ def delete_account() -> ResponseReturnValue:
     """Delete the signed-in user's account (fresh session; ``LUCIA_ACCOUNT_DELETION``)."""
     auth = state()
     if not auth.settings.account_deletion:
-        if wants_json() or not _forms_enabled():
+        if wants_json() or not forms_enabled():
             closed = LuciaError("AUTH_INVALID_REQUEST", "Accounts cannot be deleted here.")
             return error_response(closed, 404)
         raise NotFound()

@@ -27,7 +27,6 @@ from flask_lucia.email.flows import RESET_SENT
 from flask_lucia.email.views import (
     _emails,
     _failed_form,
-    _forms_enabled,
     _invalid_link,
     _json_body,
     _json_post,
@@ -39,7 +38,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, same_origin, state
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import bp, forms_enabled
 from flask_lucia.web.decorators import (
     wants_json,
 )
@@ -128,7 +127,7 @@ def _reset_password_link(token: str) -> BaseResponse:
         emails.check_reset(token)
     except LuciaError as error:
         return _invalid_link(error, url_for("lucia.reset_password"))
-    if wants_json() or not _forms_enabled():
+    if wants_json() or not forms_enabled():
         return jsonify({"valid": True})
     response = redirect(url_for("lucia.reset_password"), 303)
     _set_reset_cookie(response, token, emails.auth.settings.reset_ttl // 1000)

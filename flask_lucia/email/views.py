@@ -32,7 +32,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, set_retry_after
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import bp, forms_enabled
 from flask_lucia.web.decorators import (
     login_required,
     wants_json,
@@ -53,13 +53,9 @@ def _emails() -> Emails:
     return found
 
 
-def _forms_enabled() -> bool:
-    return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
-
-
 def _json_post() -> bool:
     """A POST answered in JSON: a JSON body, or any POST while the form views are off."""
-    return request.method == "POST" and (request.is_json or not _forms_enabled())
+    return request.method == "POST" and (request.is_json or not forms_enabled())
 
 
 def _json_body(*names: str, optional: tuple[str, ...] = ()) -> dict[str, str] | Response:
@@ -112,7 +108,7 @@ def _page(
     template: str, status: int = 200, error: LuciaError | str | None = None, **context: Any
 ) -> Response:
     """Render one of the flows' pages; an error is flashed (429 adds ``Retry-After``)."""
-    if not _forms_enabled():
+    if not forms_enabled():
         raise NotFound()
     message = error.message if isinstance(error, LuciaError) else error and gettext(error)
     if message and current_app.secret_key:
@@ -140,7 +136,7 @@ def _token_page(response: BaseResponse) -> BaseResponse:
 
 def _invalid_link(error: LuciaError, again: str) -> Response:
     """A link that does not work: JSON 400 ``AUTH_INVALID_TOKEN``, or a page that says so."""
-    if wants_json() or not _forms_enabled():
+    if wants_json() or not forms_enabled():
         return error_response(error)
     return _page("lucia/invalid_link.html", error.status, error.message, again=again)
 
@@ -161,7 +157,7 @@ def verify_email() -> ResponseReturnValue:
     next_path = safe_next_url(request.values.get("next"))
     if request.method == "GET":
         address, verified = emails.address(user_id), emails.email_verified(user_id)
-        if wants_json() or not _forms_enabled():
+        if wants_json() or not forms_enabled():
             return jsonify({"email": address, "verified": verified is not None})
         form = ButtonForm(**form_options())
         return _page(
@@ -203,7 +199,7 @@ def verify_email_link(token: str) -> ResponseReturnValue:
         if error.code != "AUTH_INVALID_TOKEN":
             raise
         return _token_page(_invalid_link(error, url_for("lucia.verify_email")))
-    if wants_json() or not _forms_enabled():
+    if wants_json() or not forms_enabled():
         return _token_page(jsonify({"verified": True, "email": address}))
     request_state.pop(
         "_lucia_unverified", None

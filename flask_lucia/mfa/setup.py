@@ -26,16 +26,14 @@ from flask_lucia.mfa.views import (
     _bad_request,
     _code,
     _expired,
-    _forms,
     _issuer,
-    _json_mode,
     _page,
     mfa_state,
 )
 from flask_lucia.types import Session
 from flask_lucia.web.base import error_response, same_origin, state
-from flask_lucia.web.blueprint import bp
-from flask_lucia.web.decorators import factors_required
+from flask_lucia.web.blueprint import bp, forms_enabled
+from flask_lucia.web.decorators import factors_required, json_wanted
 from flask_lucia.web.forms import ActionForm, form_options
 from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.pages import error_page
@@ -68,10 +66,10 @@ def _manage() -> ResponseReturnValue:
     """The signed-in user's TOTP: its status, or setting it up."""
     mfa = mfa_state()
     user, session = request_state._lucia_user, request_state._lucia_session
-    if request.method == "GET" and _json_mode():
+    if request.method == "GET" and json_wanted():
         left = mfa.recovery_codes_left(session.user_id)
         return jsonify({"enabled": mfa.enabled(session.user_id), "recovery_codes_left": left})
-    json_post = request.method == "POST" and (request.is_json or not _forms())
+    json_post = request.method == "POST" and (request.is_json or not forms_enabled())
     if not json_post and mfa.enabled(session.user_id):
         left = mfa.recovery_codes_left(session.user_id)
         action = ActionForm(**form_options())
@@ -82,7 +80,7 @@ def _manage() -> ResponseReturnValue:
 def _setup(user: Any, user_id: Any, done: Done) -> ResponseReturnValue:
     """A new secret, or a first code that confirms one; then ``done``."""
     mfa = mfa_state()
-    if request.method == "POST" and (request.is_json or not _forms()):
+    if request.method == "POST" and (request.is_json or not forms_enabled()):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _bad_request("expected a JSON object: {} for a secret, or 'code' and 'secret'")
@@ -120,7 +118,7 @@ def _turned_on(session: Session, codes: list[str]) -> ResponseReturnValue:
     """TOTP is on: this session proved it (aal 2, DESIGN §19); the owner is told."""
     request_state._lucia_session = state().step_up(session, "otp")
     tell_owner(session.user_id, "second_factor_on")
-    if request.is_json or not _forms():
+    if request.is_json or not forms_enabled():
         return jsonify({"recovery_codes": codes})
     return _page("lucia/two_factor_codes.html", codes=codes)
 
@@ -128,7 +126,7 @@ def _turned_on(session: Session, codes: list[str]) -> ResponseReturnValue:
 def _enrolled(token: str, pending: PendingSignIn, codes: list[str]) -> ResponseReturnValue:
     """TOTP is on for a pending sign-in held for enrolment: it goes on through the pipeline
     with ``"otp"`` proved, and the answer carries the recovery codes."""
-    json_mode = request.is_json or not _forms()
+    json_mode = request.is_json or not forms_enabled()
     if not mfa_state().pending.complete(token):  # expired meanwhile, or taken by a racer
         return _expired(json_mode, True)
     tell_owner(pending.user_id, "second_factor_on")

@@ -36,7 +36,7 @@ from flask_lucia.mfa.forms import CodeForm
 from flask_lucia.types import Session
 from flask_lucia.web import links
 from flask_lucia.web.base import error_response, same_origin, set_retry_after, state
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import bp, forms_enabled
 from flask_lucia.web.decorators import factors_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
 from flask_lucia.web.notices import tell_owner
@@ -50,15 +50,6 @@ def mfa_state() -> SecondFactor:
     """The current app's ``SecondFactor`` (``app.extensions["lucia_mfa"]``)."""
     found: SecondFactor = current_app.extensions["lucia_mfa"]
     return found
-
-
-def _forms() -> bool:
-    return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
-
-
-def _json_mode() -> bool:
-    """Answer JSON: a JSON body, a client that prefers JSON, or no form views."""
-    return request.is_json or wants_json() or not _forms()
 
 
 def _bad_request(message: str) -> Response:
@@ -102,10 +93,14 @@ def _code(body: object) -> str | Response:
 @factors_required
 def recovery_codes() -> ResponseReturnValue:
     """Ten new recovery codes in place of the old ones (fresh session), shown this once."""
-    if not request.is_json and _forms() and not ActionForm(**form_options()).validate_on_submit():
+    if (
+        not request.is_json
+        and forms_enabled()
+        and not ActionForm(**form_options()).validate_on_submit()
+    ):
         return redirect(url_for("lucia.two_factor"), 303)
     codes = mfa_state().new_recovery_codes(request_state._lucia_user)
-    if request.is_json or not _forms():
+    if request.is_json or not forms_enabled():
         return jsonify({"recovery_codes": codes})
     return _page("lucia/two_factor_codes.html", codes=codes)
 
@@ -115,7 +110,7 @@ def recovery_codes() -> ResponseReturnValue:
 @factors_required
 def disable() -> ResponseReturnValue:
     """Turn TOTP off (fresh session): ``DELETE /two-factor``, or the page's form."""
-    form_post = request.method == "POST" and not request.is_json and _forms()
+    form_post = request.method == "POST" and not request.is_json and forms_enabled()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.two_factor"), 303)
@@ -141,7 +136,7 @@ def verify() -> ResponseReturnValue:
     token = pending_token()
     pending = mfa.pending.find(token, client()) if token else None
     session: Session | None = request_state.get("_lucia_session")
-    json_mode = request.is_json or not _forms() or (request.method == "GET" and wants_json())
+    json_mode = request.is_json or not forms_enabled() or (request.method == "GET" and wants_json())
     if pending is None and session is None:
         return _expired(json_mode, token is not None)
     if pending is not None and pending.setup:  # nothing to give yet: set one up first

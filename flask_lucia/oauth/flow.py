@@ -39,7 +39,7 @@ from flask_lucia.oauth.profiles import (
 from flask_lucia.oauth.settings import OAuthState, Profile, Provider, oauth_state
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
-from flask_lucia.web.decorators import second_factor_missing, wants_json
+from flask_lucia.web.decorators import json_wanted, second_factor_missing, wants_json
 from flask_lucia.web.links import external_url
 from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.pipeline import finish_sign_in
@@ -52,7 +52,7 @@ def _failure_response(provider: Provider | None, failure: Failure) -> ResponseRe
     current_app.logger.info("sign-in through %s failed: %s", provider and provider.name, failure)
     error = LuciaError("AUTH_OAUTH_FAILED", failure.message)
     name = provider.name if provider is not None else None
-    if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+    if json_wanted():
         return error_response(error, failure.status, reason=failure.reason, provider=name)
     page = render_template(
         "lucia/oauth_error.html",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import (
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -21,7 +20,7 @@ from flask_lucia.i18n import gettext
 from flask_lucia.oauth.flow import _oauth
 from flask_lucia.web.base import error_response, state
 from flask_lucia.web.blueprint import bp
-from flask_lucia.web.decorators import factors_required, login_required, wants_json
+from flask_lucia.web.decorators import factors_required, json_wanted, login_required
 from flask_lucia.web.notices import tell_owner
 from flask_lucia.web.proxies import request_state
 
@@ -43,7 +42,7 @@ def oauth_settings() -> ResponseReturnValue:
         }
         for p in oauth.settings.providers.values()
     ]
-    if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+    if json_wanted():
         return jsonify({"providers": rows, "keys": len(keys)})
     return render_template("lucia/oauth_settings.html", providers=rows, last=len(keys) <= 1)
 
@@ -76,14 +75,14 @@ def oauth_unlink(name: str) -> ResponseReturnValue:
         return _unlink_answer(nothing, 404)
     key = f"{name}:{identifier}"
     tell_owner(user_id, "provider_unlinked", _oauth().settings.providers[name].label)
-    if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+    if json_wanted():
         return jsonify({"unlinked": key})
     flash(gettext("Unlinked: it no longer signs you in."), "success")
     return redirect(url_for("lucia.oauth_settings"), 303)
 
 
 def _unlink_answer(error: LuciaError, status: int) -> ResponseReturnValue:
-    if wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+    if json_wanted():
         return error_response(error, status)
     flash(error.message, "error")
     return redirect(url_for("lucia.oauth_settings"), 303)

@@ -29,7 +29,7 @@ from flask_lucia.passkeys.core import (
 from flask_lucia.passkeys.forms import PasskeyNameForm
 from flask_lucia.web import links
 from flask_lucia.web.base import error_response, same_origin, state
-from flask_lucia.web.blueprint import bp
+from flask_lucia.web.blueprint import bp, forms_enabled
 from flask_lucia.web.decorators import factors_required, login_required, wants_json
 from flask_lucia.web.forms import ActionForm, form_options
 from flask_lucia.web.notices import tell_owner
@@ -58,10 +58,6 @@ def relying_party() -> RelyingParty:
 def _passkeys_available() -> dict[str, Any]:
     """``lucia_passkeys`` in templates: whether the ``mfa`` extra's webauthn is installed."""
     return {"lucia_passkeys": available()}
-
-
-def _forms() -> bool:
-    return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
 
 
 def _body() -> dict[str, Any]:
@@ -184,7 +180,7 @@ def sign_in_verify() -> ResponseReturnValue:
 def passkey_list() -> ResponseReturnValue:
     """The user's passkeys: JSON ``{"passkeys": [...]}``, or the page to manage them."""
     listed = passkeys().list(request_state._lucia_session.user_id)
-    if wants_json() or not _forms():
+    if wants_json() or not forms_enabled():
         return jsonify({"passkeys": [p.to_dict() for p in listed]})
     options = form_options()
     return render_template(
@@ -202,7 +198,7 @@ def passkey_list() -> ResponseReturnValue:
 def rename(passkey_id: str) -> ResponseReturnValue:
     """``{"name"}`` (or the page's form): a new name for one of the user's passkeys."""
     user_id = request_state._lucia_session.user_id
-    if request.is_json or not _forms():
+    if request.is_json or not forms_enabled():
         passkey = passkeys().rename(user_id, passkey_id, _body().get("name"))
         return jsonify({"passkey": passkey.to_dict()})
     form = PasskeyNameForm(**form_options())
@@ -220,7 +216,7 @@ def rename(passkey_id: str) -> ResponseReturnValue:
 def delete(passkey_id: str) -> ResponseReturnValue:
     """Delete one of the user's passkeys (fresh session, and the second factor proved when
     the account has one); it signs in no more, and the owner is told."""
-    form_post = request.method == "POST" and not request.is_json and _forms()
+    form_post = request.method == "POST" and not request.is_json and forms_enabled()
     if form_post and not ActionForm(**form_options()).validate_on_submit():
         flash(gettext(messages.FORM_EXPIRED), "error")
         return redirect(url_for("lucia.passkeys"), 303)

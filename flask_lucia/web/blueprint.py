@@ -110,7 +110,7 @@ def _lucia_error(error: LuciaError) -> Response:
 def _expired_token(error: CSRFError) -> ResponseReturnValue:
     """``CSRFProtect`` refused a form's token: the form again, as typed, with a fresh token
     and the reason; JSON clients get the JSON error."""
-    if request.is_json or not _forms_enabled():
+    if request.is_json or not forms_enabled():
         return error_response(LuciaError("AUTH_INVALID_REQUEST", error.description), 400)
     if request.endpoint == "lucia.sign_in":
         return _form_page("lucia/sign_in.html", sign_in_form(), expired=True)
@@ -179,7 +179,8 @@ def typings() -> Response:
     return send_from_directory(_STATIC, "lucia.d.ts", mimetype="text/plain", max_age=3600)
 
 
-def _forms_enabled() -> bool:
+def forms_enabled() -> bool:
+    """Whether browsers get the blueprint's pages and forms (``LUCIA_REGISTER_VIEWS``)."""
     return bool(current_app.config["LUCIA_REGISTER_VIEWS"])
 
 
@@ -193,7 +194,7 @@ def _form_page(
     """Render a form page; a failed POST answers 400 (429 when throttled), error flashed in
     the user's words. An expired or missing CSRF token says so; the fields keep what was
     typed (never the password) and the page carries a fresh token."""
-    if not _forms_enabled():
+    if not forms_enabled():
         raise NotFound()
     if request.method == "GET":
         form.next.data = safe_next_url(request.args.get("next")) or ""

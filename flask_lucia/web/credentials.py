@@ -28,10 +28,10 @@ from flask_lucia.web.blueprint import (
     _CREDENTIAL_FAILURES,
     _bad_request,
     _form_page,
-    _forms_enabled,
     _home,
     _sign_up_form,
     bp,
+    forms_enabled,
 )
 from flask_lucia.web.forms import (
     SignUpForm,
@@ -119,7 +119,7 @@ def finish_first_factor(
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
 def sign_in_endpoint() -> ResponseReturnValue:
     """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
-    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+    if request.method == "POST" and (request.is_json or not forms_enabled()):
         return _sign_in_json()
     if request.method == "POST" and not same_origin(required=False):
         return refused()
@@ -148,7 +148,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
     """Sign up: JSON for scripts, a Flask-WTF form (with the app's user columns) for browsers."""
     if not state().settings.sign_up:
         return _sign_up_closed()
-    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+    if request.method == "POST" and (request.is_json or not forms_enabled()):
         return _sign_up_json()
     if request.method == "POST" and not same_origin(required=False):
         return refused()

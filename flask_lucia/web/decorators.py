@@ -26,6 +26,11 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def json_wanted() -> bool:
+    """Answer JSON: a JSON body, a client that prefers JSON, or no form views."""
+    return wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]
+
+
 def unauthenticated(*, fresh_required: bool = False) -> ResponseReturnValue:
     """Redirect HTML requests to the login view with a same-origin ``next``; else 401 JSON."""
     view = current_app.config.get("LUCIA_LOGIN_VIEW")
@@ -43,7 +48,7 @@ def unauthenticated(*, fresh_required: bool = False) -> ResponseReturnValue:
 def unverified() -> ResponseReturnValue:
     """Send HTML requests to the verification page with a same-origin ``next``; else 403
     ``AUTH_EMAIL_NOT_VERIFIED``."""
-    if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
+    if not json_wanted():
         next_path = request.full_path if request.query_string else request.path
         return redirect(url_for("lucia.verify_email", next=next_path))
     return error_response(LuciaError("AUTH_EMAIL_NOT_VERIFIED"))
@@ -112,7 +117,7 @@ def fresh_login_required(view: F) -> F:
 def second_factor_needed() -> ResponseReturnValue:
     """Send HTML requests to the code page with a same-origin ``next`` (a code there makes
     the session count as MFA, and fresh); else 401 ``AUTH_SECOND_FACTOR_REQUIRED``."""
-    if current_app.config["LUCIA_REGISTER_VIEWS"] and not wants_json():
+    if not json_wanted():
         next_path = request.full_path if request.query_string else request.path
         return redirect(url_for("lucia.two_factor_verify", next=next_path))
     verify = url_for("lucia.two_factor_verify")

@@ -19,7 +19,7 @@ from flask_lucia.core.cookies import extra_cookie, set_cookie
 from flask_lucia.core.pending import Pending, client_digest
 from flask_lucia.errors import LuciaError
 from flask_lucia.web.base import error_response, state
-from flask_lucia.web.decorators import wants_json
+from flask_lucia.web.decorators import json_wanted
 
 
 def pending_state() -> Pending:
@@ -49,7 +49,7 @@ def answer_pending(
     endpoint = "lucia.two_factor" if setup else "lucia.two_factor_verify"
     page = url_for(endpoint)
     response: BaseResponse
-    if request.is_json or wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]:
+    if json_wanted():
         if setup:
             error = LuciaError("AUTH_SECOND_FACTOR_SETUP_REQUIRED")
             response = error_response(error, setup=page)

@@ -30,7 +30,7 @@ from flask_lucia.core import assurance
 from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session, Tokens
 from flask_lucia.web.base import error_response, presented_device, state
-from flask_lucia.web.decorators import wants_json
+from flask_lucia.web.decorators import json_wanted
 from flask_lucia.web.hook import issue_session, sign_in
 from flask_lucia.web.pages import error_page
 from flask_lucia.web.pending import answer_pending, pending_state
@@ -116,11 +116,6 @@ def start_session(attempt: SignIn) -> BaseResponse:
     if json_wanted():
         return jsonify(session_body(user, request_state._lucia_session))
     return redirect(attempt.next_url or request.script_root + "/", 303)
-
-
-def json_wanted() -> bool:
-    """Answer JSON: a JSON body, a client that prefers JSON, or no form views."""
-    return request.is_json or wants_json() or not current_app.config["LUCIA_REGISTER_VIEWS"]
 
 
 def token_body(session: Session, tokens: Tokens) -> dict[str, Any]:

@@ -36,9 +36,9 @@ from flask_lucia.web.blueprint import (
     _FORM_TYPES,
     _bad_request,
     _form_page,
-    _forms_enabled,
     _home,
     bp,
+    forms_enabled,
 )
 from flask_lucia.web.credentials import _confirm, _transport
 from flask_lucia.web.decorators import login_required
@@ -136,7 +136,7 @@ def _signed_out_page() -> str:
     configured = state().settings.sign_out_redirect
     if configured is not None:
         return configured
-    return url_for("lucia.sign_in") if _forms_enabled() else _home()
+    return url_for("lucia.sign_in") if forms_enabled() else _home()
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def revoke(session_id: str) -> ResponseReturnValue:
     was_current = current is not None and current.session_id == session_id
     if was_current:
         sign_out()
-    if not request.is_json and _forms_enabled():
+    if not request.is_json and forms_enabled():
         return redirect(url_for("lucia.sign_in") if was_current else url_for("lucia.devices"), 303)
     return jsonify({"revoked": session_id, "current": was_current})
 
@@ -203,7 +203,7 @@ def devices_sections(app: Flask) -> list[DevicesSection]:
 @login_required
 def devices_page() -> ResponseReturnValue:
     """The HTML device list with a revoke button per session."""
-    if not _forms_enabled():
+    if not forms_enabled():
         raise NotFound()
     current = request_state.get("_lucia_session")
     listed = state().get_user_sessions(current.user_id)
@@ -226,7 +226,7 @@ def done() -> ResponseReturnValue:
     account deleted): its flashed sentence under a heading, and the way on. Without a
     message to show (a reload), the app's home page."""
     title = messages.OUTCOME_TITLES.get(request.args.get("what", ""))
-    if title is None or not _forms_enabled():
+    if title is None or not forms_enabled():
         raise NotFound()
     if not get_flashed_messages():
         return redirect(_home(), 303)
@@ -240,7 +240,7 @@ def reauthenticate() -> ResponseReturnValue:
     any factor (DESIGN §19): JSON ``{"password"}`` or ``{"code"}`` (TOTP or recovery code:
     also aal 2); the page takes the password, a passkey or a linked provider."""
     session: Session = request_state.get("_lucia_session")
-    if request.method == "POST" and (request.is_json or not _forms_enabled()):
+    if request.method == "POST" and (request.is_json or not forms_enabled()):
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
         password, code = body.get("password"), body.get("code")
