@@ -25,18 +25,6 @@ from flask_lucia.web.proxies import request_state
 
 logger = logging.getLogger("flask_lucia")
 
-#: The way in a sign-in took, told by the endpoint that made its session, for sessions
-#: that do not record it themselves (``Session.amr``).
-_WAYS_IN = {
-    "lucia.sign_in": ("pwd",),
-    "lucia.sign_up": ("pwd",),
-    "lucia.passkey_sign_in_verify": ("passkey",),
-    "lucia.two_factor_verify": ("pwd", "otp"),
-    "lucia.two_factor": ("pwd", "otp"),
-    "lucia.reset_password_link": ("link",),
-    "lucia.sign_in_code_verify": ("code",),
-}
-
 
 def where() -> tuple[str | None, str | None]:
     """This request's device name and client address; ``(None, None)`` outside one."""
@@ -56,14 +44,9 @@ def writer(store: EventStore) -> EventWriter:
 
 
 def way_in(session: Any) -> tuple[str, ...] | None:
-    """The session's ``amr`` where it has one; else what the request's endpoint tells."""
-    amr = getattr(session, "amr", None)
-    if amr:
-        return tuple(amr)
-    endpoint = request.endpoint or ""
-    if endpoint == "lucia.oauth_callback":
-        return (f"oauth:{(request.view_args or {}).get('name', '')}",)
-    return _WAYS_IN.get(endpoint)
+    """The session's ``amr`` (every built-in way in records it, DESIGN §19); None for a
+    session an app made without saying how."""
+    return tuple(session.amr) or None
 
 
 def signed_in(sender: Flask, *, session: Any, **_: Any) -> None:
