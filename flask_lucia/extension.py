@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from flask import Flask, Request, current_app, has_request_context, request
 from werkzeug.wrappers import Response
 
+from flask_lucia import cli as _cli  # noqa: F401 - adds the core's commands
 from flask_lucia import messages
 from flask_lucia.activity import plugin as activity_plugin
 from flask_lucia.cache import plugin as cache_plugin
-from flask_lucia.cli import lucia_cli
 from flask_lucia.config import DEFAULTS, Settings, email_verification
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.cookies import set_cookie
@@ -50,6 +50,7 @@ from flask_lucia.web import base, hook, pages
 from flask_lucia.web import credentials as _credentials  # noqa: F401 - adds its routes
 from flask_lucia.web import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.web.blueprint import bp
+from flask_lucia.web.commands import lucia_cli
 from flask_lucia.web.extras import lucia_offers
 from flask_lucia.web.pipeline import Pipeline
 from flask_lucia.web.proxies import current_session, current_user, request_state

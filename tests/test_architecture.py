@@ -119,7 +119,31 @@ def test_no_import_cycle_among_flask_lucia_modules() -> None:
     assert not cycles, cycles
 
 
+def test_underscore_names_stay_in_their_package() -> None:
+    """A feature takes from ``web`` and the core only what they offer by name, so their
+    inner helpers can change without breaking a feature (inside a package they are shared)."""
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    offenders = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level:
+                continue
+            source = node.module or ""
+            if not source.startswith("flask_lucia.") or package(source) == package(name):
+                continue
+            offenders += [
+                f"{name}: from {source} import {alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
+    assert not offenders, offenders
+
+
 def test_the_graph_sees_the_imports_it_checks() -> None:
     """The checks are only as good as the graph: it holds the hook's way to the core."""
     assert {"flask_lucia.core.auth", "flask_lucia.web.base"} <= imports_of("flask_lucia.web.hook")
     assert "flask_lucia.web.pipeline" in imports_of("flask_lucia.mfa.plugin")
+    assert "flask_lucia.web.commands" in imports_of("flask_lucia.mfa.commands")

@@ -11,7 +11,7 @@ from click.testing import Result
 from flask import Flask
 
 from flask_lucia import Lucia, LuciaError
-from flask_lucia.cli import lucia_cli
+from flask_lucia.web.commands import lucia_cli
 
 from .conftest import PASSWORD, AppFactory, Clock, all_rows, unique_prefix
 

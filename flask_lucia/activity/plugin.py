@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Flask
 
 from flask_lucia import signals
+from flask_lucia.activity import commands as _commands  # noqa: F401 - adds its command
 from flask_lucia.activity import record
 from flask_lucia.activity import views as _views  # noqa: F401 - adds its route
 from flask_lucia.activity.store import EventStore

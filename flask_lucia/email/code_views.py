@@ -29,13 +29,13 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.i18n import gettext
 from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, presented_device, same_origin
-from flask_lucia.web.blueprint import _home, bp
+from flask_lucia.web.blueprint import bp, home_url
 from flask_lucia.web.credentials import (
-    _origin_checked,
-    _remember,
-    _send_on,
-    _transport,
     finish_first_factor,
+    needs_origin_check,
+    remember_choice,
+    requested_transport,
+    send_on,
 )
 from flask_lucia.web.forms import form_options
 from flask_lucia.web.pages import refused
@@ -68,7 +68,7 @@ def sign_in_code() -> ResponseReturnValue:
 
         return _mail_json(send)
     if request.method == "GET" and request_state.get("_lucia_user") is not None:
-        return _send_on()
+        return send_on()
     form = CodeRequestForm(**form_options())
     if request.method == "GET":
         form.next.data = safe_next_url(request.args.get("next")) or ""
@@ -100,7 +100,7 @@ def sign_in_code_verify() -> ResponseReturnValue:
     if request.method == "POST" and not same_origin(required=False):
         return refused()
     if request.method == "GET" and request_state.get("_lucia_user") is not None:
-        return _send_on()
+        return send_on()
     form = CodeSignInForm(**form_options())
     if request.method == "GET":
         form.email.data = request.args.get("email", "")[:255]
@@ -125,15 +125,15 @@ def sign_in_code_verify() -> ResponseReturnValue:
 def _verify_json(codes: SignInCodes) -> ResponseReturnValue:
     """``{"email", "code"}`` (and ``transport``, ``remember`` as at sign-in): signed in.
     Failures answer JSON through the blueprint's ``LuciaError`` handler."""
-    transport = _transport()
+    transport = requested_transport()
     if isinstance(transport, Response):
         return transport
-    if _origin_checked(transport) and not same_origin(required=False):  # login CSRF
+    if needs_origin_check(transport) and not same_origin(required=False):  # login CSRF
         return error_response(LuciaError("AUTH_INVALID_REQUEST"))
     body = _json_body("email", "code")
     if isinstance(body, Response):
         return body
-    remember = _remember(request.get_json(silent=True) or {})
+    remember = remember_choice(request.get_json(silent=True) or {})
     if isinstance(remember, Response):
         return remember
     user = codes.verify(
@@ -153,6 +153,6 @@ def _finish(
     key = (EMAIL_PROVIDER, email.strip())
     if transport is None:
         return finish_first_factor(
-            user, key, ("code",), next_url=next_url or _home(), remember=remember
+            user, key, ("code",), next_url=next_url or home_url(), remember=remember
         )
     return finish_first_factor(user, key, ("code",), remember=remember, transport=transport)

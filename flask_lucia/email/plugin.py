@@ -8,6 +8,7 @@ from flask import Flask
 from flask_lucia.core.auth import Auth
 from flask_lucia.email import account_views as _account_views  # noqa: F401 - adds routes
 from flask_lucia.email import code_views as _code_views  # noqa: F401 - adds routes
+from flask_lucia.email import commands as _commands  # noqa: F401 - adds its command
 from flask_lucia.email import reset_views as _reset_views  # noqa: F401 - adds routes
 from flask_lucia.email import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.email.code_flow import SignInCodes

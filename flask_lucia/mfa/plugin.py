@@ -7,6 +7,7 @@ from flask import Flask
 
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.pending import Pending
+from flask_lucia.mfa import commands as _commands  # noqa: F401 - adds its command
 from flask_lucia.mfa import setup as _setup  # noqa: F401 - adds its routes
 from flask_lucia.mfa import views as _views  # noqa: F401 - adds its routes
 from flask_lucia.mfa.factor import SecondFactor

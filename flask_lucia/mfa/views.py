@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from flask import (
     Response,
     current_app,
@@ -25,7 +24,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
-from flask_lucia.cli import _failures, _find_user, lucia_cli
 from flask_lucia.core.cookies import set_cookie
 from flask_lucia.core.pending import PendingSignIn
 from flask_lucia.core.refusals import RequestError
@@ -239,18 +237,3 @@ def _expired(json_mode: bool, had_cookie: bool) -> BaseResponse:
     if had_cookie:
         set_cookie(response, pending_cookie("", 0))
     return response
-
-
-# -- support staff -------------------------------------------------------------------------
-
-
-@lucia_cli.command("reset-two-factor")
-@click.argument("user")
-def reset_two_factor(user: str) -> None:
-    """Remove USER's second factors (TOTP, recovery codes, passkeys) after they lost them."""
-    auth = state()
-    with _failures():
-        found = _find_user(auth, user)
-        was_on, passkeys = mfa_state().reset(found)
-    totp_done = "turned off TOTP and deleted its recovery codes" if was_on else "TOTP was off"
-    click.echo(f"user {auth.users.id_of(found)}: {totp_done}; deleted {passkeys} passkey(s)")

@@ -139,7 +139,7 @@ def _refuse_framing(response: Response) -> Response:
     return refuse_framing(response)
 
 
-def _home() -> str:
+def home_url() -> str:
     """The app's home page: its root path (under ``SCRIPT_NAME`` when mounted)."""
     return request.script_root + "/"
 
@@ -164,7 +164,7 @@ def pages_script() -> Response:
 @bp.app_context_processor
 def _home_link() -> dict[str, str]:
     """``lucia_home`` in templates: the app's home page, the built-in pages' way back."""
-    return {"lucia_home": _home() if has_request_context() else "/"}
+    return {"lucia_home": home_url() if has_request_context() else "/"}
 
 
 @bp.get("/lucia.css", endpoint="stylesheet")

@@ -28,10 +28,10 @@ from flask_lucia.web.blueprint import (
     _CREDENTIAL_FAILURES,
     _bad_request,
     _form_page,
-    _home,
     _sign_up_form,
     bp,
     forms_enabled,
+    home_url,
 )
 from flask_lucia.web.forms import (
     SignUpForm,
@@ -60,7 +60,7 @@ def _credentials(*, check_origin: bool = True) -> tuple[dict[str, Any], str, str
     return body, identifier.strip(), password
 
 
-def _transport() -> str | Response:
+def requested_transport() -> str | Response:
     """Where a JSON request wants its tokens: ``"cookie"`` (the default) or ``"body"`` (API
     and native clients: tokens in the JSON, no cookie set or cleared); else a 400."""
     body = request.get_json(silent=True)
@@ -70,7 +70,7 @@ def _transport() -> str | Response:
     return str(value)
 
 
-def _origin_checked(transport: str) -> bool:
+def needs_origin_check(transport: str) -> bool:
     """Whether a sign-in/up needs the login-CSRF check: always, but for a body-transport
     request without auth cookies, which sets no cookie a cross-site page could plant."""
     if transport == "cookie":
@@ -79,7 +79,7 @@ def _origin_checked(transport: str) -> bool:
     return settings.access_cookie in cookies or settings.refresh_cookie in cookies
 
 
-def _remember(body: dict[str, Any]) -> bool | Response:
+def remember_choice(body: dict[str, Any]) -> bool | Response:
     """``remember`` of a sign-in/up body (default true), or a 400 for a non-boolean."""
     value = body.get("remember", True)
     if not isinstance(value, bool):
@@ -124,7 +124,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
     if request.method == "POST" and not same_origin(required=False):
         return refused()
     if request.method == "GET" and request_state.get("_lucia_user") is not None:
-        return _send_on()
+        return send_on()
     form = sign_in_form()
     if form.validate_on_submit():
         identifier = (form.identifier.data or "").strip()
@@ -137,7 +137,7 @@ def sign_in_endpoint() -> ResponseReturnValue:
             user,
             key,
             ("pwd",),
-            next_url=safe_next_url(form.next.data) or _home(),
+            next_url=safe_next_url(form.next.data) or home_url(),
             remember=bool(form.remember.data),
         )
     return _form_page("lucia/sign_in.html", form)
@@ -153,7 +153,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
     if request.method == "POST" and not same_origin(required=False):
         return refused()
     if request.method == "GET" and request_state.get("_lucia_user") is not None:
-        return _send_on()
+        return send_on()
     form = _sign_up_form()
     if form.validate_on_submit():
         data = {name: form[name].data for name in form.data_fields}
@@ -169,15 +169,15 @@ def sign_up_endpoint() -> ResponseReturnValue:
             return _form_page(
                 "lucia/sign_up.html", form, LuciaError("AUTH_INVALID_REQUEST", str(error))
             )
-        next_url = safe_next_url(form.next.data) or _home()
+        next_url = safe_next_url(form.next.data) or home_url()
         key = (state().settings.password_provider, identifier)
         return finish_first_factor(user, key, ("pwd",), next_url=next_url, new_account=True)
     return _form_page("lucia/sign_up.html", form)
 
 
-def _send_on() -> ResponseReturnValue:
+def send_on() -> ResponseReturnValue:
     """A signed-in user has no use for sign-in or sign-up: on to ``next``, or home."""
-    return redirect(safe_next_url(request.args.get("next")) or _home(), 303)
+    return redirect(safe_next_url(request.args.get("next")) or home_url(), 303)
 
 
 def _sign_up_closed() -> Response:
@@ -204,7 +204,7 @@ def _authenticate(identifier: str, password: str) -> tuple[Any, tuple[str, str]]
         raise
 
 
-def _confirm(session: Session, password: str) -> Session:
+def confirm_password(session: Session, password: str) -> Session:
     """Re-authentication; its failures answer as the sign-in's do."""
     try:
         return state().reauthenticate(
@@ -258,14 +258,14 @@ def _create(
 def _json_options() -> tuple[dict[str, Any], str, str, str, bool] | Response:
     """A JSON sign-in/up: its body, identifier, password, transport and remember; or the
     error answer."""
-    transport = _transport()
+    transport = requested_transport()
     if isinstance(transport, Response):
         return transport
-    parsed = _credentials(check_origin=_origin_checked(transport))
+    parsed = _credentials(check_origin=needs_origin_check(transport))
     if isinstance(parsed, Response):
         return parsed
     body, identifier, password = parsed
-    remember = _remember(body)
+    remember = remember_choice(body)
     if isinstance(remember, Response):
         return remember
     return body, identifier, password, transport, remember

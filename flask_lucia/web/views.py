@@ -36,11 +36,11 @@ from flask_lucia.web.blueprint import (
     _FORM_TYPES,
     _bad_request,
     _form_page,
-    _home,
     bp,
     forms_enabled,
+    home_url,
 )
-from flask_lucia.web.credentials import _confirm, _transport
+from flask_lucia.web.credentials import confirm_password, requested_transport
 from flask_lucia.web.decorators import login_required
 from flask_lucia.web.forms import (
     confirm_form,
@@ -66,7 +66,7 @@ def session_status() -> ResponseReturnValue:
 def refresh() -> ResponseReturnValue:
     """Rotate the tokens from the refresh cookie (once per request, even after the hook),
     or with ``"transport": "body"`` the refresh token of the JSON body."""
-    transport = _transport()
+    transport = requested_transport()
     if isinstance(transport, Response):
         return transport
     if transport == "body":
@@ -136,7 +136,7 @@ def _signed_out_page() -> str:
     configured = state().settings.sign_out_redirect
     if configured is not None:
         return configured
-    return url_for("lucia.sign_in") if forms_enabled() else _home()
+    return url_for("lucia.sign_in") if forms_enabled() else home_url()
 
 
 def _device(session: Session, current: Session | None) -> dict[str, Any]:
@@ -212,7 +212,7 @@ def devices_page() -> ResponseReturnValue:
         sessions=listed,
         current=current,
         sections=[section(current) for section in devices_sections(current_app)],
-        home=_home(),
+        home=home_url(),
         way_in=lambda amr: messages.way_in(amr, pipeline().method_names),
         device_name=device_name,
         ago=messages.ago,
@@ -229,7 +229,7 @@ def done() -> ResponseReturnValue:
     if title is None or not forms_enabled():
         raise NotFound()
     if not get_flashed_messages():
-        return redirect(_home(), 303)
+        return redirect(home_url(), 303)
     return render_template("lucia/done.html", title=gettext(title))
 
 
@@ -249,7 +249,7 @@ def reauthenticate() -> ResponseReturnValue:
             if isinstance(code, str) and code.strip() and password is None and check is not None:
                 session = state().step_up(session, check(session.user_id, code))
             elif isinstance(password, str) and password and code is None:
-                session = _confirm(session, password)
+                session = confirm_password(session, password)
             else:
                 return _bad_request("send 'password', or 'code': a non-empty string")
         except LuciaError as error:
@@ -259,8 +259,8 @@ def reauthenticate() -> ResponseReturnValue:
     form = confirm_form()
     if form.validate_on_submit():
         try:
-            _confirm(session, form.password.data or "")
+            confirm_password(session, form.password.data or "")
         except LuciaError as error:
             return _form_page("lucia/confirm.html", form, error)
-        return redirect(safe_next_url(form.next.data) or _home(), 303)
+        return redirect(safe_next_url(form.next.data) or home_url(), 303)
     return _form_page("lucia/confirm.html", form)
