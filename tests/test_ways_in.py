@@ -17,7 +17,9 @@ from flask_lucia.testing import sign_in_client
 from .conftest import PASSWORD, AppFactory, Clock, sign_up
 from .mailserver import MailServer, flows_app, serve_mail, text_of
 from .oidc import OIDCProvider, ProviderBrowser
+from .soft_authenticator import SoftAuthenticator
 from .test_oauth import finish, keys_of, signed_in_user, start
+from .test_passkeys import register
 from .test_two_factor import browser, code_at, password_step, turn_on
 
 ANN = "ann@example.com"
@@ -266,6 +268,29 @@ def test_unlinking_a_provider_tells_the_owner(
 
     assert subjects(smtp)[-1] == "A way to sign in was removed from your account"
     assert "Corp was unlinked" in text_of(smtp.to(ANN)[-1])
+
+
+def test_adding_a_passkey_tells_the_owner_by_its_name(app: Flask, smtp: MailServer) -> None:
+    client = browser(app)
+    sign_up(client)
+
+    added = register(client, SoftAuthenticator(), "Work laptop")
+
+    assert added.status_code == 201
+    assert subjects(smtp) == ["A passkey was added to your account"]
+    assert "“Work laptop” was added" in text_of(smtp.to(ANN)[-1])
+
+
+def test_removing_a_passkey_tells_the_owner_by_its_name(app: Flask, smtp: MailServer) -> None:
+    client = browser(app)
+    sign_up(client)
+    passkey = register(client, SoftAuthenticator(), "Work laptop").json["passkey"]
+
+    removed = client.delete(f"/auth/passkeys/{passkey['id']}", headers=JSON)
+
+    assert removed.status_code == 200
+    assert subjects(smtp)[-1] == "A passkey was removed from your account"
+    assert "“Work laptop” was removed" in text_of(smtp.to(ANN)[-1])
 
 
 def test_a_changed_password_mail_names_the_device_and_links_to_the_devices_page(
