@@ -81,16 +81,16 @@ def snapshot(app: Flask) -> dict[str, Any]:
 REFUSED = "This passkey could not be checked. Try again, or use another sign-in method."
 
 
-def refused_in_the_users_words(answer: Any, caplog: pytest.LogCaptureFixture, detail: str) -> bool:
+def assert_refused_in_the_users_words(
+    answer: Any, caplog: pytest.LogCaptureFixture, detail: str
+) -> None:
     """The answer says ``REFUSED`` and nothing of the library's reason, which names
     ``detail`` (e.g. "origin") and went to the log instead."""
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("flask_lucia")]
     reasons = [m for m in logged if "refused by the verifier" in m and detail in m]
-    return (
-        answer.json["message"] == REFUSED
-        and detail not in answer.get_data(as_text=True)
-        and len(reasons) == 1
-    )
+    assert answer.json["message"] == REFUSED, answer.json
+    assert detail not in answer.get_data(as_text=True), "the library's reason reached the user"
+    assert len(reasons) == 1, f"the reason was not logged once: {logged}"
 
 
 # -- registration --------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_a_sign_in_from_a_wrong_origin_is_refused(
         answer = passkey_sign_in(client, key, **bend)
 
     assert answer.status_code == 400
-    assert refused_in_the_users_words(answer, caplog, "origin")
+    assert_refused_in_the_users_words(answer, caplog, "origin")
     assert nothing_happened(app, client, before)
 
 
@@ -375,7 +375,7 @@ def test_a_sign_in_for_another_rp_id_is_refused(
         answer = passkey_sign_in(client, key, rp_id="evil.example")
 
     assert answer.status_code == 400
-    assert refused_in_the_users_words(answer, caplog, "RP ID")
+    assert_refused_in_the_users_words(answer, caplog, "RP ID")
     assert nothing_happened(app, client, before)
 
 
@@ -394,7 +394,7 @@ def test_a_registration_from_a_wrong_origin_or_rp_id_stores_nothing(
         )
 
     assert answer.status_code == 400 and table(app, "passkeys") == []
-    assert refused_in_the_users_words(answer, caplog, "origin" if "origin" in bend else "RP ID")
+    assert_refused_in_the_users_words(answer, caplog, "origin" if "origin" in bend else "RP ID")
 
 
 def _bent(response: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
