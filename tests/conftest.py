@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from flask_lucia import Lucia
 from flask_lucia.core.store.engine import Precompiled
 
+from .mailserver import MailServer, serve_mail
+
 TEST_DATABASE_URL = os.environ.get("LUCIA_TEST_DATABASE_URL")
 ORIGIN = "http://localhost"
 PASSWORD = "correct horse battery"
@@ -184,6 +186,12 @@ def all_rows(app: Flask) -> list[tuple[Any, ...]]:
     )
     with storage.engine.connect() as conn:
         return [tuple(row) for table in tables for row in conn.execute(sa.select(table))]
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) for one test; what it received, by recipient."""
+    yield from serve_mail()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ through the test client and a real SMTP server; and the email keys' start-up che
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from flask.testing import FlaskClient
 from flask_lucia import signals
 
 from .conftest import ORIGIN, PASSWORD, AppFactory, Clock, cookie, sign_up
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 from .test_forms import csrf_token
 from .test_signals import recording
 
@@ -23,11 +22,6 @@ NEW = "a brand new passphrase"
 JSON = {"Accept": "application/json"}
 #: The subject of the mail about a sign-in from a browser new to the account.
 NEW_SIGN_IN = "New sign-in to your account"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

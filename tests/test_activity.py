@@ -3,7 +3,6 @@ shown to its owner only (JSON and the devices page), listed for admins, pruned."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.testing import sign_in_client
 
 from .conftest import PASSWORD, AppFactory, Clock, cookie, sign_up
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 from .soft_authenticator import SoftAuthenticator
 from .test_passkeys import register
 from .test_two_factor import browser, turn_on
@@ -23,11 +22,6 @@ from .test_two_factor import browser, turn_on
 ANN, BOB = "ann@example.com", "bob@example.com"
 FIREFOX = "Mozilla/5.0 (Android 14; Mobile; rv:126.0) Gecko/126.0 Firefox/126.0"
 NEW = "a brand new passphrase"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

@@ -21,16 +21,11 @@ from werkzeug.serving import make_server
 from flask_lucia import Lucia
 
 from .conftest import PASSWORD, AppFactory
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 
 ANN = "ann@example.com"
 BASE = "https://app.example"
 _LINK = re.compile(r"https?://[^\s<>\"]+")
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 def production_app(make_app: AppFactory, smtp: MailServer, **config: Any) -> Flask:

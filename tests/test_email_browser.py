@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from .conftest import PASSWORD, AppFactory
-from .mailserver import NO_MAIL_LIMITS, MailServer, serve_mail
+from .mailserver import NO_MAIL_LIMITS, MailServer
 from .test_browser import Server, chromium, context  # noqa: F401 - fixtures
 
 NEW = "a brand new passphrase"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

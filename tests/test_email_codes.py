@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,18 +19,13 @@ from flask_lucia import LuciaError
 from flask_lucia.email.code_flow import CODE_ALPHABET, SignInCodes
 
 from .conftest import ORIGIN, PASSWORD, AppFactory, Clock, cookie
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 from .test_forms import csrf_token
 from .test_reset import DEFAULT_LIMITS, assert_same_time
 
 ANN, BOB = "ann@example.com", "bob@example.com"
 SENT = "If an account uses this address, a code to sign in is on its way."
 _CODE = re.compile(r"\b([2-9A-Z]{4})-([2-9A-Z]{4})\b")
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

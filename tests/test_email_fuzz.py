@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import ORIGIN, AppFactory, sign_up
-from .mailserver import MailServer, flows_app, serve_mail
+from .mailserver import MailServer, flows_app
 
 EXAMPLES = int(os.environ.get("LUCIA_FUZZ_EXAMPLES", "200"))
 fuzz = settings(
@@ -42,11 +41,6 @@ tokens = st.one_of(
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=32, max_size=32
     ),
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ SMTP with the MAIL_* keys, the log), against a real SMTP server."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,12 +15,7 @@ from flask_lucia import Lucia
 from flask_lucia.mail import Mailer, MailError
 
 from .conftest import AppFactory, user_columns
-from .mailserver import MailServer, free_port, link_in, serve_mail, text_of
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
+from .mailserver import MailServer, free_port, link_in, text_of
 
 
 def send(app: Flask, to: str = "ann@example.com", **context: Any) -> EmailMessage:

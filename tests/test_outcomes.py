@@ -5,7 +5,6 @@ happened, no mailed link in a production log, recovery codes without look-alikes
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,16 +16,11 @@ from flask_lucia.mail import NOT_SENT
 from flask_lucia.mfa import totp
 
 from .conftest import ORIGIN, PASSWORD, AppFactory, sign_up
-from .mailserver import MailServer, flows_app, serve_mail
+from .mailserver import MailServer, flows_app
 from .test_forms import csrf_token
 from .test_reset import DEFAULT_LIMITS
 
 NEW = "a brand new passphrase"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 def browser(app: Flask) -> FlaskClient:

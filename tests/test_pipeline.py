@@ -6,7 +6,6 @@ OpenID Connect provider, a real SMTP server and codes from pyotp."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from flask_lucia.testing import sign_in_client
 from flask_lucia.web.pipeline import stage_table
 
 from .conftest import PASSWORD, AppFactory, Clock, sign_up
-from .mailserver import MailServer, flows_app, serve_mail
+from .mailserver import MailServer, flows_app
 from .oidc import OIDCProvider, ProviderBrowser
 from .test_oauth import finish, start
 from .test_two_factor import browser, code_at, password_step, rows, turn_on
@@ -26,11 +25,6 @@ from .test_two_factor import browser, code_at, password_step, rows, turn_on
 ANN = "ann@example.com"
 JSON = {"Accept": "application/json"}
 DOCS = Path(__file__).parent.parent / "docs" / "pipeline.rst"
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

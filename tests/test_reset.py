@@ -8,7 +8,7 @@ import gc
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from flask_lucia import signals
 from flask_lucia.mail import NOT_SENT
 
 from .conftest import ORIGIN, PASSWORD, AppFactory, Clock, cookie
-from .mailserver import MailServer, flows_app, free_port, serve_mail, text_of
+from .mailserver import MailServer, flows_app, free_port, text_of
 from .test_forms import csrf_token
 from .test_signals import recording
 
@@ -34,11 +34,6 @@ DEFAULT_LIMITS = {
     "LUCIA_MAIL_CLIENT_PER_MINUTE": 5,
     "LUCIA_MAIL_CLIENT_PER_HOUR": 50,
 }
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from flask_lucia.i18n import DOMAIN, TRANSLATIONS
 from flask_lucia.web.agents import device_name
 
 from .conftest import PASSWORD, AppFactory
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 from .test_reset import client_of
 
 flask_babel = pytest.importorskip("flask_babel")
@@ -55,11 +54,6 @@ SAID = {
 }
 ENGLISH = ("Sign in", "Wrong email or password.", "Reset your password")
 LOCALES = sorted(SAID)
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 def babel_app(make_app: AppFactory, smtp: MailServer, locale: str | None) -> Flask:

@@ -4,7 +4,6 @@ request path reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,17 +17,12 @@ from flask_lucia import Lucia, login_required, signals
 from flask_lucia.core.store.engine import Precompiled
 
 from .conftest import ORIGIN, TEST_DATABASE_URL, AppFactory, sign_up, unique_prefix
-from .mailserver import MailServer, flows_app, serve_mail
+from .mailserver import MailServer, flows_app
 from .test_forms import csrf_token
 from .test_signals import recording
 
 ANN = "ann@example.com"
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 def client_of(app: Flask) -> FlaskClient:

@@ -5,7 +5,6 @@ OpenID Connect provider, a real SMTP server and codes from pyotp."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from flask.testing import FlaskClient
 from flask_lucia.testing import sign_in_client
 
 from .conftest import PASSWORD, AppFactory, Clock, sign_up
-from .mailserver import MailServer, flows_app, serve_mail, text_of
+from .mailserver import MailServer, flows_app, text_of
 from .oidc import OIDCProvider, ProviderBrowser
 from .soft_authenticator import SoftAuthenticator
 from .test_oauth import finish, keys_of, signed_in_user, start
@@ -26,11 +25,6 @@ ANN = "ann@example.com"
 NEW_SIGN_IN = "New sign-in to your account"
 JSON = {"Accept": "application/json"}
 MINUTE = 60
-
-
-@pytest.fixture
-def smtp() -> Iterator[MailServer]:
-    yield from serve_mail()
 
 
 @pytest.fixture
