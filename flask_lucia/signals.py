@@ -23,7 +23,9 @@ session_refreshed = _signals.signal("session-refreshed")
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A password hash was replaced by one with current parameters. kwargs: ``user``.
 password_rehashed = _signals.signal("password-rehashed")
-#: A provider (GitHub, Google, OpenID Connect) signed a user in, after ``user_signed_in``.
+#: A provider (GitHub, Google, OpenID Connect) signed a user in at the callback, after
+#: ``user_signed_in`` (a sign-in that goes on to the second factor sends only
+#: ``user_signed_in``, when the code is given).
 #: kwargs: ``user``, ``session``, ``provider`` (its name), ``profile``, ``created`` (a new user).
 oauth_signed_in = _signals.signal("oauth-signed-in")
 

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flask_lucia import signals
 from flask_lucia.testing import sign_in_client
 
 from .conftest import PASSWORD, AppFactory, Clock, sign_up
@@ -145,6 +146,28 @@ def test_the_code_after_a_provider_sign_in_makes_an_mfa_session(
     assert answer.status_code == 200
     assert signed_in_user(elsewhere) == signed_in_user(owner)
     assert elsewhere.get("/auth/two-factor", headers=JSON).json["enabled"] is True
+
+
+def test_a_provider_sign_in_finished_by_the_code_sends_user_signed_in_naming_the_provider(
+    app: Flask, oidc: OIDCProvider, clock: Clock
+) -> None:
+    owner, secret = ann_with_totp(app, clock)
+    link_corp(owner, oidc, "ann")
+    elsewhere = browser(app)
+    heard: list[tuple[str, Any]] = []
+    on_sign_in = signals.user_signed_in.connect_via(app)(
+        lambda _app, user, session: heard.append(("user_signed_in", session.amr))
+    )
+    on_provider = signals.oauth_signed_in.connect_via(app)(
+        lambda _app, **_: heard.append(("oauth_signed_in", None))
+    )
+    finish(elsewhere, ProviderBrowser(oidc).authorize(start(elsewhere), "ann"))
+    assert heard == []  # pending: nobody is signed in yet
+
+    elsewhere.post("/auth/two-factor/verify", json={"code": code_at(secret, clock)})
+
+    assert heard == [("user_signed_in", ("oauth:corp", "otp"))]
+    del on_sign_in, on_provider
 
 
 def test_a_provider_sign_in_from_a_browser_page_goes_to_the_code_page(
