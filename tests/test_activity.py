@@ -207,6 +207,14 @@ def test_turning_the_second_factor_off_is_recorded(app: Flask, clock: Clock) -> 
     assert kinds(client)[:2] == ["second_factor_off", "second_factor_on"]
 
 
+def test_making_new_recovery_codes_is_recorded(app: Flask, clock: Clock) -> None:
+    client, _ = ann(app)
+    turn_on(client, clock)
+    assert client.post("/auth/two-factor/recovery-codes", json={}).status_code == 200
+
+    assert kinds(client)[:2] == ["recovery_codes_new", "second_factor_on"]
+
+
 def test_deleting_an_account_keeps_only_its_account_deleted_event(app: Flask) -> None:
     _, user_id = ann(app)
     with app.app_context():

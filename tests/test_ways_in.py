@@ -274,6 +274,18 @@ def test_turning_the_second_factor_on_and_off_tells_the_owner(
     ]
 
 
+def test_making_new_recovery_codes_tells_the_owner(
+    app: Flask, smtp: MailServer, clock: Clock
+) -> None:
+    owner, _ = ann_with_totp(app, clock)
+
+    made = owner.post("/auth/two-factor/recovery-codes", json={})
+
+    assert made.status_code == 200
+    assert subjects(smtp)[-1] == "New recovery codes for your account"
+    assert "the old ones no longer work" in text_of(smtp.to(ANN)[-1])
+
+
 def test_unlinking_a_provider_tells_the_owner(
     app: Flask, oidc: OIDCProvider, smtp: MailServer
 ) -> None:

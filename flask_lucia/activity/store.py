@@ -27,6 +27,7 @@ KINDS = (
     "passkey_removed",
     "second_factor_on",
     "second_factor_off",
+    "recovery_codes_new",
     "account_deleted",
 )
 #: Kinds the account's own pages never show: a user that can see its page is not deleted,

@@ -22,6 +22,7 @@ _SENTENCES = {
     "passkey_removed": N_("Removed a passkey on %(device)s"),
     "second_factor_on": N_("Turned on two-factor authentication on %(device)s"),
     "second_factor_off": N_("Turned off two-factor authentication on %(device)s"),
+    "recovery_codes_new": N_("Made new recovery codes on %(device)s"),
     "account_deleted": N_("Deleted the account"),
 }
 #: One way in (an ``amr`` method) in words.

@@ -96,6 +96,7 @@ class MfaStorage:
                 return False
             conn.execute(codes.delete().where(codes.c.user_id == user_id))
             conn.execute(codes.insert(), [{"digest": d, "user_id": user_id} for d in digests])
+            self.storage.record_event(conn, "recovery_codes_new", user_id)
         return True
 
     def recovery_codes_left(self, user_id: Any) -> int:

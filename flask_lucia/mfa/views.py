@@ -98,6 +98,7 @@ def recovery_codes() -> ResponseReturnValue:
     ):
         return redirect(url_for("lucia.two_factor"), 303)
     codes = mfa_state().new_recovery_codes(request_state._lucia_user)
+    tell_owner(request_state._lucia_session.user_id, "recovery_codes_new")
     if request.is_json or not forms_enabled():
         return jsonify({"recovery_codes": codes})
     return _page("lucia/two_factor_codes.html", codes=codes)

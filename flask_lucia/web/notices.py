@@ -32,6 +32,7 @@ CHANGES = frozenset(
         "passkey_removed",
         "second_factor_on",
         "second_factor_off",
+        "recovery_codes_new",
     }
 )
 
