@@ -87,6 +87,22 @@ def test_a_wrong_password_is_recorded_as_a_failed_sign_in(app: Flask) -> None:
     assert failed["kind"] == "sign_in_failed" and failed["device"] == "curl"
 
 
+def test_a_wrong_code_after_the_right_password_is_recorded(app: Flask, clock: Clock) -> None:
+    owner, user_id = ann(app)
+    turn_on(owner, clock)
+    intruder = browser(app, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    assert sign_in(intruder).status_code == 401  # the password was right: the code step
+
+    wrong = intruder.post("/auth/two-factor/verify", json={"code": "000000"})
+
+    assert wrong.status_code == 400
+    assert stored(app)[-1] == (user_id, "second_factor_failed", None)
+    assert (
+        "Someone typed a wrong two-factor code on Firefox on Linux"
+        in owner.get("/auth/devices").text
+    )
+
+
 def test_an_unknown_identifier_records_nothing(app: Flask) -> None:
     ann(app)
     before = stored(app)

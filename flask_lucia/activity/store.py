@@ -15,6 +15,7 @@ from flask_lucia.core.store.storage import Storage
 KINDS = (
     "sign_in",
     "sign_in_failed",
+    "second_factor_failed",
     "new_device",
     "refresh_reuse",
     "signed_out_everywhere",

@@ -10,6 +10,7 @@ from flask_lucia.i18n import N_, gettext
 _SENTENCES = {
     "sign_in": N_("Signed in on %(device)s"),
     "sign_in_failed": N_("Someone tried a wrong password on %(device)s"),
+    "second_factor_failed": N_("Someone typed a wrong two-factor code on %(device)s"),
     "new_device": N_("First sign-in on %(device)s"),
     "refresh_reuse": N_("Someone used an old sign-in token; we signed that device out"),
     "signed_out_everywhere": N_("Signed out on every device"),

@@ -142,6 +142,8 @@ class SecondFactor:
                 if found is not None and self.store.spend_recovery_code(user_id, found):
                     kind = "recovery"
         if kind is None:
+            if row is not None:  # the owner sees it: whoever typed it got past the first step
+                self.auth.note_event("second_factor_failed", user_id)
             raise LuciaError("AUTH_INVALID_CODE")
         throttle.succeeded(reserved)
         return kind
