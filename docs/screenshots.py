@@ -108,8 +108,10 @@ def other_devices(app: Flask, session: Any) -> None:
 EVENTS = [
     ("password_changed", "Safari on iPhone", "198.51.100.23", None, 26 * 3600),
     ("sign_in_failed", "curl", "192.0.2.66", None, 5 * 3600),
+    ("second_factor_failed", "Chrome on Linux", "192.0.2.66", None, 4 * 3600),
     ("refresh_reuse", "Firefox on Windows", "203.0.113.7", None, 3 * 3600),
     ("passkey_added", "Firefox on Android", "203.0.113.80", None, 40 * 60),
+    ("recovery_codes_new", "Firefox on Android", "203.0.113.80", None, 30 * 60),
     ("sign_in", "Firefox on Android", "203.0.113.80", ("passkey",), 3 * 60),
 ]
 
