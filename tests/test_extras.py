@@ -54,6 +54,24 @@ def test_without_the_mfa_extra_the_two_factor_page_answers_404_naming_the_extra(
     }
 
 
+def test_the_missing_extra_is_named_in_the_visitors_language(
+    make_app: AppFactory, missing: Missing
+) -> None:
+    flask_babel = pytest.importorskip("flask_babel")
+    missing("webauthn")
+    app = make_app()
+    flask_babel.Babel(app, locale_selector=lambda: "de")
+    client = app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+
+    answer = client.post("/auth/passkeys/sign-in/options", json={})
+
+    assert answer.status_code == 404
+    assert answer.json["message"] == (
+        'Passkeys sind nicht installiert: pip install "flask-lucia[mfa]"'
+    )
+
+
 def test_without_webauthn_the_passkey_ceremonies_answer_json_naming_the_extra(
     make_app: AppFactory, missing: Missing
 ) -> None:

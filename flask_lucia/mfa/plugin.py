@@ -7,6 +7,7 @@ from flask import Flask
 
 from flask_lucia.core.auth import Auth
 from flask_lucia.core.pending import Pending
+from flask_lucia.i18n import N_
 from flask_lucia.mfa import commands as _commands  # noqa: F401 - adds its command
 from flask_lucia.mfa import setup as _setup  # noqa: F401 - adds its routes
 from flask_lucia.mfa import views as _views  # noqa: F401 - adds its routes
@@ -32,7 +33,8 @@ def init_app(app: Flask, auth: Auth, pipeline: Pipeline, pending: Pending) -> Se
             raise RuntimeError(
                 f"LUCIA_TOTP_ISSUER asks for two-factor sign-in, which needs: {HINT}"
             )
-        not_offered(app, "two_factor", ENDPOINTS, f"Two-factor sign-in is not installed: {HINT}")
+        message = N_("Two-factor sign-in is not installed: %(install)s")
+        not_offered(app, "two_factor", ENDPOINTS, message, HINT)
     second = SecondFactor(auth, pending)
     app.extensions["lucia_mfa"] = second
     auth.second_factor_checks.append(second.enabled)

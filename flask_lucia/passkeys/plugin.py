@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask
 
 from flask_lucia.core.auth import Auth
+from flask_lucia.i18n import N_
 from flask_lucia.passkeys import views  # noqa: F401 - adds its routes to the blueprint
 from flask_lucia.passkeys.core import Passkeys
 from flask_lucia.web.extras import installed, not_offered
@@ -30,7 +31,8 @@ def init_app(app: Flask, auth: Auth, pipeline: Pipeline) -> Passkeys:
         asked = [key for key in _SETTINGS if app.config[key] is not None]
         if asked:
             raise RuntimeError(f"{', '.join(asked)} asks for passkeys, which need: {_HINT}")
-        not_offered(app, "passkeys", _CEREMONIES, f"Passkeys are not installed: {_HINT}")
+        message = N_("Passkeys are not installed: %(install)s")
+        not_offered(app, "passkeys", _CEREMONIES, message, _HINT)
     passkeys = Passkeys(auth)
     app.extensions["lucia_passkeys"] = passkeys
     auth.second_factor_removers.append(passkeys.delete_all)

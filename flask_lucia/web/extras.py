@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app, request
 
 from flask_lucia.errors import LuciaError
+from flask_lucia.i18n import gettext
 from flask_lucia.web.pages import error_page
 
 #: ``app.extensions`` key: feature name -> what is missing, for the features not offered.
@@ -24,10 +25,12 @@ _MISSING = "lucia_missing_extras"
 
 @dataclass(frozen=True)
 class Missing:
-    """A feature not offered: the endpoints it would serve and the words that say why."""
+    """A feature not offered: the endpoints it would serve, the words that say why (a
+    message id with ``%(install)s``, translated when shown) and the line that installs it."""
 
     endpoints: tuple[str, ...]
     message: str
+    install: str
 
 
 def installed(modules: Iterable[str]) -> bool:
@@ -41,11 +44,14 @@ def installed(modules: Iterable[str]) -> bool:
     return True
 
 
-def not_offered(app: Flask, feature: str, endpoints: Iterable[str], message: str) -> None:
+def not_offered(
+    app: Flask, feature: str, endpoints: Iterable[str], message: str, install: str
+) -> None:
     """Record at ``init_app`` that ``feature`` is not offered: its ``endpoints`` (names on
-    the ``lucia`` blueprint, without the prefix) answer ``message`` with a 404."""
+    the ``lucia`` blueprint, without the prefix) answer ``message`` (marked with ``N_``,
+    naming ``%(install)s``) with a 404, in the request's language."""
     missing: dict[str, Missing] = app.extensions.setdefault(_MISSING, {})
-    missing[feature] = Missing(tuple(f"lucia.{e}" for e in endpoints), message)
+    missing[feature] = Missing(tuple(f"lucia.{e}" for e in endpoints), message, install)
 
 
 def lucia_offers(feature: str) -> bool:
@@ -60,5 +66,6 @@ def refuse_missing() -> Response | None:
     missing: dict[str, Missing] = current_app.extensions.get(_MISSING, {})
     for feature in missing.values():
         if request.endpoint in feature.endpoints:
-            return error_page(LuciaError("AUTH_INVALID_REQUEST", feature.message), 404)
+            message = gettext(feature.message, install=feature.install)
+            return error_page(LuciaError("AUTH_INVALID_REQUEST", message), 404)
     return None
