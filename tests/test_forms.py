@@ -8,10 +8,12 @@ from typing import Any
 
 import jinja2
 import pytest
-from flask import Flask, after_this_request, render_template_string
+import sqlalchemy as sa
+from flask import Flask, after_this_request, render_template_string, request
 from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
 
+from flask_lucia import Lucia
 from flask_lucia.testing import sign_in_client
 
 from .conftest import ORIGIN, PASSWORD, cookie, sign_up
@@ -370,6 +372,38 @@ def test_the_sign_up_form_offers_only_the_sign_up_columns(make_app: Any) -> None
     app = make_app(LUCIA_SIGN_UP_COLUMNS=["username"])
     page = app.test_client().get("/auth/sign-up").text
     assert 'name="username"' in page and 'name="age"' not in page
+
+
+def test_a_user_column_labels_its_sign_up_field_with_its_info_label(make_app: Any) -> None:
+    column = sa.Column("display_name", sa.String(40), info={"label": "Name shown to others"})
+    app = make_app(Lucia(user_columns=[column]), LUCIA_SIGN_UP_COLUMNS=["display_name"])
+
+    page = app.test_client().get("/auth/sign-up").text
+
+    assert '<label for="display_name">Name shown to others</label>' in page
+
+
+def test_a_lazy_column_label_is_read_for_each_page(make_app: Any) -> None:
+    flask_babel = pytest.importorskip("flask_babel")
+    words = {"fr": "Nom affiché", "en": "Display name"}
+    label = flask_babel.LazyString(lambda: words[request.args.get("lang", "en")])
+    column = sa.Column("display_name", sa.String(40), info={"label": label})
+    app = make_app(Lucia(user_columns=[column]), LUCIA_SIGN_UP_COLUMNS=["display_name"])
+    client = app.test_client()
+
+    french, english = client.get("/auth/sign-up?lang=fr").text, client.get("/auth/sign-up").text
+
+    assert '<label for="display_name">Nom affiché</label>' in french
+    assert '<label for="display_name">Display name</label>' in english
+
+
+def test_a_user_column_without_a_label_is_labelled_from_its_name(make_app: Any) -> None:
+    column = sa.Column("display_name", sa.String(40))
+    app = make_app(Lucia(user_columns=[column]), LUCIA_SIGN_UP_COLUMNS=["display_name"])
+
+    page = app.test_client().get("/auth/sign-up").text
+
+    assert '<label for="display_name">Display name</label>' in page
 
 
 def test_form_fields_render_no_empty_attributes(client: FlaskClient) -> None:

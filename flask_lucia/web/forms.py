@@ -147,8 +147,10 @@ def confirm_form() -> ConfirmForm:
 
 
 def _field(column: sa.Column[Any]) -> Field:
-    """A form field for a user column: its type, length and whether it is required."""
-    label = column.name.replace("_", " ").capitalize()
+    """A form field for a user column: its type, length and whether it is required; its
+    label is the column's ``info["label"]`` (a ``lazy_gettext`` is translated when the
+    page renders), else made from its name."""
+    label = column.info.get("label") or column.name.replace("_", " ").capitalize()
     required = not column.nullable and column.default is None and column.server_default is None
     validators: list[Any] = [DataRequired() if required else Optional()]
     python_type: object = None
