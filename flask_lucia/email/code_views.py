@@ -31,7 +31,6 @@ from flask_lucia.mail import NOT_SENT, MailError
 from flask_lucia.web.base import error_response, presented_device, same_origin
 from flask_lucia.web.blueprint import bp, home_url
 from flask_lucia.web.credentials import (
-    finish_first_factor,
     needs_origin_check,
     remember_choice,
     requested_transport,
@@ -39,6 +38,7 @@ from flask_lucia.web.credentials import (
 )
 from flask_lucia.web.forms import form_options
 from flask_lucia.web.pages import refused
+from flask_lucia.web.pipeline import finish_sign_in
 from flask_lucia.web.proxies import request_state
 from flask_lucia.web.redirects import safe_next_url
 
@@ -152,7 +152,7 @@ def _finish(
     amr ``("code",)``, so an account with a second factor is still asked for it."""
     key = (EMAIL_PROVIDER, email.strip())
     if transport is None:
-        return finish_first_factor(
-            user, key, ("code",), next_url=next_url or home_url(), remember=remember
+        return finish_sign_in(
+            user, ("code",), key=key, next_url=next_url or home_url(), remember=remember
         )
-    return finish_first_factor(user, key, ("code",), remember=remember, transport=transport)
+    return finish_sign_in(user, ("code",), key=key, remember=remember, transport=transport)

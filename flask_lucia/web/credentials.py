@@ -12,7 +12,6 @@ from flask import (
     request,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.wrappers import Response as BaseResponse
 
 from flask_lucia import messages
 from flask_lucia.core.identifiers import check_new
@@ -37,7 +36,6 @@ from flask_lucia.web.forms import (
     SignUpForm,
     sign_in_form,
 )
-from flask_lucia.web.hook import remember_device
 from flask_lucia.web.pages import error_page, refused
 from flask_lucia.web.pipeline import after_sign_up, finish_sign_in
 from flask_lucia.web.proxies import request_state
@@ -87,35 +85,6 @@ def remember_choice(body: dict[str, Any]) -> bool | Response:
     return value
 
 
-def finish_first_factor(
-    user: Any,
-    key: tuple[str, str],
-    amr: tuple[str, ...],
-    *,
-    next_url: str | None = None,
-    remember: bool = True,
-    transport: str = "cookie",
-    new_account: bool = False,
-) -> BaseResponse:
-    """The end of a way in that proved ``key`` (``(provider, identifier)``, by ``amr``):
-    the sign-in pipeline decides (DESIGN §19); once it made a whole session in a browser,
-    the browser gets a device cookie for that key (its own throttle budget). A pending
-    sign-in gets none: the cookie is proof of a whole sign-in."""
-    before = request_state.get("_lucia_session")
-    answer = finish_sign_in(
-        user,
-        amr,
-        next_url=next_url,
-        remember=remember,
-        transport=transport,
-        new_account=new_account,
-    )
-    made = request_state.get("_lucia_session")
-    if transport == "cookie" and made is not None and made is not before:
-        remember_device(*key)
-    return answer
-
-
 @bp.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
 def sign_in_endpoint() -> ResponseReturnValue:
     """Sign in: JSON for scripts, a Flask-WTF form for browsers."""
@@ -133,10 +102,10 @@ def sign_in_endpoint() -> ResponseReturnValue:
         except LuciaError as error:
             return _form_page("lucia/sign_in.html", form, error)
         # DESIGN §19: the stages decide (a pending sign-in for a second factor, no session).
-        return finish_first_factor(
+        return finish_sign_in(
             user,
-            key,
             ("pwd",),
+            key=key,
             next_url=safe_next_url(form.next.data) or home_url(),
             remember=bool(form.remember.data),
         )
@@ -171,7 +140,7 @@ def sign_up_endpoint() -> ResponseReturnValue:
             )
         next_url = safe_next_url(form.next.data) or home_url()
         key = (state().settings.password_provider, identifier)
-        return finish_first_factor(user, key, ("pwd",), next_url=next_url, new_account=True)
+        return finish_sign_in(user, ("pwd",), key=key, next_url=next_url, new_account=True)
     return _form_page("lucia/sign_up.html", form)
 
 
@@ -278,7 +247,7 @@ def _sign_in_json() -> ResponseReturnValue:
     _, identifier, password, transport, remember = options
     user, key = _authenticate(identifier, password)  # failures: in the user's words
     # DESIGN §19: the same stages as a form's; a pending answer carries no token.
-    return finish_first_factor(user, key, ("pwd",), remember=remember, transport=transport)
+    return finish_sign_in(user, ("pwd",), key=key, remember=remember, transport=transport)
 
 
 def _sign_up_json() -> ResponseReturnValue:
@@ -296,8 +265,8 @@ def _sign_up_json() -> ResponseReturnValue:
     except (TypeError, ValueError) as exc:
         return _bad_request(str(exc))
     key = (state().settings.password_provider, identifier)
-    response = finish_first_factor(
-        user, key, ("pwd",), remember=remember, transport=transport, new_account=True
+    response = finish_sign_in(
+        user, ("pwd",), key=key, remember=remember, transport=transport, new_account=True
     )
     if response.status_code == 200:
         response.status_code = 201

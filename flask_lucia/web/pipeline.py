@@ -31,7 +31,7 @@ from flask_lucia.errors import LuciaError
 from flask_lucia.types import Session, Tokens
 from flask_lucia.web.base import error_response, presented_device, state
 from flask_lucia.web.decorators import json_wanted
-from flask_lucia.web.hook import issue_session, sign_in
+from flask_lucia.web.hook import issue_session, remember_device, sign_in
 from flask_lucia.web.pages import error_page
 from flask_lucia.web.pending import answer_pending, pending_state
 from flask_lucia.web.proxies import request_state
@@ -50,6 +50,9 @@ class SignIn:
     remember: bool = True
     transport: str = "cookie"
     new_account: bool = False
+    #: The key (``(provider, identifier)``) a password or email code proved: a browser
+    #: that gets a whole session gets a device cookie for it (its own throttle budget).
+    key: tuple[str, str] | None = None
 
 
 #: A stage: an answer that replaces the session (a pending sign-in, a refusal), or None.
@@ -87,6 +90,7 @@ def finish_sign_in(
     remember: bool = True,
     transport: str = "cookie",
     new_account: bool = False,
+    key: tuple[str, str] | None = None,
 ) -> BaseResponse:
     """Where every sign-in ends: ``user`` proved ``amr`` (``("pwd",)``, ``("passkey",)``,
     ``("oauth:github",)``, ``("link", "otp")``, ``("code",)``); run the stages and answer.
@@ -96,9 +100,11 @@ def finish_sign_in(
     refusal, or the new session: JSON ``{"user", "session"}`` (and the tokens with
     ``transport="body"``, no cookie), or for a form a redirect to ``next_url`` (a safe
     one; the caller checks it) or home. ``remember``: "remember me"; ``new_account``:
-    made in this request (no new-device mail)."""
+    made in this request (no new-device mail); ``key``: the key a password or code
+    proved, for the device cookie of a whole sign-in (a pending one gets none: the cookie
+    is proof of a whole sign-in)."""
     user_id, methods = state().users.id_of(user), assurance.check(amr)
-    attempt = SignIn(user, user_id, methods, next_url, remember, transport, new_account)
+    attempt = SignIn(user, user_id, methods, next_url, remember, transport, new_account, key)
     for _, stage in (*CORE_STAGES, *pipeline().stages):
         answer = stage(attempt)
         if answer is not None:
@@ -113,6 +119,8 @@ def start_session(attempt: SignIn) -> BaseResponse:
         session, tokens = issue_session(user, fresh=fresh, remember=attempt.remember, amr=amr)
         return jsonify({**session_body(user, session), **token_body(session, tokens)})
     sign_in(user, fresh=fresh, remember=attempt.remember, amr=amr, new_account=attempt.new_account)
+    if attempt.key is not None:
+        remember_device(*attempt.key)
     if json_wanted():
         return jsonify(session_body(user, request_state._lucia_session))
     return redirect(attempt.next_url or request.script_root + "/", 303)
