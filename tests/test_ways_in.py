@@ -43,10 +43,12 @@ def subjects(smtp: MailServer, address: str = ANN) -> list[str]:
     return [str(message["Subject"]) for message in smtp.to(address)]
 
 
-def link_corp(client: FlaskClient, oidc: OIDCProvider, login: str = "mallory") -> Any:
-    """The provider round trip of a signed-in browser: links ``corp:<login>`` if allowed."""
-    callback = ProviderBrowser(oidc).authorize(start(client), login)
-    return finish(client, callback, json=True)
+def corp_round_trip(
+    client: FlaskClient, oidc: OIDCProvider, login: str = "mallory", *, json: bool = True
+) -> Any:
+    """The round trip at the provider as ``login``: a signed-in browser links
+    ``corp:<login>`` (if allowed), any other signs in with it. The callback's answer."""
+    return finish(client, ProviderBrowser(oidc).authorize(start(client), login), json=json)
 
 
 def ann_with_totp(app: Flask, clock: Clock) -> tuple[FlaskClient, str]:
@@ -77,7 +79,7 @@ def test_a_stale_stolen_session_cannot_link_a_provider(
     thief = stolen_copy(app, victim)
     clock.advance(11 * MINUTE)  # no longer fresh, the access token still good
 
-    answer = link_corp(thief, oidc)
+    answer = corp_round_trip(thief, oidc)
 
     assert answer.status_code == 403
     assert answer.json["reason"] == "confirm_first"
@@ -93,7 +95,7 @@ def test_a_fresh_session_without_the_second_factor_cannot_link_a_provider(
     other = browser(app)
     sign_in_client(other, user_id, fresh=True, mfa=False)  # made before TOTP, say
 
-    answer = link_corp(other, oidc)
+    answer = corp_round_trip(other, oidc)
 
     assert answer.status_code == 403 and answer.json["reason"] == "confirm_first"
     assert keys_of(app, user_id) == [f"email:{ANN}"]
@@ -104,7 +106,7 @@ def test_a_fresh_session_that_proved_the_second_factor_links_and_the_owner_is_to
 ) -> None:
     owner, _ = ann_with_totp(app, clock)
 
-    answer = link_corp(owner, oidc)
+    answer = corp_round_trip(owner, oidc)
 
     assert answer.status_code == 200 and answer.json == {"linked": "corp:mallory"}
     assert "A way to sign in was added to your account" in subjects(smtp)
@@ -122,11 +124,10 @@ def test_a_provider_sign_in_to_an_account_with_a_second_factor_asks_for_the_code
     app: Flask, oidc: OIDCProvider, clock: Clock
 ) -> None:
     owner, _ = ann_with_totp(app, clock)
-    link_corp(owner, oidc, "ann")
+    corp_round_trip(owner, oidc, "ann")
     elsewhere = browser(app)
 
-    callback = ProviderBrowser(oidc).authorize(start(elsewhere), "ann")
-    answer = finish(elsewhere, callback, json=True)
+    answer = corp_round_trip(elsewhere, oidc, "ann")
 
     assert answer.status_code == 401
     assert answer.json["error"] == "AUTH_SECOND_FACTOR_REQUIRED"
@@ -137,9 +138,9 @@ def test_the_code_after_a_provider_sign_in_makes_an_mfa_session(
     app: Flask, oidc: OIDCProvider, clock: Clock
 ) -> None:
     owner, secret = ann_with_totp(app, clock)
-    link_corp(owner, oidc, "ann")
+    corp_round_trip(owner, oidc, "ann")
     elsewhere = browser(app)
-    finish(elsewhere, ProviderBrowser(oidc).authorize(start(elsewhere), "ann"))
+    corp_round_trip(elsewhere, oidc, "ann", json=False)
 
     answer = elsewhere.post("/auth/two-factor/verify", json={"code": code_at(secret, clock)})
 
@@ -152,7 +153,7 @@ def test_a_provider_sign_in_finished_by_the_code_sends_user_signed_in_naming_the
     app: Flask, oidc: OIDCProvider, clock: Clock
 ) -> None:
     owner, secret = ann_with_totp(app, clock)
-    link_corp(owner, oidc, "ann")
+    corp_round_trip(owner, oidc, "ann")
     elsewhere = browser(app)
     heard: list[tuple[str, Any]] = []
     on_sign_in = signals.user_signed_in.connect_via(app)(
@@ -161,7 +162,7 @@ def test_a_provider_sign_in_finished_by_the_code_sends_user_signed_in_naming_the
     on_provider = signals.oauth_signed_in.connect_via(app)(
         lambda _app, **_: heard.append(("oauth_signed_in", None))
     )
-    finish(elsewhere, ProviderBrowser(oidc).authorize(start(elsewhere), "ann"))
+    corp_round_trip(elsewhere, oidc, "ann", json=False)
     assert heard == []  # pending: nobody is signed in yet
 
     elsewhere.post("/auth/two-factor/verify", json={"code": code_at(secret, clock)})
@@ -174,10 +175,10 @@ def test_a_provider_sign_in_from_a_browser_page_goes_to_the_code_page(
     app: Flask, oidc: OIDCProvider, clock: Clock
 ) -> None:
     owner, _ = ann_with_totp(app, clock)
-    link_corp(owner, oidc, "ann")
+    corp_round_trip(owner, oidc, "ann")
     elsewhere = browser(app)
 
-    answer = finish(elsewhere, ProviderBrowser(oidc).authorize(start(elsewhere), "ann"))
+    answer = corp_round_trip(elsewhere, oidc, "ann", json=False)
 
     assert answer.status_code == 303
     assert answer.location.startswith("/auth/two-factor/verify")
@@ -237,7 +238,7 @@ def test_the_password_cannot_be_changed_without_the_second_factor(app: Flask, cl
 def test_a_provider_cannot_be_unlinked_from_a_stale_session(app: Flask, oidc: OIDCProvider) -> None:
     client = browser(app)
     user_id = sign_up(client)["user"]["user_id"]
-    link_corp(client, oidc)
+    corp_round_trip(client, oidc)
     sign_in_client(client, user_id, fresh=False)
 
     answer = client.post("/auth/oauth/corp/unlink", json={})
@@ -291,7 +292,7 @@ def test_unlinking_a_provider_tells_the_owner(
 ) -> None:
     client = browser(app)
     sign_up(client)
-    link_corp(client, oidc)
+    corp_round_trip(client, oidc)
 
     assert client.post("/auth/oauth/corp/unlink", json={}).status_code == 200
 
